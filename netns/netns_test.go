@@ -1,0 +1,215 @@
+package netns_test
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/sandbox"
+	"github.com/nsnet/nsnet/netns"
+)
+
+func TestMain(m *testing.M) { os.Exit(sandbox.Main(m)) }
+
+func tempDir(t *testing.T) netns.Dir {
+	t.Helper()
+	sandbox.Require(t)
+	d := netns.Dir{Path: filepath.Join(t.TempDir(), "netns")}
+	// Add makes the directory a mount point, as iproute2 does.
+	t.Cleanup(func() { unix.Unmount(d.Path, unix.MNT_DETACH) })
+	return d
+}
+
+func TestNewIsDistinct(t *testing.T) {
+	sandbox.Require(t)
+	cur, err := netns.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	n, err := netns.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	a, _ := cur.ID()
+	b, _ := n.ID()
+	if a == b {
+		t.Fatal("New returned the current namespace")
+	}
+	// The caller's thread must not have moved.
+	again, err := netns.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if c, _ := again.ID(); c != a {
+		t.Fatal("calling thread changed namespace")
+	}
+}
+
+func TestDirAddListOpenDelete(t *testing.T) {
+	d := tempDir(t)
+	ns, err := d.Add("red")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if _, err := d.Add("red"); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second add: got %v, want ErrExist", err)
+	}
+	names, err := d.List()
+	if err != nil || strings.Join(names, ",") != "red" {
+		t.Fatalf("list = %v, %v", names, err)
+	}
+	o, err := d.Open("red")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	a, _ := ns.ID()
+	b, _ := o.ID()
+	if a != b {
+		t.Fatal("opened namespace differs from the added one")
+	}
+	if err := d.Delete("red"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete("red"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("second delete: got %v, want ErrNotExist", err)
+	}
+	if _, err := os.Stat(filepath.Join(d.Path, "red")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("file left behind: %v", err)
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	for _, tc := range []struct{ name, rule string }{
+		{"", "empty"},
+		{".", `"."`},
+		{"..", `".."`},
+		{"a/b", `"/"`},
+		{"../../etc", `"/"`},
+		{strings.Repeat("x", 256), "at most 255 bytes"},
+	} {
+		err := netns.ValidateName(tc.name)
+		var ne *netns.NameError
+		if !errors.As(err, &ne) || !strings.Contains(err.Error(), tc.rule) {
+			t.Errorf("ValidateName(%.20q) = %v, want rule %q", tc.name, err, tc.rule)
+		}
+	}
+	if err := netns.ValidateName(strings.Repeat("x", 255)); err != nil {
+		t.Errorf("255 bytes rejected: %v", err)
+	}
+}
+
+func TestOpenRejectsNonNamespace(t *testing.T) {
+	d := tempDir(t)
+	if err := os.MkdirAll(d.Path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d.Path, "plain"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Open("plain"); err == nil || !strings.Contains(err.Error(), "not a network namespace") {
+		t.Fatalf("open of a plain file: %v", err)
+	}
+}
+
+func TestSysctl(t *testing.T) {
+	sandbox.Require(t)
+	n, err := netns.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.WriteSysctl("net.ipv4.ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := n.ReadSysctl("net.ipv4.ip_forward")
+	if err != nil || v != "1" {
+		t.Fatalf("inside: %q, %v", v, err)
+	}
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	if err != nil || strings.TrimSpace(string(b)) != "0" {
+		t.Fatalf("outside changed: %q, %v", b, err)
+	}
+	if _, err := netns.SysctlPath("net/../../etc"); err == nil {
+		t.Fatal("path traversal accepted")
+	}
+}
+
+// TestThreadHygiene runs thousands of operations inside dozens of namespaces
+// from many goroutines and then checks every thread of the process is still
+// in the original namespace.
+func TestThreadHygiene(t *testing.T) {
+	sandbox.Require(t)
+	orig, err := netns.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	want, _ := orig.ID()
+	const nsCount, workers, opsPer = 32, 64, 50
+	nss := make([]*netns.NS, nsCount)
+	ids := make([]netns.ID, nsCount)
+	for i := range nss {
+		if nss[i], err = netns.New(); err != nil {
+			t.Fatal(err)
+		}
+		defer nss[i].Close()
+		ids[i], _ = nss[i].ID()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < opsPer; i++ {
+				k := (w + i) % nsCount
+				err := nss[k].Do(func() error {
+					var st unix.Stat_t
+					if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+						return err
+					}
+					if (netns.ID{Dev: st.Dev, Ino: st.Ino}) != ids[k] {
+						return errors.New("Do ran outside its namespace")
+					}
+					return nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join("/proc/self/task", task.Name(), "ns/net"), &st); err != nil {
+			continue // thread exited meanwhile
+		}
+		if (netns.ID{Dev: st.Dev, Ino: st.Ino}) != want {
+			t.Errorf("thread %s is in another network namespace", task.Name())
+		}
+	}
+	if len(tasks) < 2 {
+		t.Fatalf("only %d threads seen", len(tasks))
+	}
+}

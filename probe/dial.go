@@ -1,0 +1,127 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/netns"
+)
+
+// DialContext connects to addr (an IP literal and port; names would be
+// resolved in the caller's namespace, so they are refused) from inside ns.
+//
+// Only socket(2) runs on a thread inside ns: the namespace is fixed when the
+// socket is made. The connect is then driven by the runtime poller from an
+// ordinary goroutine, so thousands of concurrent probes do not pin thousands
+// of locked threads.
+func DialContext(ctx context.Context, ns *netns.NS, d *net.Dialer, network, addr string) (net.Conn, error) {
+	if ns == nil {
+		return d.DialContext(ctx, network, addr)
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("address %q must be IP:PORT (names are not resolved inside a namespace)", addr)}
+	}
+	ip := ap.Addr().Unmap()
+	fam := unix.AF_INET
+	if ip.Is6() {
+		fam = unix.AF_INET6
+	}
+	typ := unix.SOCK_STREAM
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	case "udp", "udp4", "udp6":
+		typ = unix.SOCK_DGRAM
+	default:
+		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("unsupported network %q", network)}
+	}
+	var fd int
+	if err := ns.Do(func() error {
+		var err error
+		fd, err = unix.Socket(fam, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		return err
+	}); err != nil {
+		return nil, &net.OpError{Op: "socket", Net: network, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), "probe")
+	defer f.Close()
+	deadline := time.Time{}
+	if d != nil && d.Timeout > 0 {
+		deadline = time.Now().Add(d.Timeout)
+	}
+	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
+		deadline = dl
+	}
+	var sa unix.Sockaddr
+	if ip.Is4() {
+		sa = &unix.SockaddrInet4{Addr: ip.As4(), Port: int(ap.Port())}
+	} else {
+		sa = &unix.SockaddrInet6{Addr: ip.As16(), Port: int(ap.Port())}
+	}
+	opErr := func(err error) error {
+		return &net.OpError{Op: "dial", Net: network, Addr: net.TCPAddrFromAddrPort(ap), Err: os.NewSyscallError("connect", err)}
+	}
+	err = unix.Connect(fd, sa)
+	if errors.Is(err, unix.EINPROGRESS) {
+		if err := f.SetWriteDeadline(deadline); err != nil {
+			return nil, opErr(err)
+		}
+		stop := context.AfterFunc(ctx, func() { f.SetWriteDeadline(time.Unix(1, 0)) })
+		defer stop()
+		rc, err := f.SyscallConn()
+		if err != nil {
+			return nil, opErr(err)
+		}
+		var connErr error
+		werr := rc.Write(func(fd uintptr) bool {
+			so, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+			if err != nil {
+				connErr = err
+				return true
+			}
+			if so != 0 {
+				connErr = unix.Errno(so)
+				return true
+			}
+			_, err = unix.Getpeername(int(fd))
+			// ENOTCONN: still connecting, wait for writability.
+			return err == nil
+		})
+		if werr != nil {
+			if errors.Is(werr, os.ErrDeadlineExceeded) {
+				if ctx.Err() != nil {
+					return nil, opErr(ctx.Err())
+				}
+				return nil, &net.OpError{Op: "dial", Net: network, Addr: net.TCPAddrFromAddrPort(ap), Err: timeoutError{}}
+			}
+			return nil, opErr(werr)
+		}
+		if connErr != nil {
+			return nil, opErr(connErr)
+		}
+	} else if err != nil {
+		return nil, opErr(err)
+	}
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, opErr(err)
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+func (timeoutError) Is(target error) bool {
+	return target == os.ErrDeadlineExceeded
+}
