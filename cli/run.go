@@ -110,6 +110,10 @@ func (e *Env) Run(c Command) (int, error) {
 			return e.demoInside()
 		}
 		return e.demo()
+	case "check":
+		return e.check(c)
+	case "bench":
+		return e.bench(c)
 	}
 	return e.lab(c)
 }
