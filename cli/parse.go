@@ -566,8 +566,13 @@ func parsePing(c Command, args []string) (Command, error) {
 	c.Interval = 1 * time.Second
 	for len(args) > 0 {
 		a := args[0]
+		if len(a) > 2 && (strings.HasPrefix(a, "-c") || strings.HasPrefix(a, "-W") || strings.HasPrefix(a, "-i")) {
+			// ping accepts "-c1" as well as "-c 1".
+			args = append([]string{a[:2], a[2:]}, args[1:]...)
+			a = a[:2]
+		}
 		switch a {
-		case "-c", "-W", "-i", "-w":
+		case "-c", "-W", "-i":
 			if len(args) < 2 {
 				return c, usagef(ctx, "option %s needs a value", a)
 			}

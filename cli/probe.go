@@ -34,7 +34,7 @@ func (e *Env) ping(c Command) (int, error) {
 			if errors.As(err, &op) {
 				stage = op.Op
 			}
-			return 2, fmt.Errorf("ping: %s: %s", stage, capitalize(en.Error()))
+			return 2, &restated{fmt.Sprintf("ping: %s: %s", stage, capitalize(en.Error())), err}
 		}
 		return 2, err
 	}
@@ -187,3 +187,13 @@ func (e *Env) fetch(c Command) (int, error) {
 	}
 	return 0, nil
 }
+
+// restated is an error shown in another tool's familiar wording that still
+// unwraps to its cause, so the permission hint and errors.Is keep working.
+type restated struct {
+	msg string
+	err error
+}
+
+func (r *restated) Error() string { return r.msg }
+func (r *restated) Unwrap() error { return r.err }

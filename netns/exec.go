@@ -59,6 +59,7 @@ func Exec(n *NS, argv []string, opt ExecOptions) error {
 			return err
 		}
 	}
+	StdioOnlyOnExec()
 	env := opt.Env
 	if env == nil {
 		env = os.Environ()
@@ -106,4 +107,24 @@ func privateMounts(opt ExecOptions) error {
 		}
 	}
 	return nil
+}
+
+// StdioOnlyOnExec marks every descriptor above stderr close-on-exec, so that
+// descriptors this process inherited without the flag do not leak into a
+// program it execs: only stdin, stdout and stderr pass.
+func StdioOnlyOnExec() {
+	if unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC) == nil {
+		return
+	}
+	// Kernels before 5.11 lack close_range.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		var fd int
+		if _, err := fmt.Sscan(e.Name(), &fd); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
 }

@@ -195,6 +195,14 @@ func (n *NS) Do(fn func() error) error {
 			return
 		}
 		defer unix.Close(orig)
+		if sameNS(orig, fd) {
+			// Already there: no setns, which would need CAP_SYS_ADMIN
+			// even for read-only work such as listing links.
+			err := fn()
+			runtime.UnlockOSThread()
+			ch <- err
+			return
+		}
 		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
 			ch <- &OpError{Op: "enter", Path: n.name, Err: err}
@@ -210,6 +218,14 @@ func (n *NS) Do(fn func() error) error {
 		ch <- fnErr
 	}()
 	return <-ch
+}
+
+func sameNS(a, b int) bool {
+	var sa, sb unix.Stat_t
+	if unix.Fstat(a, &sa) != nil || unix.Fstat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
 
 // WriteSysctl sets a sysctl under /proc/sys inside n, e.g.

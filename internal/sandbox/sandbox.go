@@ -170,5 +170,6 @@ func Init(args []string) error {
 	if err != nil {
 		return err
 	}
+	netns.StdioOnlyOnExec()
 	return unix.Exec(path, args, os.Environ())
 }

@@ -16,7 +16,9 @@ import (
 // The test binary re-executes itself with the same flags; the outer process
 // only waits. Nothing outside the sandbox is created or changed, whether the
 // tests run as root or as an ordinary user.
-func Main(m *testing.M) int {
+// m is usually the *testing.M; anything with Run works, so a package can do
+// setup inside the sandbox before its tests.
+func Main(m interface{ Run() int }) int {
 	if os.Getenv(testEnv) == "1" {
 		// This process is the sandbox child. The marker is dropped so that
 		// processes the tests start are not mistaken for sandbox children.

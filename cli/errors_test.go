@@ -1,0 +1,129 @@
+package cli_test
+
+import (
+	"os/exec"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestBadInputChangesNothing: every bad input gets an error naming the rule,
+// and the kernel and /run/netns are left exactly as they were.
+func TestBadInputChangesNothing(t *testing.T) {
+	leakCheck(t)
+	removeLater(t, []string{"good0"}, []string{"goodns"})
+	must(t, "link", "add", "good0", "type", "veth", "peer", "name", "good1")
+	must(t, "netns", "add", "goodns")
+	long := strings.Repeat("n", 256)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"link", "add", "", "type", "veth", "peer", "name", "x"}, "must not be empty"},
+		{[]string{"link", "add", "sixteen-bytes-xx", "type", "veth", "peer", "name", "x"}, "at most 15 bytes"},
+		{[]string{"link", "add", "a/b", "type", "veth", "peer", "name", "x"}, `must not contain "/"`},
+		{[]string{"link", "add", "a b", "type", "veth", "peer", "name", "x"}, "whitespace"},
+		{[]string{"link", "add", ".", "type", "veth", "peer", "name", "x"}, `must not be "." or ".."`},
+		{[]string{"link", "add", "..", "type", "veth", "peer", "name", "x"}, `must not be "." or ".."`},
+		{[]string{"link", "add", "a:1", "type", "veth", "peer", "name", "x"}, `must not contain ":"`},
+		{[]string{"link", "add", "a%d", "type", "veth", "peer", "name", "x"}, `must not contain "%"`},
+		{[]string{"link", "add", "v0", "type", "veth", "peer", "name", "bad/peer"}, `peer: invalid interface name "bad/peer"`},
+		{[]string{"link", "add", "v0", "type", "veth"}, `veth needs "peer name PEER"`},
+		{[]string{"link", "add", "v0", "type", "macvlan"}, `unsupported type "macvlan"`},
+		{[]string{"link", "add", "v0", "type", "veth", "peer", "name", "v1", "mtu", "67"}, "mtu 67 out of range: must be 68-65535"},
+		{[]string{"link", "add", "v0", "type", "veth", "peer", "name", "v1", "colour", "red"}, `unknown keyword "colour"`},
+		{[]string{"link", "set", "good0", "sideways"}, `unknown keyword "sideways"`},
+		{[]string{"link", "set", "nosuchdev", "up"}, "find device nosuchdev: no such device"},
+		{[]string{"link", "set", "good0", "netns", "nosuchns"}, `namespace "nosuchns" does not exist`},
+		{[]string{"link", "set", "good0", "up", "netns", "nosuchns"}, `namespace "nosuchns" does not exist`},
+		{[]string{"link", "add", "good0", "type", "veth", "peer", "name", "other"}, "file exists"},
+		{[]string{"link", "del", "nosuchdev"}, "no such device"},
+		{[]string{"netns", "add", ""}, "must not be empty"},
+		{[]string{"netns", "add", "a/b"}, `must not contain "/"`},
+		{[]string{"netns", "add", "."}, `must not be "." or ".."`},
+		{[]string{"netns", "add", ".."}, `must not be "." or ".."`},
+		{[]string{"netns", "add", "../escape"}, `must not contain "/"`},
+		{[]string{"netns", "add", long}, "at most 255 bytes"},
+		{[]string{"netns", "add", "goodns"}, "namespace already exists"},
+		{[]string{"netns", "del", "nosuchns"}, "no such namespace"},
+		{[]string{"netns", "exec", "nosuchns", "true"}, `namespace "nosuchns" does not exist`},
+		{[]string{"netns", "exec", "goodns"}, "missing command"},
+		{[]string{"-n", "nosuchns", "link"}, `namespace "nosuchns" does not exist`},
+		{[]string{"-n", "../x", "link"}, `must not contain "/"`},
+		{[]string{"addr", "add", "10.200.0.300/24", "dev", "good0"}, `invalid prefix "10.200.0.300/24"`},
+		{[]string{"addr", "add", "10.200.0.3/33", "dev", "good0"}, `invalid prefix "10.200.0.3/33"`},
+		{[]string{"addr", "add", "fd00::1/129", "dev", "good0"}, `invalid prefix "fd00::1/129"`},
+		{[]string{"addr", "add", "banana", "dev", "good0"}, `invalid address "banana"`},
+		{[]string{"addr", "add", "10.200.0.3/24"}, `missing "dev NAME"`},
+		{[]string{"addr", "add", "10.200.0.3/24", "dev", "nosuchdev"}, "no such device"},
+		{[]string{"route", "add", "10.9.0.0/16", "via", "fd00::1"}, "different address families"},
+		{[]string{"ping", "-c", "0", "127.0.0.1"}, "count must be a whole number"},
+		{[]string{"ping", "example.com"}, "names are not resolved"},
+		{[]string{"frobnicate"}, `unknown object "frobnicate"`},
+		{[]string{"--frob", "link"}, `unknown option "--frob"`},
+	} {
+		before := takeSnapshot(t)
+		r := nsnet(t, tc.args...)
+		if r.code == 0 {
+			t.Errorf("nsnet %q succeeded", tc.args)
+			continue
+		}
+		if !strings.Contains(r.err, tc.want) {
+			t.Errorf("nsnet %q: stderr %q, want it to contain %q", tc.args, r.err, tc.want)
+		}
+		if n := strings.Count(strings.TrimSpace(r.err), "\n"); n != 0 {
+			t.Errorf("nsnet %q: error is %d lines, want one: %q", tc.args, n+1, r.err)
+		}
+		if after := takeSnapshot(t); !reflect.DeepEqual(before, after) {
+			t.Errorf("nsnet %q changed state:\nbefore %+v\nafter  %+v", tc.args, before, after)
+		}
+	}
+	must(t, "link", "del", "good0")
+	must(t, "netns", "del", "goodns")
+}
+
+// TestUnprivilegedMessage: without privileges over the network namespace
+// and /run/netns, nsnet says so in one line and offers sudo and the sandbox.
+func TestUnprivilegedMessage(t *testing.T) {
+	leakCheck(t)
+	for _, args := range [][]string{
+		{"link", "add", "v0", "type", "veth", "peer", "name", "v1"},
+		{"netns", "add", "blue"},
+	} {
+		// A user namespace of its own with no mapping: an ordinary user with
+		// no capability over the test's namespaces.
+		cmd := exec.Command(nsnetBin, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("nsnet %q succeeded without privileges", args)
+		}
+		msg := string(out)
+		for _, want := range []string{"sudo nsnet " + strings.Join(args, " "), "nsnet sandbox", "needs root"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("nsnet %q: %q lacks %q", args, msg, want)
+			}
+		}
+		if strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+			t.Errorf("nsnet %q: more than one line: %q", args, msg)
+		}
+	}
+}
+
+// TestSandboxCommand: nsnet sandbox gives a private network where nsnet works
+// without root, and nothing made there survives.
+func TestSandboxCommand(t *testing.T) {
+	leakCheck(t)
+	script := "nsnet netns add inner && nsnet link add in0 type veth peer name in1 && " +
+		"nsnet -br link && nsnet netns list && id -u"
+	out := must(t, "sandbox", "--", "sh", "-c", script)
+	for _, want := range []string{"lo               UNKNOWN", "in1@in0", "inner", "\n0\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sandbox output lacks %q:\n%s", want, out)
+		}
+	}
+	if r := nsnet(t, "sandbox", "--", "sh", "-c", "exit 3"); r.code != 3 {
+		t.Errorf("sandbox exit code = %d, want 3", r.code)
+	}
+}

@@ -1,0 +1,203 @@
+package kernel_test
+
+import (
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/sandbox"
+	"github.com/nsnet/nsnet/kernel"
+	"github.com/nsnet/nsnet/netns"
+)
+
+func TestMain(m *testing.M) { os.Exit(sandbox.Main(m)) }
+
+// fresh returns a handle on a new, empty namespace of the test's own.
+func fresh(t *testing.T) (*netns.NS, *kernel.Handle) {
+	t.Helper()
+	sandbox.Require(t)
+	ns, err := netns.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := kernel.Open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(); ns.Close() })
+	return ns, h
+}
+
+func names(t *testing.T, h *kernel.Handle) string {
+	t.Helper()
+	ls, err := h.Links()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.Name)
+	}
+	return strings.Join(out, " ")
+}
+
+func TestVethPeerCreatedInsideNamespace(t *testing.T) {
+	_, a := fresh(t)
+	bns, b := fresh(t)
+	if err := a.AddVeth(kernel.Veth{Name: "a0", Peer: "b0", PeerNS: bns, MTU: 1400, Alias: "nsnet:test"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, a); got != "lo a0" {
+		t.Errorf("namespace a has %q", got)
+	}
+	if got := names(t, b); got != "lo b0" {
+		t.Errorf("namespace b has %q", got)
+	}
+	l, err := a.LinkByName("a0")
+	if err != nil || l.MTU != 1400 || l.Alias != "nsnet:test" || l.LinkNetNSID < 0 || l.Type != "veth" {
+		t.Errorf("a0 = %+v, %v", l, err)
+	}
+	if err := a.SetUp("a0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetUp("b0"); err != nil {
+		t.Fatal(err)
+	}
+	p := netip.MustParsePrefix("fd00::1/64")
+	if err := a.AddAddr("a0", p, kernel.AddrOptions{NoDAD: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddAddr("a0", p, kernel.AddrOptions{NoDAD: true}); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("duplicate address: %v, want ErrExist", err)
+	}
+	addrs, err := a.Addrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ad := range addrs {
+		found = found || ad.Prefix == p
+	}
+	if !found {
+		t.Errorf("address not listed: %+v", addrs)
+	}
+	if err := a.DelLink("a0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, b); got != "lo" {
+		t.Errorf("peer survived its pair: %q", got)
+	}
+}
+
+func TestErrorsMatchSentinels(t *testing.T) {
+	_, h := fresh(t)
+	err := h.DelLink("nothere")
+	var op *kernel.OpError
+	if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &op) || op.Name != "nothere" {
+		t.Errorf("DelLink of a missing link: %v", err)
+	}
+	if err := h.AddBridge("br0", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddBridge("br0", 0, ""); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("second bridge: %v", err)
+	}
+	var ne *kernel.NameError
+	if err := h.AddBridge("this-name-is-too-long", 0, ""); !errors.As(err, &ne) {
+		t.Errorf("long name: %v", err)
+	}
+	if err := h.SetMTU("br0", 10); err == nil || !strings.Contains(err.Error(), "68-65535") {
+		t.Errorf("mtu 10: %v", err)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	_, h := fresh(t)
+	if err := h.AddBridge("br0", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SetUp("br0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddAddr("br0", netip.MustParsePrefix("10.9.0.1/24"), kernel.AddrOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := kernel.Route{Dst: netip.MustParsePrefix("10.10.0.0/16"), Gateway: netip.MustParseAddr("10.9.0.254")}
+	if err := h.AddRoute(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddRoute(r); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("duplicate route: %v", err)
+	}
+	rs, err := h.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range rs {
+		got = append(got, x.Dst.String()+" "+x.Gateway.String())
+	}
+	if !strings.Contains(strings.Join(got, ","), "10.10.0.0/16 10.9.0.254") {
+		t.Errorf("routes = %v", got)
+	}
+	if err := h.DelRoute(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DelRoute(r); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("second delete: %v", err)
+	}
+}
+
+// TestConcurrentHandles drives many namespaces from many goroutines through
+// handles bound at creation: no goroutine switches namespace.
+func TestConcurrentHandles(t *testing.T) {
+	sandbox.Require(t)
+	const n = 24
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ns, err := netns.New()
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer ns.Close()
+			h, err := kernel.Open(ns)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer h.Close()
+			for j := 0; j < 50; j++ {
+				p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, byte(j), 1}), 24)
+				if err := h.AddAddr("lo", p, kernel.AddrOptions{}); err != nil {
+					errs <- err
+					return
+				}
+				if err := h.DelAddr("lo", p); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestFlagNames(t *testing.T) {
+	// IFF_BROADCAST|IFF_MULTICAST|IFF_UP without IFF_RUNNING: no carrier.
+	if got := kernel.FlagString(0x1002|0x1, true); got != "<NO-CARRIER,BROADCAST,MULTICAST,UP,M-DOWN>" {
+		t.Errorf("FlagString = %s", got)
+	}
+}
