@@ -125,7 +125,7 @@ type Route struct {
 	Dst       netip.Prefix // invalid Prefix means default
 	Gateway   netip.Addr
 	LinkIndex int
-	Dev       string // for adding: the output interface by name
+	Dev       string     // for adding: the output interface by name
 	Src       netip.Addr // preferred source, as the kernel reports it
 	Scope     int
 	Protocol  int

@@ -298,4 +298,3 @@ func SysctlPath(key string) (string, error) {
 	}
 	return "/proc/sys/" + s, nil
 }
-

@@ -48,12 +48,12 @@ const PayloadSize = 56
 
 // Pinger sends ICMP echo requests to one address from inside a namespace.
 type Pinger struct {
-	f     *os.File
-	rc    syscall.RawConn
-	dst   netip.Addr
-	v6    bool
-	raw   bool // raw socket (IP header included on IPv4, we filter by id)
-	id    uint16
+	f   *os.File
+	rc  syscall.RawConn
+	dst netip.Addr
+	v6  bool
+	raw bool // raw socket (IP header included on IPv4, we filter by id)
+	id  uint16
 }
 
 // NewPinger opens an ICMP socket in ns (nil: the caller's namespace) and
