@@ -2,8 +2,10 @@ package netns_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +17,59 @@ import (
 	"github.com/nsnet/nsnet/netns"
 )
 
-func TestMain(m *testing.M) { os.Exit(sandbox.Main(m)) }
+func TestMain(m *testing.M) {
+	if args := os.Getenv(execHelperEnv); args != "" {
+		// Child of TestExecNamedNamespace: become the command.
+		f := strings.Split(args, "\x1f")
+		ns, err := netns.Open(f[0])
+		if err == nil {
+			err = netns.Exec(ns, f[3:], netns.ExecOptions{Name: f[1], EtcDir: f[2]})
+		}
+		fmt.Fprintln(os.Stderr, "exec helper:", err)
+		os.Exit(111)
+	}
+	os.Exit(sandbox.Main(m))
+}
+
+const execHelperEnv = "NSNET_TEST_EXEC_HELPER"
+
+// TestExecNamedNamespace: Exec gives the command the namespace's /sys and
+// its /etc/netns overrides, and no other descriptor than stdio.
+func TestExecNamedNamespace(t *testing.T) {
+	d := tempDir(t)
+	ns, err := d.Add("blue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	etc := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(etc, "blue"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(etc, "blue", "hosts"), []byte("10.0.0.1 only-in-blue\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path, _ := d.PathOf("blue")
+	run := func(argv ...string) string {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), execHelperEnv+"="+strings.Join(append([]string{path, "blue", etc}, argv...), "\x1f"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+		return string(out)
+	}
+	if out := run("cat", "/etc/hosts"); out != "10.0.0.1 only-in-blue\n" {
+		t.Errorf("/etc/hosts inside = %q", out)
+	}
+	if out := run("ls", "/sys/class/net"); strings.TrimSpace(out) != "lo" {
+		t.Errorf("/sys/class/net inside = %q", out)
+	}
+	// The test's own /etc and /sys are untouched.
+	if b, _ := os.ReadFile("/etc/hosts"); strings.Contains(string(b), "only-in-blue") {
+		t.Error("/etc/hosts changed outside")
+	}
+}
 
 func tempDir(t *testing.T) netns.Dir {
 	t.Helper()
