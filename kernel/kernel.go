@@ -34,6 +34,8 @@ func (e *OpError) Error() string {
 
 func (e *OpError) Unwrap() error { return e.Err }
 
+var errNoRoute = kindError{syscall.ENETUNREACH, fs.ErrNotExist}
+
 // ErrPermission is wrapped by errors caused by missing privileges
 // (CAP_NET_ADMIN in the namespace's owning user namespace).
 var ErrPermission = fs.ErrPermission

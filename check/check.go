@@ -1,0 +1,308 @@
+// Package check runs reachability and isolation expectations between
+// namespaces, all at once, and explains every failure by its likely cause.
+//
+// "reach" passes when the service answered: an echo reply for icmp, an
+// accepted connection for tcp, an echoed datagram for udp, any HTTP response
+// for http. "isolated" passes only when the probe ran and nothing answered
+// within the timeout; a probe that could not run is an error, never a pass.
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/kernel"
+	"github.com/nsnet/nsnet/netns"
+	"github.com/nsnet/nsnet/probe"
+)
+
+// Want is what an expectation asserts.
+type Want int
+
+const (
+	Reach Want = iota
+	Isolated
+)
+
+func (w Want) String() string {
+	if w == Isolated {
+		return "isolated"
+	}
+	return "reach"
+}
+
+// ParseWant reads "reach" or "isolated".
+func ParseWant(s string) (Want, error) {
+	switch s {
+	case "reach":
+		return Reach, nil
+	case "isolated":
+		return Isolated, nil
+	}
+	return 0, fmt.Errorf("expect %q: must be reach or isolated", s)
+}
+
+// Proto is the probe: icmp, tcp:PORT, udp:PORT or http:PORT/PATH.
+type Proto struct {
+	Name string // icmp, tcp, udp, http
+	Port int
+	Path string // http only, starts with "/"
+}
+
+func (p Proto) String() string {
+	switch p.Name {
+	case "icmp":
+		return "icmp"
+	case "http":
+		return fmt.Sprintf("http:%d%s", p.Port, p.Path)
+	}
+	return fmt.Sprintf("%s:%d", p.Name, p.Port)
+}
+
+// ParseProto reads icmp, tcp:PORT, udp:PORT or http:PORT[/PATH].
+func ParseProto(s string) (Proto, error) {
+	if s == "icmp" {
+		return Proto{Name: "icmp"}, nil
+	}
+	name, rest, ok := strings.Cut(s, ":")
+	if !ok || (name != "tcp" && name != "udp" && name != "http") {
+		return Proto{}, fmt.Errorf("protocol %q: must be icmp, tcp:PORT, udp:PORT or http:PORT/PATH", s)
+	}
+	port, path := rest, ""
+	if name == "http" {
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			port, path = rest[:i], rest[i:]
+		} else {
+			path = "/"
+		}
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return Proto{}, fmt.Errorf("protocol %q: port must be 1-65535", s)
+	}
+	return Proto{Name: name, Port: n, Path: path}, nil
+}
+
+// Expectation is one assertion: From can (or cannot) reach Addr with Proto.
+type Expectation struct {
+	From   string    // source node, for display
+	FromNS *netns.NS // where the probe's socket is made
+	To     string    // target as the user wrote it (node name or address)
+	Addr   netip.Addr
+	Proto  Proto
+	Want   Want
+}
+
+// Result is an expectation's outcome.
+type Result struct {
+	Expectation
+	Reached bool
+	Latency time.Duration
+	// Cause explains why the target was not reached: "no route",
+	// "link down (eth0)", "no listener", "host unreachable",
+	// "filtered/timeout", "neighbour table full".
+	Cause string
+	// Err is set when the probe could not run at all.
+	Err  error
+	Pass bool
+}
+
+// Options tune Run.
+type Options struct {
+	// Timeout bounds each probe (default 1s). An isolated expectation
+	// passes after this long without an answer.
+	Timeout time.Duration
+	// Parallel bounds concurrent connection probes (default 256). ICMP
+	// probes are all sent at once through probe.Sweep.
+	Parallel int
+}
+
+// Run evaluates every expectation in parallel. Results are in input order.
+func Run(ctx context.Context, exps []Expectation, opt Options) []Result {
+	if opt.Timeout <= 0 {
+		opt.Timeout = time.Second
+	}
+	if opt.Parallel <= 0 {
+		opt.Parallel = 256
+	}
+	res := make([]Result, len(exps))
+	var icmp []int
+	var pairs []probe.Pair
+	for i, e := range exps {
+		res[i].Expectation = e
+		if e.Proto.Name == "icmp" {
+			icmp = append(icmp, i)
+			pairs = append(pairs, probe.Pair{From: e.FromNS, To: e.Addr})
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for k, pr := range probe.Sweep(ctx, pairs, opt.Timeout) {
+			r := &res[icmp[k]]
+			r.Reached, r.Latency = pr.Reply, pr.RTT
+			if !pr.Reply {
+				r.Err = runError(pr.Err)
+				r.Cause = cause(r.FromNS, r.Addr, pr.Err)
+			}
+		}
+	}()
+	sem := make(chan struct{}, opt.Parallel)
+	for i := range exps {
+		if exps[i].Proto.Name == "icmp" {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(r *Result) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			start := time.Now()
+			err := connect(ctx, r.Expectation, opt.Timeout)
+			if err == nil {
+				r.Reached, r.Latency = true, time.Since(start)
+				return
+			}
+			r.Err = runError(err)
+			r.Cause = cause(r.FromNS, r.Addr, err)
+		}(&res[i])
+	}
+	wg.Wait()
+	for i := range res {
+		r := &res[i]
+		if r.Err != nil {
+			r.Cause = ""
+			r.Reached = false
+			continue
+		}
+		r.Pass = r.Reached == (r.Want == Reach)
+	}
+	return res
+}
+
+// runError keeps the errors that mean the probe itself failed (no socket,
+// namespace gone); everything else is an answer about the network.
+func runError(err error) error {
+	var op *probe.OpError
+	if errors.As(err, &op) && op.Op == "socket" {
+		return err
+	}
+	var nop *net.OpError
+	if errors.As(err, &nop) && nop.Op == "socket" {
+		return err
+	}
+	var ne *netns.OpError
+	if errors.As(err, &ne) {
+		return err
+	}
+	return nil
+}
+
+// connect runs one tcp, udp or http probe and returns nil when the service
+// answered.
+func connect(ctx context.Context, e Expectation, timeout time.Duration) error {
+	addr := netip.AddrPortFrom(e.Addr, uint16(e.Proto.Port)).String()
+	d := &net.Dialer{Timeout: timeout}
+	switch e.Proto.Name {
+	case "tcp":
+		c, err := probe.DialContext(ctx, e.FromNS, d, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	case "udp":
+		c, err := probe.DialContext(ctx, e.FromNS, d, "udp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(timeout))
+		msg := []byte("nsnet check")
+		if _, err := c.Write(msg); err != nil {
+			return err
+		}
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil {
+			return err
+		}
+		if string(buf[:n]) != string(msg) {
+			return errors.New("udp answer is not an echo")
+		}
+		return nil
+	case "http":
+		_, _, err := probe.Fetch(ctx, e.FromNS, "http://"+addr+e.Proto.Path, timeout)
+		return err
+	}
+	return fmt.Errorf("unknown protocol %q", e.Proto.Name)
+}
+
+// cause names the likely reason a probe from ns to dst got no answer, using
+// the error and, where that is not enough, the source's routes and links.
+func cause(ns *netns.NS, dst netip.Addr, err error) string {
+	if errors.Is(err, unix.ECONNREFUSED) {
+		return "no listener"
+	}
+	down := downLink(ns, dst)
+	switch {
+	case down != "":
+		return "link down (" + down + ")"
+	case errors.Is(err, unix.ENOBUFS):
+		// A link without carrier gives ENOBUFS too, hence checked after.
+		return "neighbour table full (net.ipv4.neigh.default.gc_thresh3 is shared by all namespaces)"
+	case errors.Is(err, unix.ENETUNREACH):
+		return "no route"
+	case errors.Is(err, unix.EHOSTUNREACH):
+		return "host unreachable (no neighbour answered)"
+	}
+	return "filtered/timeout"
+}
+
+// downLink returns the source's link towards dst when it is not up: the
+// link of the route the kernel would use, or an admin-down link whose subnet
+// holds dst (its routes are gone, so the kernel has none to name).
+func downLink(ns *netns.NS, dst netip.Addr) string {
+	if ns == nil {
+		return ""
+	}
+	h, err := kernel.Open(ns)
+	if err != nil {
+		return ""
+	}
+	defer h.Close()
+	links, err := h.Links()
+	if err != nil {
+		return ""
+	}
+	byIndex := map[int]kernel.Link{}
+	for _, l := range links {
+		byIndex[l.Index] = l
+	}
+	if r, err := h.RouteGet(dst); err == nil {
+		if l, ok := byIndex[r.LinkIndex]; ok && l.Flags&unix.IFF_LOOPBACK == 0 && (!l.Up() || l.Flags&unix.IFF_RUNNING == 0) {
+			return l.Name
+		}
+		return ""
+	}
+	addrs, err := h.Addrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		l := byIndex[a.LinkIndex]
+		if !l.Up() && a.Prefix.Masked().Contains(dst) {
+			return l.Name
+		}
+	}
+	return ""
+}
