@@ -184,6 +184,8 @@ type Veth struct {
 	Alias  string // ifalias on both ends, used to mark ownership
 	// TxQLen of both ends; 0 keeps the kernel's default of 1000.
 	TxQLen int
+	// MAC and PeerMAC fix the ends' addresses; nil lets the kernel pick.
+	MAC, PeerMAC net.HardwareAddr
 }
 
 // AddVeth creates a veth pair. Both ends start down.
@@ -205,7 +207,8 @@ func (h *Handle) AddVeth(v Veth) error {
 	if v.TxQLen > 0 {
 		la.TxQLen = v.TxQLen
 	}
-	veth := &netlink.Veth{LinkAttrs: la, PeerName: v.Peer, PeerMTU: uint32(v.MTU)}
+	la.HardwareAddr = v.MAC
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: v.Peer, PeerMTU: uint32(v.MTU), PeerHardwareAddr: v.PeerMAC}
 	if v.PeerNS != nil {
 		fd := v.PeerNS.Fd()
 		if fd < 0 {

@@ -34,8 +34,8 @@ type PairResult struct {
 	Err error
 }
 
-// Sweep sends one echo request for every pair, all at once, and waits up to
-// timeout for the replies. It opens one socket per source namespace and
+// Sweep sends one echo request for every pair, all at once (at most 128 in
+// flight per socket), and waits up to timeout for each reply. It opens one socket per source namespace and
 // family (not one per pair), sends from one goroutine per source and reads
 // replies from one goroutine per socket, so 10,000 pairs cost 100 sockets
 // and a few hundred goroutines. Results are in the order of pairs.
@@ -57,17 +57,13 @@ func Sweep(ctx context.Context, pairs []Pair, timeout time.Duration) []PairResul
 		}
 		groups[k] = append(groups[k], i)
 	}
-	deadline := time.Now().Add(timeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
 	var wg sync.WaitGroup
 	for gi, k := range order {
 		idx := groups[k]
 		wg.Add(1)
 		go func(id uint16) {
 			defer wg.Done()
-			sweepOne(ctx, k.ns, k.v6, id, pairs, idx, res, deadline)
+			sweepOne(ctx, k.ns, k.v6, id, pairs, idx, res, timeout)
 		}(uint16(gi))
 	}
 	wg.Wait()
@@ -77,7 +73,7 @@ func Sweep(ctx context.Context, pairs []Pair, timeout time.Duration) []PairResul
 // sweepOne handles every pair of one source namespace and family. The echo
 // identifier is the group's number and the sequence number is the position
 // in idx, so replies are matched without shared state.
-func sweepOne(ctx context.Context, ns *netns.NS, v6 bool, id uint16, pairs []Pair, idx []int, res []PairResult, deadline time.Time) {
+func sweepOne(ctx context.Context, ns *netns.NS, v6 bool, id uint16, pairs []Pair, idx []int, res []PairResult, timeout time.Duration) {
 	fail := func(err error) {
 		for _, i := range idx {
 			res[i].Err = err
@@ -106,6 +102,9 @@ func sweepOne(ctx context.Context, ns *netns.NS, v6 bool, id uint16, pairs []Pai
 			unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1)
 		}
 	}
+	// Replies queue in the socket until read; a window keeps them within
+	// its receive buffer (about 250 replies at the default size).
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
 	f := os.NewFile(uintptr(fd), "sweep")
 	defer f.Close()
 	rc, err := f.SyscallConn()
@@ -113,38 +112,10 @@ func sweepOne(ctx context.Context, ns *netns.NS, v6 bool, id uint16, pairs []Pai
 		fail(err)
 		return
 	}
-	f.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { f.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
-	sent := make([]time.Time, len(idx))
-	done := make([]bool, len(idx))
-	pending := 0
-	msg := make([]byte, 8+PayloadSize)
-	for seq, i := range idx {
-		to := pairs[i].To.Unmap()
-		echoRequest(msg, v6, id, uint16(seq))
-		sent[seq] = time.Now()
-		var serr error
-		werr := rc.Write(func(fd uintptr) bool {
-			serr = unix.Sendto(int(fd), msg, 0, sockaddr(to))
-			// Only a full socket buffer is worth waiting for. ENOBUFS here
-			// usually means the kernel's neighbour table is full (its
-			// gc_thresh3 is shared by all namespaces): report it.
-			return !errors.Is(serr, unix.EAGAIN)
-		})
-		if werr != nil {
-			serr = werr
-		}
-		if serr != nil {
-			res[i].Err = serr
-			done[seq] = true
-			continue
-		}
-		pending++
-	}
 	if !raw {
-		// Ping sockets rewrite the identifier to their port.
+		// Ping sockets rewrite the identifier to their port; bind first
+		// so the port is known before anything is sent.
+		bindAny(fd, v6)
 		if sa, err := unix.Getsockname(fd); err == nil {
 			switch a := sa.(type) {
 			case *unix.SockaddrInet4:
@@ -154,8 +125,60 @@ func sweepOne(ctx context.Context, ns *netns.NS, v6 bool, id uint16, pairs []Pai
 			}
 		}
 	}
+	stop := context.AfterFunc(ctx, func() { f.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	sent := make([]time.Time, len(idx))
+	state := make([]byte, len(idx)) // 0 not sent, 1 in flight, 2 done
+	msg := make([]byte, 8+PayloadSize)
 	buf := make([]byte, 1500)
-	for pending > 0 {
+	next, inflight, oldest := 0, 0, 0
+	finish := func(seq int) {
+		state[seq] = 2
+		inflight--
+	}
+	for next < len(idx) || inflight > 0 {
+		if ctx.Err() != nil {
+			return
+		}
+		// Send while the window has room.
+		for next < len(idx) && inflight < sweepWindow {
+			seq := next
+			next++
+			i := idx[seq]
+			echoRequest(msg, v6, id, uint16(seq))
+			var serr error
+			f.SetWriteDeadline(time.Now().Add(timeout))
+			werr := rc.Write(func(fd uintptr) bool {
+				serr = unix.Sendto(int(fd), msg, 0, sockaddr(pairs[i].To.Unmap()))
+				// Only a full socket buffer is worth waiting for. ENOBUFS
+				// usually means the kernel's neighbour table is full (its
+				// gc_thresh3 is shared by all namespaces): report it.
+				return !errors.Is(serr, unix.EAGAIN)
+			})
+			if werr != nil {
+				serr = werr
+			}
+			sent[seq] = time.Now()
+			if serr != nil {
+				res[i].Err = serr
+				state[seq] = 2
+				continue
+			}
+			state[seq] = 1
+			inflight++
+		}
+		// Expire requests whose time is up, oldest first.
+		for oldest < next && (state[oldest] == 2 || time.Since(sent[oldest]) >= timeout) {
+			if state[oldest] == 1 {
+				finish(oldest)
+			}
+			oldest++
+		}
+		if inflight == 0 {
+			continue
+		}
+		f.SetReadDeadline(sent[oldest].Add(timeout))
 		var n int
 		var from unix.Sockaddr
 		var rerr error
@@ -163,17 +186,16 @@ func sweepOne(ctx context.Context, ns *netns.NS, v6 bool, id uint16, pairs []Pai
 			n, _, _, from, rerr = unix.Recvmsg(int(fd), buf, nil, 0)
 			return !errors.Is(rerr, unix.EAGAIN)
 		})
-		if err == nil && rerr != nil && !errors.Is(rerr, unix.EAGAIN) {
+		if err != nil {
+			continue // this request's deadline: expired above on the next turn
+		}
+		if rerr != nil {
 			// An error is queued (IP_RECVERR): read it from the error queue.
-			if seq, cause, ok := readErrQueue(fd, v6, raw, id, buf); ok && int(seq) < len(idx) && !done[seq] {
+			if seq, cause, ok := readErrQueue(fd, v6, raw, id, buf); ok && int(seq) < next && state[seq] == 1 {
 				res[idx[seq]].Err = cause
-				done[seq] = true
-				pending--
+				finish(int(seq))
 			}
 			continue
-		}
-		if err != nil {
-			return // deadline or cancellation: the rest had no reply
 		}
 		pkt := buf[:n]
 		if !v6 && raw {
@@ -189,12 +211,23 @@ func sweepOne(ctx context.Context, ns *netns.NS, v6 bool, id uint16, pairs []Pai
 			continue
 		}
 		seq := int(binary.BigEndian.Uint16(pkt[6:]))
-		if seq >= len(idx) || done[seq] || !fromMatches(from, pairs[idx[seq]].To) {
+		if seq >= next || state[seq] != 1 || !fromMatches(from, pairs[idx[seq]].To) {
 			continue
 		}
-		done[seq] = true
-		pending--
+		finish(seq)
 		res[idx[seq]] = PairResult{Reply: true, RTT: time.Since(sent[seq])}
+	}
+}
+
+// sweepWindow bounds the requests one socket has in flight, so replies never
+// overflow its receive buffer.
+const sweepWindow = 128
+
+func bindAny(fd int, v6 bool) {
+	if v6 {
+		unix.Bind(fd, &unix.SockaddrInet6{})
+	} else {
+		unix.Bind(fd, &unix.SockaddrInet4{})
 	}
 }
 

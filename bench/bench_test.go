@@ -1,0 +1,81 @@
+package bench_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/nsnet/nsnet/bench"
+	"github.com/nsnet/nsnet/internal/sandbox"
+	"github.com/nsnet/nsnet/kernel"
+	"github.com/nsnet/nsnet/netns"
+)
+
+func TestMain(m *testing.M) { os.Exit(sandbox.Main(m)) }
+
+func TestWorkloadValidate(t *testing.T) {
+	for _, w := range []bench.Workload{
+		{Mode: "mesh", N: 1, Prefix: "b"},
+		{Mode: bench.Bridge, N: 1024, Prefix: "b"},
+		{Mode: bench.PTP, N: 0, Prefix: "b"},
+		{Mode: bench.PTP, N: 1, Prefix: "a/b"},
+	} {
+		if err := w.Validate(); err == nil {
+			t.Errorf("%+v accepted", w)
+		}
+	}
+	w := bench.Workload{Mode: bench.PTP, N: 60000, Prefix: "b"}
+	if err := w.Validate(); err != nil || w.Addr(59999).String() != "10.96.234.97" {
+		t.Errorf("60000 nodes: %v, last address %s", err, w.Addr(59999))
+	}
+}
+
+// TestRunnersBuildTheSameNetwork runs every in-process and iproute2 runner at
+// a small N and checks each built the workload (Run verifies it after every
+// setup) and that every node answered a ping.
+func TestRunnersBuildTheSameNetwork(t *testing.T) {
+	sandbox.Require(t)
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		t.Fatal("iproute2 is needed: install it (CI does)")
+	}
+	self, err := netns.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	h, err := kernel.Open(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	env := &bench.Env{Host: h, Netns: netns.Default(), IP: ip, StateDir: t.TempDir()}
+	reports, err := bench.Run(env, bench.Options{
+		Workloads: []bench.Workload{{Mode: bench.Bridge, N: 4, Prefix: "t"}, {Mode: bench.PTP, N: 4, Prefix: "t"}},
+		Reps:      1,
+		Runners:   []string{"ip-each", "ip-batch", "tuned"},
+		Ping:      true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reports {
+		if len(r.Rows) != 3 {
+			t.Fatalf("%s: %d rows", r.Workload, len(r.Rows))
+		}
+		for _, row := range r.Rows {
+			if row.Replies != 4 || row.Setup <= 0 || row.Teardown <= 0 {
+				t.Errorf("%s %s: %+v", r.Workload, row.Runner, row)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := bench.WriteTable(&buf, reports, true); err != nil || !strings.Contains(buf.String(), "hosts-4/ptp") {
+		t.Errorf("table: %v\n%s", err, buf.String())
+	}
+	if names, _ := netns.Default().List(); len(names) != 0 {
+		t.Errorf("namespaces left: %v", names)
+	}
+}

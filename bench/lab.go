@@ -1,0 +1,83 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// nsnetLab builds the workload as a lab file with `nsnet up` and removes it
+// with `nsnet down`, in a child process whose peak RSS is recorded.
+type nsnetLab struct{ env *Env }
+
+func (r nsnetLab) Name() string { return "nsnet" }
+
+func (r nsnetLab) file(w Workload) string {
+	return filepath.Join(r.env.StateDir, fmt.Sprintf("bench-%s-%d.yaml", w.Mode, w.N))
+}
+
+func (r nsnetLab) Setup(w Workload) error {
+	if r.env.Nsnet == "" {
+		return fmt.Errorf("no nsnet binary")
+	}
+	if err := os.MkdirAll(r.env.StateDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(r.file(w), LabYAML(w), 0o644); err != nil {
+		return err
+	}
+	return r.run("up", r.file(w))
+}
+
+func (r nsnetLab) Teardown(w Workload) error { return r.run("down", r.file(w)) }
+
+func (r nsnetLab) run(args ...string) error {
+	cmd := exec.Command(r.env.Nsnet, args...)
+	cmd.Env = append(os.Environ(), "NSNET_STATE_DIR="+r.env.StateDir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	rssStore(r.env, rusageMaxRSS(cmd))
+	if err != nil {
+		return fmt.Errorf("nsnet %v: %v: %s", args, err, bytes.TrimSpace(out.Bytes()))
+	}
+	return nil
+}
+
+func (r nsnetLab) lastRSS() int64 { return r.env.lastRSS }
+
+func rssStore(env *Env, v int64) { env.lastRSS = v }
+
+// LabYAML is the workload as an nsnet lab file.
+func LabYAML(w Workload) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "lab: bench%s\n", w.Prefix)
+	gw := w.Gateway()
+	b.WriteString("nodes:\n")
+	if w.Mode == PTP {
+		b.WriteString("  host:\n    routes:\n")
+		for i := 0; i < w.N; i++ {
+			fmt.Fprintf(&b, "      - {to: %s/32, dev: %s}\n", w.Addr(i), w.HostIf(i))
+		}
+	}
+	for i := 0; i < w.N; i++ {
+		fmt.Fprintf(&b, "  n%d:\n    netns: %s\n", i, w.NS(i))
+		if w.Mode == PTP {
+			fmt.Fprintf(&b, "    routes:\n      - {to: %s/32, dev: eth0}\n      - {to: default, via: %s}\n", gw, gw)
+		}
+	}
+	if w.Mode == Bridge {
+		fmt.Fprintf(&b, "bridges:\n  %s: {node: host, subnets: [%s], addresses: [%s/12]}\n", w.BridgeName(), w.NodePrefix(0).Masked(), gw)
+	}
+	b.WriteString("links:\n")
+	for i := 0; i < w.N; i++ {
+		if w.Mode == Bridge {
+			fmt.Fprintf(&b, "  - {a: {node: n%d, name: eth0, addresses: [%s]}, b: {bridge: %s, name: %s}}\n", i, w.NodePrefix(i), w.BridgeName(), w.HostIf(i))
+		} else {
+			fmt.Fprintf(&b, "  - {a: {node: n%d, name: eth0, addresses: [%s]}, b: {node: host, name: %s, addresses: [%s/32]}}\n", i, w.NodePrefix(i), w.HostIf(i), gw)
+		}
+	}
+	return b.Bytes()
+}
