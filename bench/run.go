@@ -253,4 +253,3 @@ func WriteJSON(out io.Writer, reports []Report) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(reports)
 }
-
