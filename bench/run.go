@@ -247,8 +247,14 @@ func WriteTable(out io.Writer, reports []Report, ping bool) error {
 	return nil
 }
 
-// WriteJSON prints the reports as JSON.
-func WriteJSON(out io.Writer, reports []Report) error {
+// Results is everything one bench run measured.
+type Results struct {
+	Workloads []Report    `json:"workloads"`
+	Exec      *ExecResult `json:"netns_exec,omitempty"`
+}
+
+// WriteJSON prints the results as JSON.
+func WriteJSON(out io.Writer, reports Results) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(reports)

@@ -20,7 +20,7 @@ func (e *Env) bench(c Command) (int, error) {
 	if len(c.Argv) > 0 && c.Argv[0] == benchInsideArg {
 		return e.benchInside(c.Argv[1:], c.Opts.JSON)
 	}
-	if _, _, err := parseBenchArgs(c.Argv); err != nil {
+	if _, err := parseBenchArgs(c.Argv); err != nil {
 		return 2, err
 	}
 	args := []string{e.Exe}
@@ -31,8 +31,22 @@ func (e *Env) bench(c Command) (int, error) {
 	return sandbox.Run(append(args, c.Argv...), e.Stdin, e.Stdout, e.Stderr)
 }
 
-func parseBenchArgs(args []string) (bench.Options, bool, error) {
-	opt := bench.Options{Reps: 3, SkipEachAbove: 1000}
+// benchArgs are bench's parsed arguments.
+type benchArgs struct {
+	bench.Options
+	ping bool
+	exec int // netns exec iterations; 0: skip
+}
+
+func parseBenchArgs(args []string) (benchArgs, error) {
+	var ba benchArgs
+	err := ba.parse(args)
+	return ba, err
+}
+
+func (ba *benchArgs) parse(args []string) error {
+	opt := &ba.Options
+	*opt = bench.Options{Reps: 3, SkipEachAbove: 1000}
 	modes := []bench.Mode{bench.Bridge, bench.PTP}
 	ns := []int{10, 100}
 	ping := false
@@ -50,59 +64,69 @@ func parseBenchArgs(args []string) (bench.Options, bool, error) {
 		case "--mode":
 			v, err := val()
 			if err != nil {
-				return opt, false, err
+				return err
 			}
 			modes = nil
 			for _, m := range strings.Split(v, ",") {
 				if m != string(bench.Bridge) && m != string(bench.PTP) {
-					return opt, false, usagef("bench", "--mode %q: must be bridge, ptp or both (bridge,ptp)", m)
+					return usagef("bench", "--mode %q: must be bridge, ptp or both (bridge,ptp)", m)
 				}
 				modes = append(modes, bench.Mode(m))
 			}
 		case "--n":
 			v, err := val()
 			if err != nil {
-				return opt, false, err
+				return err
 			}
 			ns = nil
 			for _, s := range strings.Split(v, ",") {
 				n, err := strconv.Atoi(s)
 				if err != nil || n < 1 || n > 60000 {
-					return opt, false, usagef("bench", "--n %q: must be node counts from 1 to 60000, e.g. 10,100,1000", v)
+					return usagef("bench", "--n %q: must be node counts from 1 to 60000, e.g. 10,100,1000", v)
 				}
 				ns = append(ns, n)
 			}
 		case "--reps":
 			v, err := val()
 			if err != nil {
-				return opt, false, err
+				return err
 			}
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 100 {
-				return opt, false, usagef("bench", "--reps %q: must be 1-100", v)
+				return usagef("bench", "--reps %q: must be 1-100", v)
 			}
 			opt.Reps = n
 		case "--runners":
 			v, err := val()
 			if err != nil {
-				return opt, false, err
+				return err
 			}
 			opt.Runners = strings.Split(v, ",")
 		case "--each-max":
 			v, err := val()
 			if err != nil {
-				return opt, false, err
+				return err
 			}
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				return opt, false, usagef("bench", "--each-max %q: must be a node count", v)
+				return usagef("bench", "--each-max %q: must be a node count", v)
 			}
 			opt.SkipEachAbove = n
 		case "--ping":
 			ping = true
 			args = args[1:]
+		case "--exec":
+			v, err := val()
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 20 || n > 100000 {
+				return usagef("bench", "--exec %q: must be 20-100000 iterations", v)
+			}
+			ba.exec = n
 		default:
-			return opt, false, usagef("bench", "unknown argument %q (bench [--mode bridge,ptp] [--n 10,100,1000] [--reps 3] [--runners ip-each,ip-batch,tuned,nsnet] [--each-max N] [--ping])", a)
+			return usagef("bench", "unknown argument %q (bench [--mode bridge,ptp] [--n 10,100,1000] [--reps 3] [--runners ip-each,ip-batch,tuned,nsnet] [--each-max N] [--ping] [--exec ITERATIONS])", a)
 		}
 	}
 	for _, m := range modes {
@@ -114,17 +138,19 @@ func parseBenchArgs(args []string) (bench.Options, bool, error) {
 		}
 	}
 	if len(opt.Workloads) == 0 {
-		return opt, false, usagef("bench", "no workload: bridge mode holds at most %d nodes", bench.MaxBridgeNodes)
+		return usagef("bench", "no workload: bridge mode holds at most %d nodes", bench.MaxBridgeNodes)
 	}
 	opt.Ping = ping
-	return opt, ping, nil
+	ba.ping = ping
+	return nil
 }
 
 func (e *Env) benchInside(args []string, asJSON bool) (int, error) {
-	opt, ping, err := parseBenchArgs(args)
+	ba, err := parseBenchArgs(args)
 	if err != nil {
 		return 2, err
 	}
+	opt := ba.Options
 	ipPath, err := exec.LookPath("ip")
 	if err != nil && (len(opt.Runners) == 0 || strings.Contains(strings.Join(opt.Runners, ","), "ip-")) {
 		return 2, fmt.Errorf("bench: iproute2 (ip) is needed to compare with it: install it, or use --runners tuned,nsnet")
@@ -145,8 +171,22 @@ func (e *Env) benchInside(args []string, asJSON bool) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	if asJSON {
-		return 0, bench.WriteJSON(e.Stdout, reports)
+	var ex *bench.ExecResult
+	if ba.exec > 0 {
+		r, err := bench.Exec(env, ba.exec)
+		if err != nil {
+			return 1, err
+		}
+		ex = &r
 	}
-	return 0, bench.WriteTable(e.Stdout, reports, ping)
+	if asJSON {
+		return 0, bench.WriteJSON(e.Stdout, bench.Results{Workloads: reports, Exec: ex})
+	}
+	if err := bench.WriteTable(e.Stdout, reports, ba.ping); err != nil {
+		return 1, err
+	}
+	if ex != nil {
+		fmt.Fprintf(e.Stdout, "netns exec NS true (median of %d, batches of 20): ip %.0f us, nsnet %.0f us, nsnet/ip %.2f\n", ex.Iterations, ex.IPMicros, ex.NsnetMicro, ex.Ratio)
+	}
+	return 0, nil
 }

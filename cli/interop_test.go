@@ -100,46 +100,69 @@ func TestNsnetSeesIproute2(t *testing.T) {
 
 // TestNetnsExecProcess: netns exec is a plain exec: exit status, stdin,
 // /sys of the namespace, no inherited descriptors, signals reach the child.
+// Both the C fast path and the Go path (NSNET_NO_FASTEXEC=1) are checked.
 func TestNetnsExecProcess(t *testing.T) {
 	leakCheck(t)
 	removeLater(t, nil, []string{"execns"})
 	must(t, "netns", "add", "execns")
 	must(t, "-n", "execns", "link", "add", "only-here", "type", "veth", "peer", "name", "only-peer")
+	for _, path := range []struct {
+		name string
+		env  []string
+	}{{"fast", nil}, {"go", []string{"NSNET_NO_FASTEXEC=1"}}} {
+		t.Run(path.name, func(t *testing.T) { testExec(t, path.env) })
+	}
+	must(t, "netns", "del", "execns")
+}
 
-	if r := nsnet(t, "netns", "exec", "execns", "sh", "-c", "exit 7"); r.code != 7 {
+func testExec(t *testing.T, env []string) {
+	if r := nsnetIn(t, env, "netns", "exec", "execns", "sh", "-c", "exit 7"); r.code != 7 {
 		t.Errorf("exit status = %d, want 7", r.code)
 	}
 	cmd := exec.Command(nsnetBin, "netns", "exec", "execns", "cat")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader("through stdin\n")
 	if out, err := cmd.Output(); err != nil || string(out) != "through stdin\n" {
 		t.Errorf("stdin: %q, %v", out, err)
 	}
-	out := must(t, "netns", "exec", "execns", "ls", "/sys/class/net")
+	out := nsnetIn(t, env, "netns", "exec", "execns", "ls", "/sys/class/net").out
 	if f := strings.Fields(out); strings.Join(f, " ") != "lo only-here only-peer" {
 		t.Errorf("/sys/class/net inside = %q", out)
 	}
-	// Only stdin, stdout, stderr and the directory ls itself opens.
-	out = must(t, "netns", "exec", "execns", "ls", "/proc/self/fd")
-	if f := strings.Fields(out); strings.Join(f, " ") != "0 1 2 3" {
-		t.Errorf("descriptors in the child: %q", out)
+	// Only stdin, stdout, stderr and the directory ls itself opens, even
+	// with a descriptor inherited without close-on-exec.
+	stray, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if r := nsnet(t, "netns", "exec", "execns", "no-such-command-xyz"); r.code == 0 || !strings.Contains(r.err, "no-such-command-xyz") {
+	defer stray.Close()
+	cmd = exec.Command(nsnetBin, "netns", "exec", "execns", "ls", "/proc/self/fd")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.ExtraFiles = []*os.File{stray} // fd 3 in nsnet, not close-on-exec
+	b, err := cmd.Output()
+	if f := strings.Fields(string(b)); err != nil || strings.Join(f, " ") != "0 1 2 3" {
+		t.Errorf("descriptors in the child: %q %v", b, err)
+	}
+	if r := nsnetIn(t, env, "netns", "exec", "execns", "no-such-command-xyz"); r.code == 0 || !strings.Contains(r.err, "no-such-command-xyz") {
 		t.Errorf("missing command: %+v", r)
+	}
+	if r := nsnetIn(t, env, "netns", "exec", "no-such-ns", "true"); r.code != 1 || !strings.Contains(r.err, `namespace "no-such-ns" does not exist`) {
+		t.Errorf("missing namespace: %+v", r)
 	}
 
 	// The child is nsnet's own process: a signal to it reaches the command.
 	c := exec.Command(nsnetBin, "netns", "exec", "execns", "sleep", "30")
+	c.Env = append(os.Environ(), env...)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	waitComm(t, c.Process.Pid, "sleep")
 	c.Process.Signal(syscall.SIGTERM)
-	err := c.Wait()
+	err = c.Wait()
 	ws, _ := c.ProcessState.Sys().(syscall.WaitStatus)
 	if err == nil || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
 		t.Errorf("child not ended by the forwarded SIGTERM: %v", err)
 	}
-	must(t, "netns", "del", "execns")
 }
 
 // waitComm waits until pid has exec'd into comm.
