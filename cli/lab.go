@@ -1,8 +1,168 @@
 package cli
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+	"time"
 
-// lab runs the lab commands (up, down, plan, status, labs, exec, check).
+	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/lab"
+)
+
+// lab runs the lab commands (up, down, plan, status, labs, exec). The work is
+// in package lab; this only reads the arguments and prints.
 func (e *Env) lab(c Command) (int, error) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Labs of thousands of nodes make garbage fast (netlink replies,
+		// the YAML tree): a soft limit keeps nsnet's footprint near what
+		// it really holds instead of twice that.
+		debug.SetMemoryLimit(labMemoryLimit)
+	}
+	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, Exe: e.Exe, Log: e.Stderr}
+	args := c.Argv
+	switch c.Object {
+	case "plan", "up":
+		if len(args) != 1 {
+			return 2, usagef(c.Object, "expected one lab file: nsnet %s FILE", c.Object)
+		}
+		l, err := lab.Load(args[0])
+		if err != nil {
+			return 1, err
+		}
+		if c.Object == "plan" {
+			p, err := lab.PlanFor(l, opt)
+			if err != nil {
+				return 1, err
+			}
+			return 0, p.Write(e.Stdout)
+		}
+		done := e.progress("up " + l.Name)
+		opt.Progress = done.update
+		res, err := lab.Up(l, opt)
+		done.finish()
+		if err != nil {
+			return 1, err
+		}
+		printNotes(e, res.Plan)
+		if res.Plan.Empty() {
+			fmt.Fprintf(e.Stdout, "lab %s is up to date: no changes\n", l.Name)
+		} else {
+			fmt.Fprintf(e.Stdout, "lab %s is up: %s\n", l.Name, res.Plan.Summary())
+		}
+		return 0, nil
+	case "down":
+		if len(args) != 1 {
+			return 2, usagef("down", "expected a lab file or a lab name: nsnet down FILE|LAB")
+		}
+		name, err := lab.NameOf(args[0], opt)
+		if err != nil {
+			return 1, err
+		}
+		done := e.progress("down " + name)
+		opt.Progress = done.update
+		res, err := lab.Down(name, opt)
+		done.finish()
+		if err != nil {
+			return 1, err
+		}
+		printNotes(e, res.Plan)
+		if res.Plan.Empty() {
+			fmt.Fprintf(e.Stdout, "lab %s is down: nothing was left to remove\n", name)
+		} else {
+			fmt.Fprintf(e.Stdout, "lab %s is down: %s\n", name, res.Plan.Summary())
+		}
+		return 0, nil
+	case "status":
+		if len(args) > 1 {
+			return 2, usagef("status", "expected at most one lab: nsnet status [LAB]")
+		}
+		name := ""
+		if len(args) == 1 {
+			var err error
+			if name, err = lab.NameOf(args[0], opt); err != nil {
+				return 1, err
+			}
+		}
+		st, err := lab.Status(name, opt)
+		if err != nil {
+			return 1, err
+		}
+		return 0, lab.WriteStatus(e.Stdout, st, c.Opts.JSON)
+	case "labs":
+		if len(args) > 0 {
+			return 2, usagef("labs", "unexpected argument %q", args[0])
+		}
+		ls, err := lab.Labs(opt)
+		if err != nil {
+			return 1, err
+		}
+		return 0, lab.WriteLabs(e.Stdout, ls, c.Opts.JSON)
+	case "exec":
+		if len(args) >= 4 && args[0] == lab.GateArg && args[3] == "--" {
+			// A lab process waiting to be recorded before it runs.
+			err := lab.Gate(args[1], args[2], args[4:])
+			return 127, fmt.Errorf("lab process: %w", err)
+		}
+		if len(args) < 3 {
+			return 2, usagef("exec", "expected: nsnet exec LAB NODE -- CMD [ARGS...]")
+		}
+		argv := args[2:]
+		if argv[0] == "--" {
+			argv = argv[1:]
+		}
+		if len(argv) == 0 {
+			return 2, usagef("exec", "missing command: nsnet exec LAB NODE -- CMD [ARGS...]")
+		}
+		err := lab.Exec(args[0], args[1], argv, opt)
+		// Exec only returns on failure, possibly inside the namespace:
+		// report and exit.
+		return 1, fmt.Errorf("exec %s %s %s: %w", args[0], args[1], argv[0], err)
+	}
 	return 2, fmt.Errorf("%s: not implemented yet", c.Object)
+}
+
+func printNotes(e *Env, p *lab.Plan) {
+	for _, n := range p.Notes {
+		fmt.Fprintln(e.Stderr, "nsnet: note:", n)
+	}
+}
+
+// labMemoryLimit is the Go heap's soft limit for lab commands; with the
+// binary and runtime, nsnet up of 10,000 nodes stays under 64 MB.
+const labMemoryLimit = 32 << 20
+
+// progressLine shows how far a long up or down is, on a terminal only, at
+// most ten times a second.
+type progressLine struct {
+	f     *os.File
+	what  string
+	last  time.Time
+	shown bool
+}
+
+func (e *Env) progress(what string) *progressLine {
+	p := &progressLine{what: what}
+	if f, ok := e.Stderr.(*os.File); ok {
+		if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+			p.f = f
+		}
+	}
+	return p
+}
+
+func (p *progressLine) update(done, total int) {
+	if p.f == nil || total < 200 || time.Since(p.last) < 100*time.Millisecond && done < total {
+		return
+	}
+	p.last = time.Now()
+	p.shown = true
+	fmt.Fprintf(p.f, "\r\033[Knsnet: %s: %d/%d steps", p.what, done, total)
+}
+
+func (p *progressLine) finish() {
+	if p.shown {
+		fmt.Fprint(p.f, "\r\033[K")
+	}
 }

@@ -1,0 +1,66 @@
+package cli_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The lab commands' own tests (up, down, crash safety, ...) are in package
+// lab; these check the command line around them.
+
+func TestLabUsage(t *testing.T) {
+	env := []string{"NSNET_STATE_DIR=" + t.TempDir()}
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"up"}, 2, "up: expected one lab file: nsnet up FILE"},
+		{[]string{"plan", "a.yaml", "b.yaml"}, 2, "plan: expected one lab file"},
+		{[]string{"down"}, 2, "down: expected a lab file or a lab name"},
+		{[]string{"status", "a", "b"}, 2, "status: expected at most one lab"},
+		{[]string{"labs", "x"}, 2, `labs: unexpected argument "x"`},
+		{[]string{"exec", "lab", "node"}, 2, "exec: expected: nsnet exec LAB NODE -- CMD [ARGS...]"},
+		{[]string{"exec", "lab", "node", "--"}, 2, "exec: missing command"},
+		{[]string{"exec", "nolab", "node", "--", "true"}, 1, "no lab named nolab is up"},
+		{[]string{"status", "nolab"}, 1, "no lab named nolab is up"},
+		{[]string{"up", "/nonexistent/lab.yaml"}, 1, "read lab file: open /nonexistent/lab.yaml: no such file or directory"},
+	} {
+		r := nsnetIn(t, env, c.args...)
+		if r.code != c.code || !strings.Contains(r.err, c.msg) {
+			t.Errorf("nsnet %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), r.code, r.err, c.code, c.msg)
+		}
+	}
+	// Down of a lab that is not up has nothing to do, and succeeds.
+	if r := nsnetIn(t, env, "down", "nolab"); r.code != 0 || !strings.Contains(r.out, "lab nolab is down: nothing was left to remove") {
+		t.Errorf("down of an unknown lab: %+v", r)
+	}
+	if r := nsnetIn(t, env, "labs"); r.code != 0 || r.out != "no labs\n" {
+		t.Errorf("labs: %+v", r)
+	}
+	if r := nsnetIn(t, env, "-j", "labs"); r.code != 0 || r.out != "[]\n" {
+		t.Errorf("labs -j: %+v", r)
+	}
+}
+
+// TestLabPlan: plan prints the example's steps and changes nothing, not
+// even the state directory.
+func TestLabPlan(t *testing.T) {
+	state := t.TempDir()
+	r := nsnetIn(t, []string{"NSNET_STATE_DIR=" + state}, "plan", filepath.Join("..", "examples", "seed.yaml"))
+	if r.code != 0 {
+		t.Fatalf("plan: %+v", r)
+	}
+	want, err := os.ReadFile(filepath.Join("..", "lab", "testdata", "seed.plan.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.out != string(want) {
+		t.Errorf("plan output:\n%s\nwant:\n%s", r.out, want)
+	}
+	if ents, _ := os.ReadDir(state); len(ents) != 0 {
+		t.Errorf("plan wrote to the state directory: %v", ents)
+	}
+}

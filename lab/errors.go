@@ -1,0 +1,92 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// ErrInvalid is matched (errors.Is) by every error that rejects a lab file
+// before anything was changed.
+var ErrInvalid = errors.New("invalid lab")
+
+// FieldError is one problem in a lab file, located by line, column and the
+// path of the field, e.g. "links[2].a.addresses[0]".
+type FieldError struct {
+	File string
+	Line int
+	Col  int
+	Path string
+	Rule string
+}
+
+func (e *FieldError) Error() string {
+	file := e.File
+	if file == "" {
+		file = "<input>"
+	}
+	if e.Path == "" {
+		return fmt.Sprintf("%s:%d:%d: %s", file, e.Line, e.Col, e.Rule)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s: %s", file, e.Line, e.Col, e.Path, e.Rule)
+}
+
+// Is makes every FieldError match ErrInvalid.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+// InvalidError is every problem found in a lab file at once, in file order.
+type InvalidError struct {
+	Errs []*FieldError
+}
+
+func (e *InvalidError) Error() string {
+	lines := make([]string, len(e.Errs))
+	for i, fe := range e.Errs {
+		lines[i] = fe.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap exposes each FieldError to errors.As and errors.Is.
+func (e *InvalidError) Unwrap() []error {
+	out := make([]error, len(e.Errs))
+	for i, fe := range e.Errs {
+		out[i] = fe
+	}
+	return out
+}
+
+// Is makes an InvalidError match ErrInvalid even when it is empty.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+// loc is where a value sits in the file.
+type loc struct {
+	Line, Col int
+	Path      string
+}
+
+// problems collects FieldErrors for one file.
+type problems struct {
+	file string
+	errs []*FieldError
+}
+
+func (p *problems) add(at loc, format string, a ...any) {
+	p.errs = append(p.errs, &FieldError{File: p.file, Line: at.Line, Col: at.Col, Path: at.Path, Rule: fmt.Sprintf(format, a...)})
+}
+
+// err returns the collected problems sorted by position, or nil.
+func (p *problems) err() error {
+	if len(p.errs) == 0 {
+		return nil
+	}
+	sort.SliceStable(p.errs, func(i, j int) bool {
+		a, b := p.errs[i], p.errs[j]
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	return &InvalidError{Errs: p.errs}
+}

@@ -1,0 +1,675 @@
+package lab_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/sandbox"
+	"github.com/nsnet/nsnet/kernel"
+	"github.com/nsnet/nsnet/lab"
+	"github.com/nsnet/nsnet/netns"
+	"github.com/nsnet/nsnet/probe"
+)
+
+// The tests in this file run the nsnet binary inside the test sandbox and
+// look at the kernel (and with iproute2) from the outside. They share the
+// sandbox's host namespace and /run/netns, so they run one at a time, and
+// each leaves nothing behind.
+
+var build struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// nsnetBin builds the nsnet binary once per test run.
+func nsnetBin(t testing.TB) string {
+	t.Helper()
+	build.once.Do(func() {
+		dir, err := os.MkdirTemp("", "nsnet-lab-test-")
+		if err != nil {
+			build.err = err
+			return
+		}
+		build.bin = filepath.Join(dir, "nsnet")
+		out, err := exec.Command("go", "build", "-o", build.bin, "github.com/nsnet/nsnet/cmd/nsnet").CombinedOutput()
+		if err != nil {
+			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
+	}
+	return build.bin
+}
+
+// env is one test's nsnet: its own state directory.
+type env struct {
+	t     *testing.T
+	bin   string
+	state string
+	dir   string // where lab files are written
+}
+
+func newEnv(t *testing.T) *env {
+	sandbox.Require(t)
+	return &env{t: t, bin: nsnetBin(t), state: t.TempDir(), dir: t.TempDir()}
+}
+
+type result struct {
+	out, err string
+	code     int
+}
+
+func (e *env) cmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(e.bin, args...)
+	cmd.Dir = e.dir
+	cmd.Env = append(os.Environ(), "NSNET_STATE_DIR="+e.state, "PATH="+filepath.Dir(e.bin)+":"+os.Getenv("PATH"))
+	return cmd
+}
+
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	cmd := e.cmd(args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code, werr := sandbox.ExitCode(err)
+	if werr != nil {
+		e.t.Fatalf("nsnet %s: %v", strings.Join(args, " "), werr)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func (e *env) must(args ...string) string {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != 0 {
+		e.t.Fatalf("nsnet %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.out, r.err)
+	}
+	return r.out
+}
+
+// write puts a lab file in the test's directory and returns its name there.
+func (e *env) write(name, text string) string {
+	e.t.Helper()
+	if err := os.WriteFile(filepath.Join(e.dir, name), []byte(text), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return name
+}
+
+func example(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "examples", name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func ip(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// snapshot is everything a lab could leave behind or wrongly touch.
+type snapshot struct {
+	Links  []string // host interfaces: name, alias, flags, addresses
+	Netns  []string // /run/netns
+	Mounts []string // nsfs mounts
+	State  []string // files under the state directory
+	Procs  []string // processes started by lab tests
+	// Forward is the host's net.ipv4.ip_forward, which a lab may change
+	// and must restore.
+	Forward string
+}
+
+// procMarker is in the command line of every process the test labs start.
+const procMarker = "9999"
+
+func (e *env) snap() snapshot {
+	e.t.Helper()
+	var s snapshot
+	self, err := netns.Current()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer self.Close()
+	h, err := kernel.Open(self)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer h.Close()
+	links, err := h.Links()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	addrs, err := h.Addrs()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, l := range links {
+		var as []string
+		for _, a := range addrs {
+			if a.LinkIndex == l.Index && !a.Prefix.Addr().IsLinkLocalUnicast() {
+				as = append(as, a.Prefix.String())
+			}
+		}
+		sort.Strings(as)
+		s.Links = append(s.Links, fmt.Sprintf("%s alias=%q up=%v %v", l.Name, l.Alias, l.Up(), as))
+	}
+	s.Netns, _ = netns.Default().List()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		if strings.Contains(line, " - nsfs ") {
+			f := strings.Fields(line)
+			s.Mounts = append(s.Mounts, f[4])
+		}
+	}
+	filepath.Walk(e.state, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && p != e.state {
+			s.State = append(s.State, strings.TrimPrefix(p, e.state))
+		}
+		return nil
+	})
+	s.Procs = markedProcs()
+	fw, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	s.Forward = strings.TrimSpace(string(fw))
+	sort.Strings(s.Links)
+	sort.Strings(s.Mounts)
+	return s
+}
+
+// markedProcs lists live processes whose command line has procMarker, or
+// that are lab gates.
+func markedProcs() []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		cl, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(cl), "\x00"), "\x00")
+		marked := false
+		for _, a := range args {
+			marked = marked || strings.HasPrefix(a, procMarker) || a == lab.GateArg
+		}
+		if !marked {
+			continue
+		}
+		if st, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat")); err == nil {
+			if i := bytes.LastIndexByte(st, ')'); i > 0 && len(st) > i+2 && st[i+2] == 'Z' {
+				continue // exited, waiting to be reaped
+			}
+		}
+		out = append(out, fmt.Sprintf("%d %s", pid, strings.Join(args, " ")))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s snapshot) String() string {
+	b, _ := json.MarshalIndent(s, "", "  ")
+	return string(b)
+}
+
+// sameAs fails unless now equals before; processes and links the kernel
+// removes asynchronously get a moment.
+func (e *env) sameAs(before snapshot, what string) {
+	e.t.Helper()
+	var now snapshot
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		now = e.snap()
+		if now.String() == before.String() || time.Now().After(deadline) {
+			break
+		}
+	}
+	if now.String() != before.String() {
+		e.t.Fatalf("%s: the system changed.\nbefore: %s\nnow: %s", what, before, now)
+	}
+}
+
+// ping checks that node of lab reaches dst, through the Go API.
+func (e *env) ping(name, node string, dst string) error {
+	ns, err := lab.OpenNode(name, node, lab.Options{Netns: netns.Default(), StateDir: e.state})
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	p, err := probe.NewPinger(ns, netip.MustParseAddr(dst))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	_, err = p.Ping(1, 2*time.Second)
+	return err
+}
+
+func (e *env) mustPing(name, node, dst string) {
+	e.t.Helper()
+	if err := e.ping(name, node, dst); err != nil {
+		e.t.Errorf("lab %s: %s cannot reach %s: %v", name, node, dst, err)
+	}
+}
+
+func wantIn(t *testing.T, what, s string, subs ...string) {
+	t.Helper()
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			t.Errorf("%s: %q not in:\n%s", what, sub, s)
+		}
+	}
+}
+
+// TestSeedLifecycle: up, second up with no change, drift repairs, down
+// three times, with iproute2 seeing what nsnet made.
+func TestSeedLifecycle(t *testing.T) {
+	e := newEnv(t)
+	before := e.snap()
+	seed := example(t, "seed")
+
+	out := e.must("up", seed)
+	wantIn(t, "first up", out, "lab seed is up: 11 changes")
+	wantIn(t, "ip netns list", ip(t, "netns", "list"), "direct_netns")
+	wantIn(t, "ip addr", ip(t, "-br", "addr", "show", "veth0"), "10.200.0.2/24", "UP")
+	wantIn(t, "ip -n addr", ip(t, "-n", "direct_netns", "-br", "addr", "show", "veth1"), "10.200.0.3/24", "UP")
+	wantIn(t, "ip -d link", ip(t, "-d", "link", "show", "veth0"), "alias nsnet:seed")
+	e.mustPing("seed", "host", "10.200.0.3")
+	e.mustPing("seed", "direct", "10.200.0.2")
+
+	up := e.snap()
+	wantIn(t, "second up", e.must("up", seed), "lab seed is up to date: no changes")
+	e.sameAs(up, "second up")
+	wantIn(t, "plan when up", e.must("plan", seed), "# lab seed: nothing to do")
+
+	// Drift: a link deleted by hand comes back, and only it.
+	ip(t, "link", "del", "veth0")
+	wantIn(t, "plan after drift", e.must("plan", seed), "ip link add veth0 type veth peer name veth1 netns direct_netns")
+	wantIn(t, "up after link deleted", e.must("up", seed), "lab seed is up: 9 changes: 1 link, 2 addresses, 6 settings")
+	e.sameAs(up, "repaired link")
+	e.mustPing("seed", "host", "10.200.0.3")
+
+	// An address removed by hand comes back, and nothing else changes.
+	ip(t, "-n", "direct_netns", "addr", "del", "10.200.0.3/24", "dev", "veth1")
+	wantIn(t, "up after address removed", e.must("up", seed), "lab seed is up: 1 change: 1 address")
+	e.sameAs(up, "repaired address")
+
+	// A link set down by hand comes up.
+	ip(t, "-n", "direct_netns", "link", "set", "veth1", "down")
+	wantIn(t, "up after link down", e.must("up", seed), "lab seed is up: 1 change: 1 setting")
+	e.mustPing("seed", "direct", "10.200.0.2")
+
+	for i := 0; i < 3; i++ {
+		r := e.run("down", seed)
+		if r.code != 0 {
+			t.Fatalf("down #%d: exit %d: %s", i+1, r.code, r.err)
+		}
+		if i > 0 {
+			wantIn(t, "repeated down", r.out, "nothing was left to remove")
+		}
+	}
+	e.sameAs(before, "after down")
+}
+
+// TestTwoLans: every host reaches every other, in both families, through the
+// router; status shows it all; down removes it all.
+func TestTwoLans(t *testing.T) {
+	e := newEnv(t)
+	before := e.snap()
+	e.must("up", example(t, "two-lans"))
+	hosts := map[string][2]string{
+		"h1": {"10.1.0.2", "fd00:1::2"}, "h2": {"10.1.0.3", "fd00:1::3"}, "h3": {"10.1.0.4", "fd00:1::4"},
+		"h4": {"10.2.0.2", "fd00:2::2"}, "h5": {"10.2.0.3", "fd00:2::3"}, "h6": {"10.2.0.4", "fd00:2::4"},
+	}
+	for from := range hosts {
+		for to, addrs := range hosts {
+			if from != to {
+				e.mustPing("two-lans", from, addrs[0])
+				e.mustPing("two-lans", from, addrs[1])
+			}
+		}
+	}
+	// Nothing of the lab is in the host's namespace.
+	now := e.snap()
+	e.sameAs(snapshot{Links: before.Links, Netns: now.Netns, Mounts: now.Mounts, State: now.State, Procs: before.Procs, Forward: before.Forward}, "host untouched")
+
+	var st []lab.LabStatus
+	if err := json.Unmarshal([]byte(e.must("-j", "status", "two-lans")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 || st[0].State != lab.StateUp || len(st[0].NodeStatus) != 9 {
+		t.Fatalf("status: %+v", st)
+	}
+	for _, n := range st[0].NodeStatus {
+		for _, l := range n.Links {
+			if !l.Present || !l.Up {
+				t.Errorf("status: %s:%s is %+v", n.Node, l.Name, l)
+			}
+		}
+	}
+	wantIn(t, "status", e.must("status"), "lab two-lans: up", "node h1 (netns two-lans-h1)", "eth0  UP  10.1.0.2/24 fd00:1::2/64")
+	wantIn(t, "labs", e.must("labs"), "two-lans  up     8      18     0")
+	var labs []lab.Summary
+	if err := json.Unmarshal([]byte(e.must("-j", "labs")), &labs); err != nil || len(labs) != 1 || labs[0].Nodes != 8 {
+		t.Errorf("labs -j: %+v %v", labs, err)
+	}
+	// exec runs in the node, like ip netns exec, with its exit status.
+	wantIn(t, "exec", e.must("exec", "two-lans", "router", "--", "ip", "-br", "addr"), "eth1", "10.1.0.1/24", "eth2")
+	if r := e.run("exec", "two-lans", "h1", "--", "sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("exec exit status %d, want 7", r.code)
+	}
+	if r := e.run("exec", "two-lans", "nosuch", "--", "true"); r.code == 0 || !strings.Contains(r.err, "lab two-lans has no node nosuch") {
+		t.Errorf("exec in a missing node: %+v", r)
+	}
+	e.must("down", "two-lans")
+	e.sameAs(before, "after down")
+}
+
+// TestDownAfterNetnsDel: down works when nodes were deleted by hand, and
+// when the lab file is gone.
+func TestDownAfterNetnsDel(t *testing.T) {
+	e := newEnv(t)
+	before := e.snap()
+	text, err := os.ReadFile(example(t, "two-lans"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := e.write("lans.yaml", string(text))
+	e.must("up", file)
+	ip(t, "netns", "del", "two-lans-h1")
+	ip(t, "netns", "del", "two-lans-switch")
+	os.Remove(filepath.Join(e.dir, file))
+	// The file is gone: down by the path it was up from still finds it.
+	wantIn(t, "down", e.must("down", file), "lab two-lans is down")
+	e.sameAs(before, "after down")
+
+	// An interrupted creation (an empty file where the namespace was to be
+	// mounted) is cleaned up by down.
+	seed := e.write("seed.yaml", mustRead(t, example(t, "seed")))
+	e.must("up", seed)
+	ip(t, "netns", "del", "direct_netns")
+	if err := os.WriteFile("/run/netns/direct_netns", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.must("down", seed)
+	e.sameAs(before, "after down over an empty namespace file")
+
+	// And by name.
+	e.must("up", seed)
+	os.Remove(filepath.Join(e.dir, seed))
+	e.must("down", "seed")
+	e.sameAs(before, "after down by name")
+	if r := e.run("down", "seed.yaml"); r.code == 0 || !strings.Contains(r.err, "no such lab file") {
+		t.Errorf("down of a file never up: %+v", r)
+	}
+}
+
+const procsLab = `lab: procs
+nodes:
+  host:
+    processes: [{cmd: sleep 9999.1}]
+  a:
+    processes:
+      - {cmd: [sh, -c, "echo started in $(readlink /proc/self/ns/net); exec sleep 9999.2"]}
+links:
+  - {a: {node: host, name: pr0, addresses: [10.77.0.1/24]}, b: {node: a, name: eth0, addresses: [10.77.0.2/24]}}
+`
+
+// TestProcesses: processes start in their node, recorded by PID and start
+// time; a dead one is restarted by up; down stops them; a recycled PID is
+// never signalled.
+func TestProcesses(t *testing.T) {
+	e := newEnv(t)
+	before := e.snap()
+	file := e.write("procs.yaml", procsLab)
+	wantIn(t, "up", e.must("up", file), "2 processes started")
+	st := e.status("procs")
+	pids := map[string]int{}
+	for _, n := range st.NodeStatus {
+		for _, p := range n.Processes {
+			if !p.Running {
+				t.Errorf("process %v in %s not running", p.Argv, n.Node)
+			}
+			pids[n.Node] = p.PID
+		}
+	}
+	if len(pids) != 2 {
+		t.Fatalf("processes: %+v", st.NodeStatus)
+	}
+	// The node's process is in the node's namespace.
+	nsLink, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pids["a"]))
+	ns, err := netns.Default().Open("procs-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := ns.ID()
+	ns.Close()
+	if !strings.Contains(nsLink, strconv.FormatUint(id.Ino, 10)) {
+		t.Errorf("process in %s, node namespace has inode %d", nsLink, id.Ino)
+	}
+	waitFor(t, "log", func() bool {
+		b, _ := os.ReadFile(filepath.Join(e.state, "procs", "a.0.log"))
+		return strings.Contains(string(b), "started in "+nsLink)
+	})
+
+	wantIn(t, "second up", e.must("up", file), "up to date: no changes")
+	if err := killWait(pids["a"]); err != nil {
+		t.Fatal(err)
+	}
+	wantIn(t, "up after a process died", e.must("up", file), "1 change: 1 process started")
+	if p := e.status("procs").NodeStatus; p[1].Processes[0].PID == pids["a"] || !p[1].Processes[0].Running {
+		t.Errorf("process not restarted: %+v", p[1].Processes)
+	}
+
+	// A PID that now belongs to someone else (same PID, other start time)
+	// is left alone.
+	stranger := exec.Command("sleep", "9999.3")
+	if err := stranger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Process.Kill()
+	led, err := os.ReadFile(filepath.Join(e.state, "procs", "ledger.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	json.Unmarshal(led, &m)
+	m["processes"] = append(m["processes"].([]any), map[string]any{"node": "host", "index": 5, "argv": []string{"sleep"}, "pid": stranger.Process.Pid, "start": 1})
+	led, _ = json.Marshal(m)
+	os.WriteFile(filepath.Join(e.state, "procs", "ledger.json"), led, 0o644)
+
+	e.must("down", "procs")
+	if err := stranger.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("down signalled a process that is not the lab's: %v", err)
+	}
+	stranger.Process.Kill()
+	stranger.Wait()
+	e.sameAs(before, "after down")
+}
+
+func (e *env) status(name string) lab.LabStatus {
+	e.t.Helper()
+	var st []lab.LabStatus
+	if err := json.Unmarshal([]byte(e.must("-j", "status", name)), &st); err != nil || len(st) != 1 {
+		e.t.Fatalf("status %s: %v %+v", name, err, st)
+	}
+	return st[0]
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// killWait kills a process that is not our child and waits until it is gone.
+func killWait(pid int) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	p.Kill()
+	for i := 0; i < 300; i++ {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || bytes.Contains(b, []byte(") Z ")) {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("pid %d survived SIGKILL", pid)
+}
+
+// TestConcurrentUps: two ups of one lab at once both succeed, one after the
+// other; ups of two labs at once both succeed.
+func TestConcurrentUps(t *testing.T) {
+	e := newEnv(t)
+	before := e.snap()
+	file := e.write("lans.yaml", mustRead(t, example(t, "two-lans")))
+	other := e.write("seed.yaml", mustRead(t, example(t, "seed")))
+	var wg sync.WaitGroup
+	res := make([]result, 3)
+	for i, f := range []string{file, file, other} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = e.run("up", f)
+		}()
+	}
+	wg.Wait()
+	for _, r := range res {
+		if r.code != 0 {
+			t.Fatalf("concurrent up: %+v", r)
+		}
+	}
+	changed := 0
+	for _, r := range res[:2] {
+		if strings.Contains(r.out, "two-lans is up: ") {
+			changed++
+		}
+	}
+	if changed != 1 {
+		t.Errorf("two ups of one lab: %d made changes, want 1:\n%+v", changed, res[:2])
+	}
+	e.mustPing("two-lans", "h1", "10.2.0.4")
+	e.mustPing("seed", "direct", "10.200.0.2")
+	e.must("down", "two-lans")
+	e.must("down", "seed")
+	e.sameAs(before, "after down")
+}
+
+// TestInvalidChangesNothing: every rule, through the command line: the
+// message is given, and nothing changed.
+func TestInvalidChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	before := e.snap()
+	for _, bl := range badLabs() {
+		e.write("bad.yaml", bl.file)
+		for _, cmd := range []string{"up", "plan"} {
+			r := e.run(cmd, "bad.yaml")
+			if r.code != 1 {
+				t.Errorf("%s: %s exited %d", bl.name, cmd, r.code)
+			}
+			for _, w := range bl.want {
+				wantIn(t, bl.name, r.err, w)
+			}
+		}
+	}
+	e.sameAs(before, "after invalid labs")
+}
+
+// TestConflicts: names that exist and are not the lab's are refused before
+// anything changes, and down of one lab never touches another's objects or
+// objects it did not make.
+func TestConflicts(t *testing.T) {
+	e := newEnv(t)
+	before := e.snap()
+	seed := e.write("seed.yaml", mustRead(t, example(t, "seed")))
+
+	ip(t, "link", "add", "veth0", "type", "veth", "peer", "name", "mine0")
+	ip(t, "netns", "add", "direct_netns")
+	r := e.run("up", seed)
+	wantIn(t, "conflicts", r.err,
+		`seed.yaml:11:3: nodes.direct: namespace "direct_netns" already exists and is not lab seed's`,
+		`seed.yaml:17:27: links[0].a.name: interface "veth0" already exists in the host and is not lab seed's`)
+	ip(t, "link", "del", "veth0")
+	ip(t, "netns", "del", "direct_netns")
+	e.sameAs(before, "after refused up")
+
+	// A name in /run/netns that is not a namespace (an empty file, as an
+	// interrupted ip netns add leaves) is not taken either.
+	if err := os.WriteFile("/run/netns/direct_netns", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantIn(t, "stale file", e.run("up", seed).err, `nodes.direct: "direct_netns" exists in the namespace directory but is not a namespace`)
+	os.Remove("/run/netns/direct_netns")
+	e.sameAs(before, "after refused up")
+
+	// Objects the ledger lists but someone else remade by hand are left
+	// alone by down.
+	e.must("up", seed)
+	ip(t, "netns", "del", "direct_netns")
+	waitFor(t, "veth0 to go", func() bool { return exec.Command("ip", "link", "show", "veth0").Run() != nil })
+	ip(t, "netns", "add", "direct_netns")
+	ip(t, "link", "add", "veth0", "type", "veth", "peer", "name", "mine0")
+	r = e.run("down", "seed")
+	if r.code != 0 {
+		t.Fatalf("down: %+v", r)
+	}
+	wantIn(t, "down notes", r.err, "namespace direct_netns is not marked as lab seed's", "interface veth0 in the host is not marked as lab seed's")
+	wantIn(t, "ip netns list", ip(t, "netns", "list"), "direct_netns")
+	ip(t, "link", "del", "veth0")
+	ip(t, "netns", "del", "direct_netns")
+	e.sameAs(before, "after down of a remade lab")
+
+	// Another lab wanting the same names.
+	e.must("up", seed)
+	twin := e.write("twin.yaml", strings.Replace(mustRead(t, example(t, "seed")), "lab: seed", "lab: twin", 1))
+	r = e.run("up", twin)
+	wantIn(t, "twin", r.err, `nodes.direct: namespace "direct_netns" belongs to lab seed`, `interface "veth0" in the host belongs to lab seed`)
+	e.must("down", "twin")
+	e.mustPing("seed", "host", "10.200.0.3")
+	e.must("down", "seed")
+	e.sameAs(before, "after down")
+}
+
+// TestProcessThatCannotStart: a command that cannot be run fails up with the
+// reason; down then cleans up as usual.
+func TestProcessThatCannotStart(t *testing.T) {
+	e := newEnv(t)
+	before := e.snap()
+	file := e.write("bad.yaml", "lab: badproc\nnodes:\n  a: {processes: [{cmd: no-such-command-9999}]}\n")
+	r := e.run("up", file)
+	if r.code != 1 || !strings.Contains(r.err, `start process "no-such-command-9999" in node a: exec: "no-such-command-9999": executable file not found in $PATH`) {
+		t.Errorf("up with a bad command: %+v", r)
+	}
+	e.must("down", "badproc")
+	e.sameAs(before, "after down")
+}

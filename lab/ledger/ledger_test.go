@@ -1,0 +1,144 @@
+package ledger_test
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/lab/ledger"
+)
+
+func TestWriteRead(t *testing.T) {
+	s := ledger.Store{Dir: t.TempDir()}
+	if _, err := s.Read("a"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("reading a missing ledger: %v", err)
+	}
+	l := &ledger.Ledger{Lab: "a", Mark: "nsnet:a", Nodes: []ledger.Node{{Name: "host"}, {Name: "x", Netns: "a-x"}},
+		Procs: []ledger.Proc{{Node: "x", Netns: "a-x", Argv: []string{"sleep", "1"}, PID: 10, Start: 20}}}
+	if err := s.Write(l); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Read("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != ledger.Version || got.Node("x").Netns != "a-x" || got.Node("host").Owned() || got.Procs[0].Start != 20 {
+		t.Errorf("read back %+v", got)
+	}
+	labs, err := s.Labs()
+	if err != nil || len(labs) != 1 || labs[0] != "a" {
+		t.Errorf("Labs() = %v, %v", labs, err)
+	}
+	// No temporary file is left behind.
+	ents, _ := os.ReadDir(s.LabDir("a"))
+	if len(ents) != 1 {
+		t.Errorf("lab directory holds %v", ents)
+	}
+}
+
+func TestRefusesOtherVersions(t *testing.T) {
+	s := ledger.Store{Dir: t.TempDir()}
+	os.MkdirAll(s.LabDir("a"), 0o755)
+	os.WriteFile(s.Path("a"), []byte(`{"version": 99, "lab": "a"}`), 0o644)
+	if _, err := s.Read("a"); !errors.Is(err, ledger.ErrVersion) {
+		t.Errorf("read a version 99 ledger: %v", err)
+	}
+	if _, err := s.Read("../etc"); err == nil {
+		t.Error("read a ledger by a path")
+	}
+}
+
+// TestLockExcludes: a second holder waits until the first releases, and is
+// told who holds it.
+func TestLockExcludes(t *testing.T) {
+	s := ledger.Store{Dir: t.TempDir()}
+	first, err := s.Lock("a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.TryLock("a"); ok || err != nil {
+		t.Fatalf("TryLock of a held lab: ok=%v err=%v", ok, err)
+	}
+	// Other labs are independent.
+	other, ok, err := s.TryLock("b")
+	if !ok || err != nil {
+		t.Fatalf("TryLock of another lab: ok=%v err=%v", ok, err)
+	}
+	other.Release()
+
+	var waited int
+	got := make(chan *ledger.Lock)
+	go func() {
+		l, err := s.Lock("a", func(pid int) { waited = pid })
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	select {
+	case <-got:
+		t.Fatal("second Lock did not wait")
+	case <-time.After(50 * time.Millisecond):
+	}
+	first.Release()
+	second := <-got
+	if waited != os.Getpid() {
+		t.Errorf("waiter was told pid %d, want %d", waited, os.Getpid())
+	}
+	second.Release()
+}
+
+// TestLockAfterRemove: when the holder removes the lab, a waiter starts
+// over on a new lock file instead of holding a lock nobody else sees.
+func TestLockAfterRemove(t *testing.T) {
+	s := ledger.Store{Dir: t.TempDir()}
+	first, err := s.Lock("a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(&ledger.Ledger{Lab: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(s.LabDir("a"), "x.log"), []byte("log"), 0o644)
+	var wg sync.WaitGroup
+	var holders atomic.Int32
+	locks := make(chan *ledger.Lock, 2)
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := s.Lock("a", nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if holders.Add(1) != 1 {
+				t.Error("two holders at once")
+			}
+			locks <- l
+			time.Sleep(20 * time.Millisecond)
+			holders.Add(-1)
+			l.Release()
+		}()
+	}
+	time.Sleep(30 * time.Millisecond)
+	if err := first.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(locks)
+	if n := len(locks); n != 2 {
+		t.Fatalf("%d waiters got the lock", n)
+	}
+	if _, err := os.Stat(s.Path("a")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ledger survived Remove: %v", err)
+	}
+	if labs, _ := s.Labs(); len(labs) != 0 {
+		t.Errorf("labs after Remove: %v", labs)
+	}
+}

@@ -1,0 +1,497 @@
+package lab
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileSize bounds a lab file. A lab of 10,000 nodes is about a megabyte.
+const MaxFileSize = 32 << 20
+
+// The raw lab file: every value with its location, before any rule beyond
+// "is this the right YAML shape" is applied.
+
+type sval struct {
+	V  string
+	At loc
+}
+
+func (s sval) set() bool { return s.At.Line > 0 }
+
+type ival struct {
+	V  int
+	At loc
+}
+
+func (v ival) set() bool { return v.At.Line > 0 }
+
+type spec struct {
+	Name    sval
+	At      loc
+	Nodes   []*nodeSpec
+	Bridges []*bridgeSpec
+	Links   []*linkSpec
+}
+
+type nodeSpec struct {
+	Name    sval // At is the key's position, Path "nodes.NAME"
+	Netns   sval
+	Routes  []*routeSpec
+	Sysctls []sysctlSpec
+	Procs   []*procSpec
+}
+
+type routeSpec struct {
+	At           loc
+	To, Via, Dev sval
+}
+
+type sysctlSpec struct {
+	Key, Value sval
+}
+
+type procSpec struct {
+	At   loc
+	Argv []string
+}
+
+type bridgeSpec struct {
+	Name      sval
+	Node      sval
+	Subnets   []sval
+	MTU       ival
+	Addresses []sval
+}
+
+type linkSpec struct {
+	At   loc
+	A, B *endSpec
+	MTU  ival
+}
+
+type endSpec struct {
+	At        loc
+	Node      sval
+	Bridge    sval
+	Name      sval
+	Addresses []sval
+}
+
+// parser turns YAML nodes into a spec, recording shape errors as it goes so
+// that one run reports every problem.
+type parser struct {
+	problems
+}
+
+func at(n *yaml.Node, path string) loc { return loc{Line: n.Line, Col: n.Column, Path: path} }
+
+// parseSpec parses the YAML text. Only a document that is not YAML at all
+// stops it early; every other problem is collected.
+func parseSpec(file string, data []byte) (*spec, *problems) {
+	p := &parser{problems{file: file}}
+	if len(data) > MaxFileSize {
+		p.add(loc{Line: 1, Col: 1}, "file is larger than %d bytes", MaxFileSize)
+		return nil, &p.problems
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			p.add(loc{Line: 1, Col: 1}, "file is empty: a lab needs at least \"lab: NAME\"")
+		} else {
+			p.add(yamlErrLoc(err), "not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		return nil, &p.problems
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		p.add(at(&extra, ""), "a lab file holds one YAML document; this is a second one")
+	} else if !errors.Is(err, io.EOF) {
+		p.add(yamlErrLoc(err), "not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, &p.problems
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	s := &spec{At: at(root, "")}
+	fields := p.fields(root, "", "lab", "nodes", "bridges", "links")
+	if f, ok := fields["lab"]; ok {
+		s.Name = p.str(f, "lab")
+	} else if root.Kind == yaml.MappingNode {
+		p.add(at(root, "lab"), "missing: every lab needs a name (lab: NAME)")
+	}
+	// The YAML tree is the biggest thing nsnet ever holds (about 3 KB per
+	// node of a big lab): each part is dropped as soon as it is read.
+	if f, ok := fields["nodes"]; ok {
+		kvs := p.entries(f, "nodes")
+		f.Content = nil
+		s.Nodes = make([]*nodeSpec, 0, len(kvs))
+		for i := range kvs {
+			s.Nodes = append(s.Nodes, p.node(kvs[i]))
+			kvs[i].Value = nil
+		}
+	}
+	if f, ok := fields["bridges"]; ok {
+		for _, kv := range p.entries(f, "bridges") {
+			s.Bridges = append(s.Bridges, p.bridge(kv))
+		}
+	}
+	if f, ok := fields["links"]; ok {
+		items := p.seq(f, "links")
+		s.Links = make([]*linkSpec, 0, len(items))
+		for i, n := range items {
+			s.Links = append(s.Links, p.link(n, fmt.Sprintf("links[%d]", i)))
+			items[i] = nil
+		}
+	}
+	return s, &p.problems
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+// yamlErrLoc digs the line out of a yaml.v3 syntax error, which carries it
+// only in the message.
+func yamlErrLoc(err error) loc {
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		if n, err := strconv.Atoi(m[1]); err == nil {
+			return loc{Line: n, Col: 1}
+		}
+	}
+	return loc{Line: 1, Col: 1}
+}
+
+// resolveAlias refuses YAML aliases: expanding them could make a small file
+// describe an enormous lab, and labs are easier to read without them.
+func (p *parser) plain(n *yaml.Node, path string) bool {
+	if n.Kind == yaml.AliasNode {
+		p.add(at(n, path), "YAML aliases (*%s) are not supported in lab files", n.Value)
+		return false
+	}
+	return true
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+type keyValue struct {
+	Key   sval
+	Value *yaml.Node
+}
+
+// entries reads a mapping whose keys are names chosen by the user, in file
+// order. Duplicate keys are reported.
+func (p *parser) entries(n *yaml.Node, path string) []keyValue {
+	if !p.plain(n, path) || isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.add(at(n, path), "must be a mapping of names to definitions, not %s", kindName(n))
+		return nil
+	}
+	var out []keyValue
+	seen := map[string]loc{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !p.plain(k, path) {
+			continue
+		}
+		if k.Kind != yaml.ScalarNode || isNull(k) {
+			p.add(at(k, path), "names must be plain strings, not %s", kindName(k))
+			continue
+		}
+		kp := path + "." + k.Value
+		if prev, dup := seen[k.Value]; dup {
+			p.add(at(k, kp), "duplicate name %q (first defined at line %d)", k.Value, prev.Line)
+			continue
+		}
+		seen[k.Value] = at(k, kp)
+		out = append(out, keyValue{Key: sval{V: k.Value, At: at(k, kp)}, Value: v})
+	}
+	return out
+}
+
+// fields reads a mapping with a fixed set of keys, reporting unknown and
+// duplicate ones.
+func (p *parser) fields(n *yaml.Node, path string, allowed ...string) map[string]*yaml.Node {
+	out := map[string]*yaml.Node{}
+	if !p.plain(n, path) || isNull(n) {
+		return out
+	}
+	if n.Kind != yaml.MappingNode {
+		where := path
+		if where == "" {
+			where = "the file"
+		}
+		p.add(at(n, path), "%s must be a mapping with keys %s, not %s", where, strings.Join(allowed, ", "), kindName(n))
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		kp := join(path, k.Value)
+		if k.Kind != yaml.ScalarNode {
+			p.add(at(k, path), "keys must be plain strings, not %s", kindName(k))
+			continue
+		}
+		known := false
+		for _, a := range allowed {
+			if a == k.Value {
+				known = true
+			}
+		}
+		if !known {
+			p.add(at(k, kp), "unknown field %q (known: %s)", k.Value, strings.Join(allowed, ", "))
+			continue
+		}
+		if _, dup := out[k.Value]; dup {
+			p.add(at(k, kp), "field %q given twice", k.Value)
+			continue
+		}
+		out[k.Value] = v
+	}
+	return out
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (p *parser) seq(n *yaml.Node, path string) []*yaml.Node {
+	if !p.plain(n, path) || isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.add(at(n, path), "must be a list, not %s", kindName(n))
+		return nil
+	}
+	return n.Content
+}
+
+// str reads a scalar as written. Numbers are accepted as strings (a node may
+// be called 1), but null, lists and mappings are not.
+func (p *parser) str(n *yaml.Node, path string) sval {
+	if !p.plain(n, path) {
+		return sval{}
+	}
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		p.add(at(n, path), "must be a string, not %s", kindName(n))
+		return sval{}
+	}
+	return sval{V: n.Value, At: at(n, path)}
+}
+
+func (p *parser) int(n *yaml.Node, path string) ival {
+	if !p.plain(n, path) {
+		return ival{}
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		p.add(at(n, path), "must be a whole number, not %s", kindName(n))
+		return ival{}
+	}
+	v, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 32)
+	if err != nil {
+		p.add(at(n, path), "must be a whole number that fits in 32 bits, not %s", n.Value)
+		return ival{}
+	}
+	return ival{V: int(v), At: at(n, path)}
+}
+
+func (p *parser) strs(n *yaml.Node, path string) []sval {
+	var out []sval
+	for i, e := range p.seq(n, path) {
+		if s := p.str(e, fmt.Sprintf("%s[%d]", path, i)); s.set() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!null":
+			return "null"
+		case "!!int", "!!float":
+			return "the number " + n.Value
+		case "!!bool":
+			return "the boolean " + n.Value
+		}
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "an empty document"
+}
+
+func (p *parser) node(kv keyValue) *nodeSpec {
+	path := kv.Key.At.Path
+	ns := &nodeSpec{Name: kv.Key}
+	f := p.fields(kv.Value, path, "netns", "routes", "sysctls", "processes")
+	if v, ok := f["netns"]; ok {
+		ns.Netns = p.str(v, path+".netns")
+	}
+	if v, ok := f["routes"]; ok {
+		for i, r := range p.seq(v, path+".routes") {
+			rp := fmt.Sprintf("%s.routes[%d]", path, i)
+			rs := &routeSpec{At: at(r, rp)}
+			rf := p.fields(r, rp, "to", "via", "dev")
+			if x, ok := rf["to"]; ok {
+				rs.To = p.str(x, rp+".to")
+			} else if r.Kind == yaml.MappingNode {
+				p.add(rs.At, "missing \"to\" (a prefix such as 10.2.0.0/24, or default)")
+			}
+			if x, ok := rf["via"]; ok {
+				rs.Via = p.str(x, rp+".via")
+			}
+			if x, ok := rf["dev"]; ok {
+				rs.Dev = p.str(x, rp+".dev")
+			}
+			ns.Routes = append(ns.Routes, rs)
+		}
+	}
+	if v, ok := f["sysctls"]; ok {
+		for _, e := range p.entries(v, path+".sysctls") {
+			val := p.scalar(e.Value, e.Key.At.Path)
+			if val.set() {
+				ns.Sysctls = append(ns.Sysctls, sysctlSpec{Key: e.Key, Value: val})
+			}
+		}
+	}
+	if v, ok := f["processes"]; ok {
+		for i, e := range p.seq(v, path+".processes") {
+			pp := fmt.Sprintf("%s.processes[%d]", path, i)
+			ps := &procSpec{At: at(e, pp)}
+			pf := p.fields(e, pp, "cmd")
+			c, ok := pf["cmd"]
+			if !ok {
+				if e.Kind == yaml.MappingNode {
+					p.add(ps.At, "missing \"cmd\" (the command and its arguments)")
+				}
+				continue
+			}
+			cp := pp + ".cmd"
+			switch {
+			case c.Kind == yaml.ScalarNode && !isNull(c):
+				ps.Argv = strings.Fields(c.Value)
+			case c.Kind == yaml.SequenceNode:
+				for _, a := range p.strs(c, cp) {
+					ps.Argv = append(ps.Argv, a.V)
+				}
+			default:
+				p.add(at(c, cp), "must be a command line or a list of arguments, not %s", kindName(c))
+				continue
+			}
+			if len(ps.Argv) == 0 {
+				p.add(at(c, cp), "command is empty")
+				continue
+			}
+			ps.At = at(c, cp)
+			ns.Procs = append(ns.Procs, ps)
+		}
+	}
+	return ns
+}
+
+// scalar reads a sysctl value: a number or a string, kept as written.
+func (p *parser) scalar(n *yaml.Node, path string) sval {
+	if !p.plain(n, path) {
+		return sval{}
+	}
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		p.add(at(n, path), "must be a number or a string, not %s", kindName(n))
+		return sval{}
+	}
+	return sval{V: n.Value, At: at(n, path)}
+}
+
+func (p *parser) bridge(kv keyValue) *bridgeSpec {
+	path := kv.Key.At.Path
+	b := &bridgeSpec{Name: kv.Key}
+	f := p.fields(kv.Value, path, "node", "subnets", "mtu", "addresses")
+	if v, ok := f["node"]; ok {
+		b.Node = p.str(v, path+".node")
+	}
+	if v, ok := f["subnets"]; ok {
+		b.Subnets = p.strs(v, path+".subnets")
+	}
+	if v, ok := f["mtu"]; ok {
+		b.MTU = p.int(v, path+".mtu")
+	}
+	if v, ok := f["addresses"]; ok {
+		b.Addresses = p.strs(v, path+".addresses")
+	}
+	return b
+}
+
+func (p *parser) link(n *yaml.Node, path string) *linkSpec {
+	l := &linkSpec{At: at(n, path)}
+	f := p.fields(n, path, "a", "b", "mtu")
+	for _, side := range []string{"a", "b"} {
+		v, ok := f[side]
+		if !ok {
+			if n.Kind == yaml.MappingNode {
+				p.add(l.At, "missing %q: a link has two ends, a and b", side)
+			}
+			continue
+		}
+		e := p.end(v, path+"."+side)
+		if side == "a" {
+			l.A = e
+		} else {
+			l.B = e
+		}
+	}
+	if v, ok := f["mtu"]; ok {
+		l.MTU = p.int(v, path+".mtu")
+	}
+	return l
+}
+
+func (p *parser) end(n *yaml.Node, path string) *endSpec {
+	e := &endSpec{At: at(n, path)}
+	f := p.fields(n, path, "node", "bridge", "name", "addresses")
+	if v, ok := f["node"]; ok {
+		e.Node = p.str(v, path+".node")
+	}
+	if v, ok := f["bridge"]; ok {
+		e.Bridge = p.str(v, path+".bridge")
+	}
+	if v, ok := f["name"]; ok {
+		e.Name = p.str(v, path+".name")
+	}
+	if v, ok := f["addresses"]; ok {
+		e.Addresses = p.strs(v, path+".addresses")
+	}
+	return e
+}
+
+// readFile reads a lab file, refusing ones too large to be a lab.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}

@@ -1,0 +1,753 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/nsnet/nsnet/kernel"
+	"github.com/nsnet/nsnet/lab/ledger"
+	"github.com/nsnet/nsnet/netns"
+)
+
+// Load reads and validates a lab file. Every problem is reported at once in
+// an *InvalidError (matching ErrInvalid).
+func Load(path string) (*Lab, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read lab file: %w", err)
+	}
+	// Messages name the file as the user did; the lab remembers where it
+	// is, wherever nsnet runs from next.
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	return parse(path, data, abs)
+}
+
+// Parse validates a lab file's contents; file names it in messages.
+func Parse(file string, data []byte) (*Lab, error) {
+	return parse(file, data, "")
+}
+
+func parse(name string, data []byte, path string) (*Lab, error) {
+	s, pr := parseSpec(name, data)
+	if s == nil {
+		return nil, pr.err()
+	}
+	l := resolve(s, pr)
+	if err := pr.err(); err != nil {
+		return nil, err
+	}
+	l.File, l.src = path, name
+	return l, nil
+}
+
+// resolver applies the rules to a parsed spec and builds the Lab.
+type resolver struct {
+	*problems
+	lab     *Lab
+	bridges map[string]*Bridge
+	ifaces  map[*Node]map[string]*Interface
+	segs    segments
+	addrAt  map[netip.Addr]loc
+	autos   []autoReq
+	linkOf  map[*linkSpec]*Link
+}
+
+type autoReq struct {
+	iface  *Interface
+	bridge *Bridge
+	at     loc
+}
+
+func resolve(s *spec, pr *problems) *Lab {
+	r := &resolver{
+		problems: pr,
+		lab:      &Lab{Name: s.Name.V, nodes: map[string]*Node{}},
+		bridges:  map[string]*Bridge{},
+		ifaces:   map[*Node]map[string]*Interface{},
+		addrAt:   map[netip.Addr]loc{},
+		linkOf:   map[*linkSpec]*Link{},
+	}
+	if s.Name.set() && !ledger.ValidName(s.Name.V) {
+		r.add(s.Name.At, "invalid lab name %q: %s", s.Name.V, ledger.NameRule)
+	}
+	r.nodes(s)
+	r.bridgeDefs(s)
+	r.links(s)
+	r.addresses(s)
+	r.mtus(s)
+	for _, ns := range s.Nodes {
+		if n := r.lab.nodes[ns.Name.V]; n != nil {
+			r.routes(n, ns)
+			r.sysctls(n, ns)
+			for _, p := range ns.Procs {
+				n.Processes = append(n.Processes, Process{Argv: p.Argv, at: p.At})
+			}
+		}
+	}
+	return r.lab
+}
+
+func (r *resolver) nodes(s *spec) {
+	netnsAt := map[string]loc{}
+	var host *Node
+	for _, ns := range s.Nodes {
+		name := ns.Name.V
+		n := &Node{Name: name, at: ns.Name.At}
+		if name == HostNode {
+			if ns.Netns.set() {
+				r.add(ns.Netns.At, "the host node is the namespace nsnet runs in: it has no netns name")
+			}
+			host = n
+			r.lab.nodes[name] = n
+			continue
+		}
+		if !ledger.ValidName(name) {
+			r.add(ns.Name.At, "invalid node name %q: %s", name, ledger.NameRule)
+		}
+		n.Netns = r.lab.Name + "-" + name
+		where := ns.Name.At
+		if ns.Netns.set() {
+			n.Netns, where = ns.Netns.V, ns.Netns.At
+		}
+		if err := netns.ValidateName(n.Netns); err != nil {
+			r.add(where, "%v", err)
+		} else if prev, dup := netnsAt[n.Netns]; dup {
+			r.add(where, "namespace name %q is already used by %s (line %d)", n.Netns, prev.Path, prev.Line)
+		}
+		netnsAt[n.Netns] = where
+		r.lab.nodes[name] = n
+		r.lab.Nodes = append(r.lab.Nodes, n)
+	}
+	if host == nil {
+		host = &Node{Name: HostNode}
+		r.lab.nodes[HostNode] = host
+	}
+	// The host comes first: it exists before anything else does.
+	r.lab.Nodes = append([]*Node{host}, r.lab.Nodes...)
+}
+
+// node finds a node by name, reporting a missing one at v.
+func (r *resolver) node(v sval) *Node {
+	n := r.lab.nodes[v.V]
+	if n == nil {
+		var names []string
+		for _, x := range r.lab.Nodes {
+			names = append(names, x.Name)
+		}
+		r.add(v.At, "no node named %q (nodes: %s)", v.V, strings.Join(names, ", "))
+	}
+	return n
+}
+
+// addIface registers an interface in its node, refusing a second one of the
+// same name in the same namespace.
+func (r *resolver) addIface(i *Interface) bool {
+	m := r.ifaces[i.Node]
+	if m == nil {
+		m = map[string]*Interface{}
+		r.ifaces[i.Node] = m
+	}
+	if prev := m[i.Name]; prev != nil {
+		r.add(i.at, "node %s already has an interface named %q (%s, line %d)", i.Node.Name, i.Name, prev.at.Path, prev.at.Line)
+		return false
+	}
+	if i.Name == "lo" {
+		r.add(i.at, "%q is the loopback interface every namespace already has", i.Name)
+		return false
+	}
+	m[i.Name] = i
+	i.Node.Interfaces = append(i.Node.Interfaces, i)
+	return true
+}
+
+func (r *resolver) bridgeDefs(s *spec) {
+	for _, bs := range s.Bridges {
+		b := &Bridge{Name: bs.Name.V, MTU: bs.MTU.V}
+		if err := kernel.ValidateLinkName(b.Name); err != nil {
+			r.add(bs.Name.At, "%v", err)
+			continue
+		}
+		node := sval{V: HostNode}
+		if bs.Node.set() {
+			node = bs.Node
+		}
+		if b.Node = r.node(node); b.Node == nil {
+			continue
+		}
+		fam := map[bool]loc{}
+		for _, sub := range bs.Subnets {
+			p, err := netip.ParsePrefix(sub.V)
+			switch {
+			case err != nil:
+				r.add(sub.At, "invalid subnet %q: expected a prefix such as 10.1.0.0/24 or fd00:1::/64", sub.V)
+				continue
+			case p.Addr().Zone() != "" || p.Addr().Is4In6():
+				r.add(sub.At, "invalid subnet %q: zones and IPv4-mapped addresses are not allowed", sub.V)
+				continue
+			case p != p.Masked():
+				r.add(sub.At, "subnet %s has host bits set: did you mean %s?", p, p.Masked())
+				continue
+			}
+			if prev, dup := fam[p.Addr().Is4()]; dup {
+				r.add(sub.At, "a bridge has at most one subnet per address family (the other is at line %d)", prev.Line)
+				continue
+			}
+			fam[p.Addr().Is4()] = sub.At
+			b.Subnets = append(b.Subnets, p)
+		}
+		b.Iface = &Interface{Node: b.Node, Name: b.Name, Kind: KindBridge, MTU: b.MTU, Bridge: b, at: bs.Name.At}
+		b.Iface.MAC = derivedMAC(r.lab.Name, b.Node.Netns, b.Name)
+		if !r.addIface(b.Iface) {
+			continue
+		}
+		r.bridges[b.Name] = b
+		r.lab.Bridges = append(r.lab.Bridges, b)
+		r.segs.add(b.Iface)
+	}
+}
+
+func (r *resolver) links(s *spec) {
+	for _, ls := range s.Links {
+		if ls.A == nil || ls.B == nil {
+			continue
+		}
+		a := r.end(ls.A, ls.B)
+		b := r.end(ls.B, ls.A)
+		if a == nil || b == nil {
+			continue
+		}
+		l := &Link{A: a, B: b, MTU: ls.MTU.V}
+		a.Peer, b.Peer, a.Link, b.Link = b, a, l, l
+		if !ls.MTU.set() {
+			// A port defaults to its bridge's MTU.
+			for _, e := range []*Interface{a, b} {
+				if e.Master != nil && e.Master.MTU != 0 && (l.MTU == 0 || e.Master.MTU < l.MTU) {
+					l.MTU = e.Master.MTU
+				}
+			}
+		}
+		a.MTU, b.MTU = l.MTU, l.MTU
+		okA, okB := r.addIface(a), r.addIface(b)
+		if !okA || !okB {
+			continue
+		}
+		// One end creates the pair, the other is created directly in its
+		// namespace. The host's end creates, since iproute2 can only name
+		// the host's namespace by a PID; otherwise a bridge port does:
+		// bridges' namespaces are few and stay open while every node
+		// attaches to them.
+		switch {
+		case a.Node.IsHost():
+			a.Creator = true
+		case b.Node.IsHost(), a.Master == nil && b.Master != nil:
+			b.Creator = true
+		default:
+			a.Creator = true
+		}
+		for _, e := range []*Interface{a, b} {
+			if e.Master != nil {
+				br := e.Master.Bridge
+				br.Ports = append(br.Ports, e)
+				if len(br.Ports) == MaxBridgePorts+1 {
+					r.add(ls.At, "bridge %s would have more than %d ports, the most a Linux bridge holds: spread the nodes over more bridges", br.Name, MaxBridgePorts)
+				}
+			}
+		}
+		r.segs.link(a, b)
+		r.lab.Links = append(r.lab.Links, l)
+		r.linkOf[ls] = l
+	}
+}
+
+// end resolves one end of a link; other is the opposite end as written.
+func (r *resolver) end(e, other *endSpec) *Interface {
+	switch {
+	case e.Node.set() && e.Bridge.set():
+		r.add(e.Bridge.At, "an end is on a node or on a bridge, not both")
+		return nil
+	case e.Node.set():
+		n := r.node(e.Node)
+		if n == nil {
+			return nil
+		}
+		if !e.Name.set() {
+			r.add(e.At, "missing name: the interface's name in node %s", n.Name)
+			return nil
+		}
+		if err := kernel.ValidateLinkName(e.Name.V); err != nil {
+			r.add(e.Name.At, "%v", err)
+			return nil
+		}
+		i := &Interface{Node: n, Name: e.Name.V, Kind: KindVeth, at: e.Name.At}
+		i.MAC = derivedMAC(r.lab.Name, n.Netns, i.Name)
+		return i
+	case e.Bridge.set():
+		b := r.bridges[e.Bridge.V]
+		if b == nil {
+			var names []string
+			for _, x := range r.lab.Bridges {
+				names = append(names, x.Name)
+			}
+			if len(names) == 0 {
+				r.add(e.Bridge.At, "no bridge named %q: the lab defines no bridges", e.Bridge.V)
+				return nil
+			}
+			r.add(e.Bridge.At, "no bridge named %q (bridges: %s)", e.Bridge.V, strings.Join(names, ", "))
+			return nil
+		}
+		for _, a := range e.Addresses {
+			r.add(a.At, "a bridge port carries no addresses: put them on the bridge (bridges.%s.addresses) or on the other end", b.Name)
+		}
+		name, where := e.Name.V, e.Name.At
+		if !e.Name.set() {
+			where = e.At
+			if !other.Node.set() || !other.Name.set() {
+				r.add(e.At, "missing name: a port linked to another bridge needs an explicit name")
+				return nil
+			}
+			name = other.Node.V + "-" + other.Name.V
+			if err := kernel.ValidateLinkName(name); err != nil {
+				r.add(e.At, "the default name for this port, %q, is invalid (%v): set %s.name", name, err, e.At.Path)
+				return nil
+			}
+		} else if err := kernel.ValidateLinkName(name); err != nil {
+			r.add(e.Name.At, "%v", err)
+			return nil
+		}
+		where.Path = e.At.Path
+		i := &Interface{Node: b.Node, Name: name, Kind: KindVeth, Master: b.Iface, at: where}
+		i.MAC = derivedMAC(r.lab.Name, b.Node.Netns, name)
+		return i
+	}
+	r.add(e.At, "missing node or bridge: where this end of the link is")
+	return nil
+}
+
+// segments groups interfaces into layer-2 segments (a bridge with its ports
+// and what they link to; a point-to-point link), so that subnets can be
+// checked per segment.
+type segments struct {
+	parent map[*Interface]*Interface
+}
+
+func (s *segments) add(i *Interface) {
+	if s.parent == nil {
+		s.parent = map[*Interface]*Interface{}
+	}
+	if _, ok := s.parent[i]; !ok {
+		s.parent[i] = i
+	}
+}
+
+func (s *segments) root(i *Interface) *Interface {
+	s.add(i)
+	for s.parent[i] != i {
+		s.parent[i] = s.parent[s.parent[i]]
+		i = s.parent[i]
+	}
+	return i
+}
+
+func (s *segments) union(a, b *Interface) { s.parent[s.root(a)] = s.root(b) }
+
+// link joins a veth pair's ends, and each port to its bridge.
+func (s *segments) link(a, b *Interface) {
+	s.union(a, b)
+	for _, e := range []*Interface{a, b} {
+		if e.Master != nil {
+			s.union(e, e.Master)
+		}
+	}
+}
+
+// homeBridge is the bridge whose subnets an interface's addresses come from:
+// the bridge itself, or the bridge at the other end of its link.
+func homeBridge(i *Interface) *Bridge {
+	switch {
+	case i.Bridge != nil:
+		return i.Bridge
+	case i.Peer != nil && i.Peer.Master != nil:
+		return i.Peer.Master.Bridge
+	}
+	return nil
+}
+
+// addrList is the addresses written for one interface.
+type addrList struct {
+	iface *Interface
+	addrs []sval
+}
+
+// addrSpecs pairs each interface with the addresses written for it, bridges
+// first, then links, each in file order.
+func (r *resolver) addrSpecs(s *spec) []addrList {
+	var out []addrList
+	for _, bs := range s.Bridges {
+		if b := r.bridges[bs.Name.V]; b != nil && b.Iface != nil && len(bs.Addresses) > 0 {
+			out = append(out, addrList{b.Iface, bs.Addresses})
+		}
+	}
+	for _, ls := range s.Links {
+		l := r.linkOf[ls]
+		if l == nil {
+			continue
+		}
+		if l.A.Master == nil {
+			out = append(out, addrList{l.A, ls.A.Addresses})
+		}
+		if l.B.Master == nil {
+			out = append(out, addrList{l.B, ls.B.Addresses})
+		}
+	}
+	return out
+}
+
+func (r *resolver) addresses(s *spec) {
+	specs := r.addrSpecs(s)
+	// Static addresses first: they are reserved before any automatic one
+	// is handed out.
+	for _, sp := range specs {
+		for _, a := range sp.addrs {
+			if a.V == "auto" {
+				b := homeBridge(sp.iface)
+				if b == nil || len(b.Subnets) == 0 {
+					r.add(a.At, "auto takes an address from the subnets of the bridge this end is attached to, and this end is not on a bridge with subnets")
+					continue
+				}
+				r.autos = append(r.autos, autoReq{iface: sp.iface, bridge: b, at: a.At})
+				continue
+			}
+			p, ok := r.staticAddr(a)
+			if !ok {
+				continue
+			}
+			if b := homeBridge(sp.iface); b != nil && len(b.Subnets) > 0 && !inSubnets(p, b.Subnets) {
+				r.add(a.At, "%s is outside the subnets of bridge %s (%s)", p, b.Name, joinPrefixes(b.Subnets))
+				continue
+			}
+			if prev, dup := r.addrAt[p.Addr()]; dup {
+				r.add(a.At, "address %s is already used at %s (line %d)", p.Addr(), prev.Path, prev.Line)
+				continue
+			}
+			r.addrAt[p.Addr()] = a.At
+			sp.iface.Addrs = append(sp.iface.Addrs, p)
+		}
+	}
+	r.allocate()
+	r.overlaps()
+}
+
+// staticAddr parses ADDR/LEN and refuses addresses no interface should have.
+func (r *resolver) staticAddr(a sval) (netip.Prefix, bool) {
+	if !strings.Contains(a.V, "/") {
+		r.add(a.At, "address %q needs a prefix length, e.g. %s/24 (or auto)", a.V, a.V)
+		return netip.Prefix{}, false
+	}
+	p, err := netip.ParsePrefix(a.V)
+	if err != nil || p.Addr().Zone() != "" || p.Addr().Is4In6() {
+		r.add(a.At, "invalid address %q: expected ADDR/LEN such as 10.1.0.2/24 or fd00:1::2/64, or auto", a.V)
+		return netip.Prefix{}, false
+	}
+	ad := p.Addr()
+	switch {
+	case ad.IsUnspecified(), ad.IsLoopback(), ad.IsMulticast():
+		r.add(a.At, "%s is not a unicast address an interface can have", ad)
+		return netip.Prefix{}, false
+	case ad.Is4() && p.Bits() <= 30 && ad == p.Masked().Addr():
+		r.add(a.At, "%s is the network address of %s", ad, p.Masked())
+		return netip.Prefix{}, false
+	case ad.Is4() && p.Bits() <= 30 && ad == lastAddr(p):
+		r.add(a.At, "%s is the broadcast address of %s", ad, p.Masked())
+		return netip.Prefix{}, false
+	}
+	return p, true
+}
+
+func inSubnets(p netip.Prefix, subnets []netip.Prefix) bool {
+	for _, s := range subnets {
+		if s.Contains(p.Addr()) && s.Bits() == p.Bits() {
+			return true
+		}
+	}
+	return false
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// lastAddr is the highest address of p's subnet.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// allocate hands out automatic addresses in file order, from the lowest free
+// host address of each subnet of the bridge, skipping every address written
+// anywhere in the file.
+func (r *resolver) allocate() {
+	sort.SliceStable(r.autos, func(i, j int) bool {
+		a, b := r.autos[i].at, r.autos[j].at
+		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+	})
+	next := map[netip.Prefix]netip.Addr{}
+	for _, req := range r.autos {
+		for _, sub := range req.bridge.Subnets {
+			a, ok := next[sub]
+			if !ok {
+				a = sub.Masked().Addr()
+				if sub.Addr().Is6() || sub.Bits() <= 30 {
+					a = a.Next() // not the network address
+				}
+			}
+			last := lastAddr(sub)
+			if sub.Addr().Is4() && sub.Bits() <= 30 {
+				last = last.Prev() // not the broadcast address
+			}
+			for a.IsValid() && sub.Contains(a) && a.Compare(last) <= 0 {
+				if _, used := r.addrAt[a]; !used {
+					break
+				}
+				a = a.Next()
+			}
+			if !a.IsValid() || !sub.Contains(a) || a.Compare(last) > 0 {
+				r.add(req.at, "no free address left in %s (bridge %s)", sub, req.bridge.Name)
+				next[sub] = netip.Addr{}
+				continue
+			}
+			r.addrAt[a] = req.at
+			req.iface.Addrs = append(req.iface.Addrs, netip.PrefixFrom(a, sub.Bits()))
+			next[sub] = a.Next()
+		}
+	}
+}
+
+// overlaps refuses two layer-2 segments whose subnets overlap: a node would
+// not know which one to send to.
+func (r *resolver) overlaps() {
+	type segPrefix struct {
+		p   netip.Prefix
+		seg *Interface
+		at  loc
+	}
+	var all []segPrefix
+	seen := map[*Interface]map[netip.Prefix]bool{}
+	note := func(i *Interface, p netip.Prefix, at loc) {
+		seg := r.segs.root(i)
+		p = p.Masked()
+		if seen[seg] == nil {
+			seen[seg] = map[netip.Prefix]bool{}
+		}
+		if seen[seg][p] {
+			return
+		}
+		seen[seg][p] = true
+		all = append(all, segPrefix{p, seg, at})
+	}
+	for _, b := range r.lab.Bridges {
+		for _, p := range b.Subnets {
+			note(b.Iface, p, b.Iface.at)
+		}
+	}
+	for _, n := range r.lab.Nodes {
+		for _, i := range n.Interfaces {
+			for _, p := range i.Addrs {
+				note(i, p, r.addrAt[p.Addr()])
+			}
+		}
+	}
+	// Sorting by start address makes the check O(n log n): only
+	// neighbours in this order can overlap the next one.
+	sort.Slice(all, func(i, j int) bool {
+		if c := all[i].p.Addr().Compare(all[j].p.Addr()); c != 0 {
+			return c < 0
+		}
+		return all[i].p.Bits() < all[j].p.Bits()
+	})
+	var open []segPrefix
+	for _, cur := range all {
+		kept := open[:0]
+		for _, o := range open {
+			if o.p.Contains(cur.p.Addr()) {
+				kept = append(kept, o)
+			}
+		}
+		open = kept
+		for _, o := range open {
+			if o.seg != cur.seg {
+				first, second := o, cur
+				if second.at.Line < first.at.Line {
+					first, second = second, first
+				}
+				r.add(second.at, "subnet %s overlaps %s of another segment (%s, line %d)", second.p, first.p, first.at.Path, first.at.Line)
+			}
+		}
+		open = append(open, cur)
+	}
+}
+
+// mtus checks link and bridge MTUs, with IPv6's higher minimum where a
+// segment carries IPv6.
+func (r *resolver) mtus(s *spec) {
+	v6 := map[*Interface]bool{}
+	for _, n := range r.lab.Nodes {
+		for _, i := range n.Interfaces {
+			for _, p := range i.Addrs {
+				if p.Addr().Is6() {
+					v6[r.segs.root(i)] = true
+				}
+			}
+			if i.Bridge != nil {
+				for _, p := range i.Bridge.Subnets {
+					if p.Addr().Is6() {
+						v6[r.segs.root(i)] = true
+					}
+				}
+			}
+		}
+	}
+	for _, bs := range s.Bridges {
+		b := r.bridges[bs.Name.V]
+		if b == nil || !bs.MTU.set() {
+			continue
+		}
+		if err := kernel.ValidateMTU(bs.MTU.V, v6[r.segs.root(b.Iface)]); err != nil {
+			r.add(bs.MTU.At, "%v", err)
+		}
+	}
+	for _, ls := range s.Links {
+		l := r.linkOf[ls]
+		if l == nil || !ls.MTU.set() {
+			continue
+		}
+		if err := kernel.ValidateMTU(ls.MTU.V, v6[r.segs.root(l.A)]); err != nil {
+			r.add(ls.MTU.At, "%v", err)
+		}
+	}
+}
+
+func (r *resolver) routes(n *Node, ns *nodeSpec) {
+	seen := map[netip.Prefix]loc{}
+	for _, rs := range ns.Routes {
+		rt := Route{at: rs.At}
+		ok := true
+		switch {
+		case !rs.To.set():
+			ok = false
+		case rs.To.V == "default":
+		default:
+			p, err := netip.ParsePrefix(rs.To.V)
+			if err != nil {
+				a, aerr := netip.ParseAddr(rs.To.V)
+				if aerr != nil || a.Zone() != "" {
+					r.add(rs.To.At, "invalid destination %q: expected a prefix such as 10.2.0.0/24, or default", rs.To.V)
+					ok = false
+					break
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			if p != p.Masked() {
+				r.add(rs.To.At, "destination %s has host bits set: did you mean %s?", p, p.Masked())
+				ok = false
+				break
+			}
+			rt.To = p
+		}
+		if rs.Via.set() {
+			a, err := netip.ParseAddr(rs.Via.V)
+			if err != nil || a.Zone() != "" || a.Is4In6() {
+				r.add(rs.Via.At, "invalid gateway %q: expected an IPv4 or IPv6 address", rs.Via.V)
+				ok = false
+			}
+			rt.Via = a
+		}
+		if rs.Dev.set() {
+			rt.Dev = rs.Dev.V
+			if n.Interface(rt.Dev) == nil {
+				r.add(rs.Dev.At, "node %s has no interface named %q", n.Name, rt.Dev)
+				ok = false
+			}
+		}
+		if !rs.Via.set() && !rs.Dev.set() {
+			r.add(rs.At, "a route needs via (a gateway) or dev (an interface), or both")
+			ok = false
+		}
+		if !ok {
+			continue
+		}
+		if rt.To.IsValid() && rt.Via.IsValid() && rt.To.Addr().Is4() != rt.Via.Is4() {
+			r.add(rs.Via.At, "gateway %s and destination %s are different address families", rt.Via, rt.To)
+			continue
+		}
+		if rt.Via.IsValid() && !r.onLink(n, rt) {
+			where := "any address of node " + n.Name
+			if rt.Dev != "" {
+				where = fmt.Sprintf("an address of %s in node %s", rt.Dev, n.Name)
+			}
+			r.add(rs.Via.At, "gateway %s is not in the subnet of %s, so it cannot be reached", rt.Via, where)
+			continue
+		}
+		key := rt.To
+		if !key.IsValid() {
+			// The two default routes, IPv4 and IPv6, are distinct.
+			key = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+			if rt.Via.Is6() {
+				key = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+			}
+		}
+		if prev, dup := seen[key]; dup {
+			r.add(rs.At, "node %s already has a route to %s (line %d)", n.Name, rs.To.V, prev.Line)
+			continue
+		}
+		seen[key] = rs.At
+		n.Routes = append(n.Routes, rt)
+	}
+}
+
+// onLink reports whether the gateway lies in a subnet of one of the node's
+// addresses (on Dev when given), which is what lets the kernel reach it.
+func (r *resolver) onLink(n *Node, rt Route) bool {
+	for _, i := range n.Interfaces {
+		if rt.Dev != "" && i.Name != rt.Dev {
+			continue
+		}
+		for _, p := range i.Addrs {
+			if p.Masked().Contains(rt.Via) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (r *resolver) sysctls(n *Node, ns *nodeSpec) {
+	for _, sc := range ns.Sysctls {
+		if _, err := netns.SysctlPath(sc.Key.V); err != nil {
+			r.add(sc.Key.At, "%v", err)
+			continue
+		}
+		if strings.ContainsAny(sc.Value.V, "\n\x00") {
+			r.add(sc.Value.At, "a sysctl value is one line")
+			continue
+		}
+		n.Sysctls = append(n.Sysctls, Sysctl{Key: sc.Key.V, Value: normSysctl(sc.Value.V), at: sc.Value.At})
+	}
+}
+
+// normSysctl writes a value the way the kernel prints it back, so that an
+// unchanged value is recognized: fields separated by single spaces.
+func normSysctl(v string) string { return strings.Join(strings.Fields(v), " ") }

@@ -1,0 +1,257 @@
+// Package nsnettest brings nsnet labs into `go test`: a lab from YAML comes
+// up in the test's own sandbox, its nodes run commands and open sockets, the
+// test asserts what must reach and what must be isolated, and everything is
+// torn down when the test ends.
+//
+//	func TestMain(m *testing.M) { os.Exit(nsnettest.Main(m)) }
+//
+//	func TestService(t *testing.T) {
+//		l := nsnettest.Up(t, labYAML)
+//		ln, _ := l.Node("server").Listen("tcp", "0.0.0.0:8080")
+//		go serve(ln)
+//		l.Expect(t, "client", "server", "tcp:8080", nsnettest.Reach)
+//		l.Expect(t, "client", "db", "tcp:5432", nsnettest.Isolated)
+//	}
+//
+// Main re-executes the test binary in a fresh user, network and mount
+// namespace (so tests need no root and cannot touch the machine's network);
+// every lab's namespaces and state live in the test's temporary directory.
+// The lab's "host" node is the sandbox's own namespace, shared by the
+// package's tests: give host links distinct names in parallel tests.
+package nsnettest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/check"
+	"github.com/nsnet/nsnet/internal/sandbox"
+	"github.com/nsnet/nsnet/kernel"
+	"github.com/nsnet/nsnet/lab"
+	"github.com/nsnet/nsnet/netns"
+	"github.com/nsnet/nsnet/probe"
+)
+
+// Main runs a package's tests inside a sandbox; call it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(nsnettest.Main(m)) }
+func Main(m interface{ Run() int }) int { return sandbox.Main(m) }
+
+// Expectations.
+const (
+	Reach    = check.Reach
+	Isolated = check.Isolated
+)
+
+// Lab is a lab that is up.
+type Lab struct {
+	spec *lab.Lab
+	opt  lab.Options
+}
+
+// New brings up the lab described by yamlText, keeping its namespaces and
+// state under dir (which must exist and be private to this lab). The caller
+// calls Close. Most tests use Up instead.
+func New(yamlText, dir string) (*Lab, error) {
+	if !sandbox.Inside() {
+		return nil, fmt.Errorf("nsnettest: not inside a sandbox: call nsnettest.Main from TestMain")
+	}
+	l, err := lab.Parse(filepath.Join(dir, "lab.yaml"), []byte(yamlText))
+	if err != nil {
+		return nil, err
+	}
+	opt := lab.Options{Netns: netns.Dir{Path: filepath.Join(dir, "netns")}, StateDir: filepath.Join(dir, "state")}
+	if _, err := lab.Up(l, opt); err != nil {
+		// Whatever was made before the failure goes again.
+		lab.Down(l.Name, opt)
+		return nil, fmt.Errorf("up %s: %w", l.Name, err)
+	}
+	return &Lab{spec: l, opt: opt}, nil
+}
+
+// Close tears the lab down: everything it made is removed, and the
+// namespace directory, which nsnet made a mount point as iproute2 does, is
+// unmounted so that dir can be removed.
+func (l *Lab) Close() error {
+	_, err := lab.Down(l.spec.Name, l.opt)
+	if uerr := unix.Unmount(l.opt.Netns.Path, unix.MNT_DETACH); uerr != nil && !errors.Is(uerr, unix.EINVAL) && !errors.Is(uerr, unix.ENOENT) && err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// Up is New for a test: the lab lives in t.TempDir(), goes down with
+// t.Cleanup, and any error fails the test at once.
+func Up(t testing.TB, yamlText string) *Lab {
+	t.Helper()
+	sandbox.Require(t)
+	l, err := New(yamlText, t.TempDir())
+	if err != nil {
+		t.Fatalf("nsnettest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("nsnettest: down %s: %v", l.spec.Name, err)
+		}
+	})
+	return l
+}
+
+// Node is one node of a lab.
+type Node struct {
+	Name string
+	lab  *Lab
+	spec *lab.Node
+}
+
+// Node returns the named node. An unknown name is a bug in the test: it
+// panics.
+func (l *Lab) Node(name string) *Node {
+	n := l.spec.Node(name)
+	if n == nil {
+		panic(fmt.Sprintf("nsnettest: lab %s has no node %q", l.spec.Name, name))
+	}
+	return &Node{Name: name, lab: l, spec: n}
+}
+
+// NS opens the node's namespace; the caller closes it.
+func (n *Node) NS() (*netns.NS, error) { return lab.OpenNode(n.lab.spec.Name, n.Name, n.lab.opt) }
+
+// with runs fn with the node's namespace open.
+func (n *Node) with(fn func(*netns.NS) error) error {
+	ns, err := n.NS()
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return fn(ns)
+}
+
+// Addr is the node's first address of the given family (4 or 6), or the
+// zero Addr when it has none.
+func (n *Node) Addr(family int) netip.Addr {
+	for _, p := range n.spec.Addresses() {
+		if (family == 4) == p.Addr().Is4() {
+			return p.Addr()
+		}
+	}
+	return netip.Addr{}
+}
+
+// Start starts cmd inside the node; the caller waits for it.
+func (n *Node) Start(cmd *exec.Cmd) error {
+	return n.with(func(ns *netns.NS) error { return ns.Start(cmd) })
+}
+
+// Run runs a command in the node and returns its combined output and exit
+// error.
+func (n *Node) Run(name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	var out safeBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := n.Start(cmd); err != nil {
+		return "", err
+	}
+	err := cmd.Wait()
+	return out.String(), err
+}
+
+// Listen opens a listener inside the node. The socket stays in the node's
+// namespace and is usable from any goroutine.
+func (n *Node) Listen(network, addr string) (net.Listener, error) {
+	var ln net.Listener
+	err := n.with(func(ns *netns.NS) error {
+		var err error
+		ln, err = probe.Listen(ns, network, addr)
+		return err
+	})
+	return ln, err
+}
+
+// ListenPacket opens a UDP socket inside the node.
+func (n *Node) ListenPacket(network, addr string) (net.PacketConn, error) {
+	var pc net.PacketConn
+	err := n.with(func(ns *netns.NS) error {
+		var err error
+		pc, err = probe.ListenPacket(ns, network, addr)
+		return err
+	})
+	return pc, err
+}
+
+// Dial connects from the node to addr (IP:PORT), giving up after 2s.
+func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := n.with(func(ns *netns.NS) error {
+		var err error
+		c, err = probe.DialContext(ctx, ns, &net.Dialer{Timeout: 2 * time.Second}, network, addr)
+		return err
+	})
+	return c, err
+}
+
+// Check probes from a node to another node (its first IPv4 address, else
+// IPv6) or to an address, with proto: icmp, tcp:PORT, udp:PORT or
+// http:PORT/PATH.
+func (l *Lab) Check(from, to, proto string, want check.Want) (check.Result, error) {
+	p, err := check.ParseProto(proto)
+	if err != nil {
+		return check.Result{}, err
+	}
+	addr, err := netip.ParseAddr(to)
+	if err != nil {
+		node := l.Node(to)
+		if addr = node.Addr(4); !addr.IsValid() {
+			addr = node.Addr(6)
+		}
+		if !addr.IsValid() {
+			return check.Result{}, fmt.Errorf("node %s has no address to probe", to)
+		}
+	}
+	var r check.Result
+	err = l.Node(from).with(func(ns *netns.NS) error {
+		r = check.Run(context.Background(), []check.Expectation{{From: from, FromNS: ns, To: to, Addr: addr, Proto: p, Want: want}}, check.Options{})[0]
+		return r.Err
+	})
+	return r, err
+}
+
+// Expect is Check for a test: a failed expectation is reported with its
+// likely cause (no route, link down, no listener, filtered/timeout).
+func (l *Lab) Expect(t testing.TB, from, to, proto string, want check.Want) {
+	t.Helper()
+	r, err := l.Check(from, to, proto, want)
+	switch {
+	case err != nil:
+		t.Errorf("nsnettest: %s %s %s: probe could not run: %v", from, to, proto, err)
+	case !r.Pass && r.Reached:
+		t.Errorf("%s: reached in %v", check.CaseName(r), r.Latency)
+	case !r.Pass:
+		t.Errorf("%s: not reached: %s", check.CaseName(r), r.Cause)
+	}
+}
+
+// SetLink takes a node's interface down or brings it back up: a fault to
+// inject and repair.
+func (l *Lab) SetLink(node, iface string, up bool) error {
+	return l.Node(node).with(func(ns *netns.NS) error {
+		h, err := kernel.Open(ns)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		if up {
+			return h.SetUp(iface)
+		}
+		return h.SetDown(iface)
+	})
+}
