@@ -102,8 +102,8 @@ type JSONReport struct {
 	Summary
 }
 
-// WriteJSON writes the results as one JSON document.
-func WriteJSON(w io.Writer, rs []Result) error {
+// Report builds the JSON document of the results.
+func Report(rs []Result) JSONReport {
 	rep := JSONReport{Results: make([]JSONResult, 0, len(rs)), Summary: Summarize(rs)}
 	for _, r := range rs {
 		j := JSONResult{
@@ -121,9 +121,14 @@ func WriteJSON(w io.Writer, rs []Result) error {
 		}
 		rep.Results = append(rep.Results, j)
 	}
+	return rep
+}
+
+// WriteJSON writes the results as one JSON document.
+func WriteJSON(w io.Writer, rs []Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	return enc.Encode(Report(rs))
 }
 
 type junitSuites struct {

@@ -1,8 +1,240 @@
 package cli
 
-import "fmt"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"time"
 
-// check runs a lab's reachability and isolation expectations.
+	"github.com/nsnet/nsnet/check"
+	"github.com/nsnet/nsnet/lab"
+	"github.com/nsnet/nsnet/netns"
+	"github.com/nsnet/nsnet/probe"
+)
+
+// checkArgs are nsnet check's arguments.
+type checkArgs struct {
+	target  string // lab file or lab name
+	all     bool
+	junit   string
+	timeout time.Duration
+}
+
+func parseCheckArgs(args []string) (checkArgs, error) {
+	ca := checkArgs{timeout: time.Second}
+	const usage = "usage: nsnet check FILE|LAB [--all] [--junit FILE] [--timeout SECONDS]"
+	for len(args) > 0 {
+		switch a := args[0]; a {
+		case "--all":
+			ca.all, args = true, args[1:]
+		case "--junit", "--timeout":
+			if len(args) < 2 {
+				return ca, usagef("check", "%s needs a value (%s)", a, usage)
+			}
+			if a == "--junit" {
+				ca.junit = args[1]
+			} else {
+				f, err := strconv.ParseFloat(args[1], 64)
+				if err != nil || f < 0.01 || f > 60 {
+					return ca, usagef("check", "--timeout %q: must be seconds from 0.01 to 60", args[1])
+				}
+				ca.timeout = time.Duration(f * float64(time.Second))
+			}
+			args = args[2:]
+		default:
+			if ca.target != "" || (len(a) > 1 && a[0] == '-') {
+				return ca, usagef("check", "unexpected argument %q (%s)", a, usage)
+			}
+			ca.target, args = a, args[1:]
+		}
+	}
+	if ca.target == "" {
+		return ca, usagef("check", "missing lab file or lab name (%s)", usage)
+	}
+	return ca, nil
+}
+
+// checkReport is check's JSON output.
+type checkReport struct {
+	Lab string `json:"lab"`
+	check.JSONReport
+	Matrix *matrixJSON `json:"matrix,omitempty"`
+}
+
+type matrixJSON struct {
+	Nodes   []string `json:"nodes"`
+	Reach   [][]bool `json:"reach"`
+	Reached int      `json:"reached"`
+	Pairs   int      `json:"pairs"`
+}
+
+// check runs a lab's expectations (and with --all, every pair of nodes by
+// ICMP). Exit 1 when an expectation fails, 2 when the check could not run.
 func (e *Env) check(c Command) (int, error) {
-	return 2, fmt.Errorf("check: not implemented yet")
+	ca, err := parseCheckArgs(c.Argv)
+	if err != nil {
+		return 2, err
+	}
+	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, Exe: e.Exe}
+	l, err := e.checkLab(ca.target, opt)
+	if err != nil {
+		return 2, err
+	}
+	nodes := map[string]*netns.NS{}
+	defer func() {
+		for _, ns := range nodes {
+			ns.Close()
+		}
+	}()
+	open := func(name string) (*netns.NS, error) {
+		if ns, ok := nodes[name]; ok {
+			return ns, nil
+		}
+		ns, err := lab.OpenNode(l.Name, name, opt)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", name, err)
+		}
+		nodes[name] = ns
+		return ns, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := startResponders(ctx, l, open); err != nil {
+		return 2, err
+	}
+	var exps []check.Expectation
+	for _, x := range l.Expect {
+		ns, err := open(x.From)
+		if err != nil {
+			return 2, err
+		}
+		exps = append(exps, check.Expectation{From: x.From, FromNS: ns, To: x.To, Addr: x.Addr, Proto: x.Proto, Want: x.Want})
+	}
+	if len(exps) == 0 && !ca.all {
+		return 2, fmt.Errorf("check: lab %s has no expectations (add an expect: section, or use --all)", l.Name)
+	}
+	results := check.Run(ctx, exps, check.Options{Timeout: ca.timeout})
+	var m *check.Matrix
+	if ca.all {
+		var ns []check.Node
+		for _, n := range l.Nodes {
+			if !n.FirstAddr().IsValid() {
+				continue // nothing to ping it at (a node that only holds bridges)
+			}
+			h, err := open(n.Name)
+			if err != nil {
+				return 2, err
+			}
+			ns = append(ns, check.Node{Name: n.Name, NS: h, Addr: n.FirstAddr()})
+		}
+		mm := check.All(ctx, ns, ca.timeout)
+		m = &mm
+	}
+	if ca.junit != "" {
+		f, err := os.Create(ca.junit)
+		if err != nil {
+			return 2, err
+		}
+		werr := check.WriteJUnit(f, "nsnet check "+l.Name, results)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return 2, werr
+		}
+	}
+	if c.Opts.JSON {
+		rep := checkReport{Lab: l.Name}
+		rep.JSONReport = check.Report(results)
+		if m != nil {
+			r, t := m.Pairs()
+			rep.Matrix = &matrixJSON{Nodes: m.Nodes, Reach: m.Reach, Reached: r, Pairs: t}
+		}
+		if err := writeJSON(e.Stdout, rep); err != nil {
+			return 2, err
+		}
+	} else {
+		if len(results) > 0 {
+			if err := check.WriteTable(e.Stdout, results); err != nil {
+				return 2, err
+			}
+		}
+		if m != nil {
+			if len(results) > 0 {
+				fmt.Fprintln(e.Stdout)
+			}
+			m.Write(e.Stdout)
+		}
+	}
+	s := check.Summarize(results)
+	switch {
+	case s.Errors > 0:
+		return 2, fmt.Errorf("check: %d probes could not run", s.Errors)
+	case s.Failed > 0:
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// checkLab finds the lab with its expectations: from the file given, or
+// from the file the lab was brought up from.
+func (e *Env) checkLab(target string, opt lab.Options) (*lab.Lab, error) {
+	if fi, err := os.Stat(target); err == nil && fi.Mode().IsRegular() {
+		return lab.Load(target)
+	}
+	name, err := lab.NameOf(target, opt)
+	if err != nil {
+		return nil, err
+	}
+	st, err := lab.Status(name, opt)
+	if err != nil {
+		return nil, err
+	}
+	if len(st) == 0 || st[0].File == "" {
+		return nil, fmt.Errorf("check: lab %s is not up (see nsnet labs)", name)
+	}
+	l, err := lab.Load(st[0].File)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("check: lab %s was brought up from %s, which is gone: name a lab file", name, st[0].File)
+	}
+	return l, err
+}
+
+// startResponders starts each node's built-in servers for the check; they
+// stop when ctx ends.
+func startResponders(ctx context.Context, l *lab.Lab, open func(string) (*netns.NS, error)) error {
+	for _, n := range l.Nodes {
+		for _, r := range n.Responders {
+			p, err := check.ParseProto(r)
+			if err != nil {
+				return err
+			}
+			ns, err := open(n.Name)
+			if err != nil {
+				return err
+			}
+			addr := fmt.Sprintf(":%d", p.Port)
+			if p.Name == "udp" {
+				pc, err := probe.ListenPacket(ns, "udp", addr)
+				if err != nil {
+					return fmt.Errorf("responder %s in %s: %w", r, n.Name, err)
+				}
+				go probe.ServeUDPEcho(ctx, pc)
+				continue
+			}
+			ln, err := probe.Listen(ns, "tcp", addr)
+			if err != nil {
+				return fmt.Errorf("responder %s in %s: %w", r, n.Name, err)
+			}
+			if p.Name == "http" {
+				go probe.ServeHTTP(ctx, ln)
+			} else {
+				go probe.ServeTCPEcho(ctx, ln)
+			}
+		}
+	}
+	return nil
 }

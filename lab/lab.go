@@ -52,6 +52,9 @@ type Lab struct {
 
 	nodes map[string]*Node
 	src   string // the file's name as given, for messages
+	// Expect lists the lab's reachability and isolation expectations, for
+	// nsnet check (see expect.go).
+	Expect []Expectation
 }
 
 // Mark is the ifalias that marks the lab's links and namespaces.
@@ -70,6 +73,10 @@ type Node struct {
 	Routes     []Route
 	Sysctls    []Sysctl
 	Processes  []Process
+
+	// Responders are the built-in servers (tcp:PORT echo, udp:PORT echo,
+	// http:PORT) nsnet check starts in the node while it probes.
+	Responders []string
 
 	at loc
 }

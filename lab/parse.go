@@ -39,6 +39,7 @@ type spec struct {
 	Nodes   []*nodeSpec
 	Bridges []*bridgeSpec
 	Links   []*linkSpec
+	Expect  []*expectSpec
 }
 
 type nodeSpec struct {
@@ -47,6 +48,7 @@ type nodeSpec struct {
 	Routes  []*routeSpec
 	Sysctls []sysctlSpec
 	Procs   []*procSpec
+	Resps   []sval
 }
 
 type routeSpec struct {
@@ -123,7 +125,7 @@ func parseSpec(file string, data []byte) (*spec, *problems) {
 		root = root.Content[0]
 	}
 	s := &spec{At: at(root, "")}
-	fields := p.fields(root, "", "lab", "nodes", "bridges", "links")
+	fields := p.fields(root, "", "lab", "nodes", "bridges", "links", "expect")
 	if f, ok := fields["lab"]; ok {
 		s.Name = p.str(f, "lab")
 	} else if root.Kind == yaml.MappingNode {
@@ -151,6 +153,11 @@ func parseSpec(file string, data []byte) (*spec, *problems) {
 		for i, n := range items {
 			s.Links = append(s.Links, p.link(n, fmt.Sprintf("links[%d]", i)))
 			items[i] = nil
+		}
+	}
+	if f, ok := fields["expect"]; ok {
+		for i, n := range p.seq(f, "expect") {
+			s.Expect = append(s.Expect, p.expect(n, fmt.Sprintf("expect[%d]", i)))
 		}
 	}
 	return s, &p.problems
@@ -343,7 +350,10 @@ func kindName(n *yaml.Node) string {
 func (p *parser) node(kv keyValue) *nodeSpec {
 	path := kv.Key.At.Path
 	ns := &nodeSpec{Name: kv.Key}
-	f := p.fields(kv.Value, path, "netns", "routes", "sysctls", "processes")
+	f := p.fields(kv.Value, path, "netns", "routes", "sysctls", "processes", "responders")
+	if v, ok := f["responders"]; ok {
+		ns.Resps = p.strs(v, path+".responders")
+	}
 	if v, ok := f["netns"]; ok {
 		ns.Netns = p.str(v, path+".netns")
 	}

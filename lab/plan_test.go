@@ -247,6 +247,10 @@ func TestPlanPrune(t *testing.T) {
 	st.Ledger.Procs = []ledger.Proc{{Node: "h1", Netns: "two-lans-h1", Argv: []string{"sleep", "1000"}, PID: 4242, Start: 7}}
 	st.Alive = []bool{true}
 	text := mustRead(t, filepath.Join("..", "examples", "two-lans.yaml"))
+	// Expectations name h3; they do not change plans.
+	if i := strings.Index(text, "\nexpect:\n"); i >= 0 {
+		text = text[:i+1]
+	}
 	for _, edit := range [][2]string{
 		{"  - {a: {node: h3, name: eth0, addresses: [auto]}, b: {bridge: lan1}}\n", ""},
 		{"  h3:\n    routes:\n      - {to: default, via: 10.1.0.1}\n      - {to: default, via: \"fd00:1::1\"}\n", ""},

@@ -88,8 +88,10 @@ func resolve(s *spec, pr *problems) *Lab {
 			for _, p := range ns.Procs {
 				n.Processes = append(n.Processes, Process{Argv: p.Argv, at: p.At})
 			}
+			r.responders(n, ns)
 		}
 	}
+	r.expectations(s)
 	return r.lab
 }
 

@@ -148,7 +148,10 @@ func sweepOne(ctx context.Context, ns *netns.NS, v6 bool, id uint16, pairs []Pai
 			i := idx[seq]
 			echoRequest(msg, v6, id, uint16(seq))
 			var serr error
-			f.SetWriteDeadline(time.Now().Add(timeout))
+			// Timed from before the send: on a veth the reply can be
+			// queued before sendto even returns.
+			sent[seq] = time.Now()
+			f.SetWriteDeadline(sent[seq].Add(timeout))
 			werr := rc.Write(func(fd uintptr) bool {
 				serr = unix.Sendto(int(fd), msg, 0, sockaddr(pairs[i].To.Unmap()))
 				// Only a full socket buffer is worth waiting for. ENOBUFS
@@ -159,7 +162,6 @@ func sweepOne(ctx context.Context, ns *netns.NS, v6 bool, id uint16, pairs []Pai
 			if werr != nil {
 				serr = werr
 			}
-			sent[seq] = time.Now()
 			if serr != nil {
 				res[i].Err = serr
 				state[seq] = 2
