@@ -8,18 +8,23 @@ import (
 	"github.com/nsnet/nsnet/lab"
 )
 
-// TestReadmeExample: the lab file in the README section is valid and plans.
+// TestReadmeExample: the lab file in README's lab section is valid and
+// plans.
 func TestReadmeExample(t *testing.T) {
-	b, err := os.ReadFile("README-section.md")
+	b, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(b), "```yaml\n")
+	_, sec, ok := strings.Cut(string(b), "### The lab file")
 	if !ok {
-		t.Fatal("no yaml block in README-section.md")
+		t.Fatal(`no "### The lab file" section in README.md`)
+	}
+	_, rest, ok := strings.Cut(sec, "```yaml\n")
+	if !ok {
+		t.Fatal("no yaml block in README's lab file section")
 	}
 	text, _, _ := strings.Cut(rest, "```")
-	l, err := lab.Parse("README-section.md", []byte(text))
+	l, err := lab.Parse("README.md", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,181 @@
+package cni
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func TestAllocateExhaustReleaseAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	subnet := netip.MustParsePrefix("10.5.0.0/29") // .2-.6 for containers
+	st, err := openStore(dir, "net", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[netip.Addr]string{}
+	for i := range 5 {
+		owner := fmt.Sprintf("c%d:eth0", i)
+		a, err := st.allocate(subnet, owner)
+		if err != nil {
+			t.Fatalf("allocation %d: %v", i, err)
+		}
+		if a == netip.MustParseAddr("10.5.0.1") || a == netip.MustParseAddr("10.5.0.7") || a == subnet.Addr() {
+			t.Fatalf("handed out reserved address %s", a)
+		}
+		if prev, dup := got[a]; dup {
+			t.Fatalf("%s handed to %s and %s", a, prev, owner)
+		}
+		got[a] = owner
+	}
+	var exh *ExhaustedError
+	if _, err := st.allocate(subnet, "c9:eth0"); !errors.As(err, &exh) || exh.Subnet != subnet {
+		t.Fatalf("allocation from a full subnet: %v, want ExhaustedError", err)
+	}
+	st.close()
+
+	// Another process (a new store on the same directory) sees the same
+	// allocations, frees only what it owns, and can then allocate again.
+	st, err = openStore(dir, "net", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	allocs, err := st.allocations()
+	if err != nil || len(allocs) != 5 {
+		t.Fatalf("allocations after reopening: %v, %v", allocs, err)
+	}
+	var victim netip.Addr
+	for a, o := range got {
+		victim = a
+		if err := st.release(a, "someone-else:eth0"); err != nil {
+			t.Fatal(err)
+		}
+		if owner, _ := st.owner(a); owner != o {
+			t.Fatalf("release by a stranger freed %s", a)
+		}
+		if err := st.release(a, o); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	a, err := st.allocate(subnet, "c9:eth0")
+	if err != nil || a != victim {
+		t.Fatalf("allocation after release: %v, %v; want %s", a, err, victim)
+	}
+}
+
+func TestAllocateIPv6AndStickiness(t *testing.T) {
+	st, err := openStore(t.TempDir(), "net", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	subnet := netip.MustParsePrefix("fd00:1::/64")
+	a, err := st.allocate(subnet, "c1:eth0")
+	if err != nil || !subnet.Contains(a) || a == gatewayOf(subnet) {
+		t.Fatalf("allocate: %v, %v", a, err)
+	}
+	if err := st.release(a, "c1:eth0"); err != nil {
+		t.Fatal(err)
+	}
+	// The same attachment coming back gets the same address.
+	if b, err := st.allocate(subnet, "c1:eth0"); err != nil || b != a {
+		t.Fatalf("re-allocation gave %v (%v), want %s", b, err, a)
+	}
+}
+
+func TestAllocateConcurrently(t *testing.T) {
+	dir := t.TempDir()
+	subnet := netip.MustParsePrefix("10.6.0.0/26") // 61 usable
+	const N = 61
+	addrs := make([]netip.Addr, N)
+	errs := make([]error, N)
+	var wg sync.WaitGroup
+	for i := range N {
+		wg.Go(func() {
+			// A store per goroutine, as separate plugin processes.
+			st, err := openStore(dir, "net", false)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer st.close()
+			addrs[i], errs[i] = st.allocate(subnet, fmt.Sprintf("c%d:eth0", i))
+		})
+	}
+	wg.Wait()
+	seen := map[netip.Addr]bool{}
+	for i, a := range addrs {
+		if errs[i] != nil {
+			t.Fatalf("allocation %d: %v", i, errs[i])
+		}
+		if seen[a] {
+			t.Fatalf("%s handed out twice", a)
+		}
+		seen[a] = true
+	}
+}
+
+func TestRecords(t *testing.T) {
+	st, err := openStore(t.TempDir(), "net", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	r := &record{ContainerID: "c1", IfName: "eth0", Mode: ModePTP, HostVeth: "nscx", IPAM: BuiltinIPAM,
+		IPs: []recordIP{{Addr: netip.MustParsePrefix("10.0.0.2/32"), Subnet: netip.MustParsePrefix("10.0.0.0/24"), Gateway: netip.MustParseAddr("10.0.0.1")}}}
+	if err := st.create(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.create(r); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second create: %v, want ErrExist", err)
+	}
+	got, err := st.read(r.key())
+	if err != nil || got.IPs[0] != r.IPs[0] || got.Mode != ModePTP {
+		t.Fatalf("read back %+v, %v", got, err)
+	}
+	if keys, err := st.keys(); err != nil || len(keys) != 1 || keys[0] != "c1:eth0" {
+		t.Fatalf("keys %v, %v", keys, err)
+	}
+	if err := st.remove(r.key()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.remove(r.key()); err != nil {
+		t.Fatalf("removing twice: %v", err)
+	}
+	if _, err := st.read(r.key()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("read after remove: %v", err)
+	}
+	if _, err := filepath.Glob(filepath.Join(st.dir, "attachments", "*")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAddOffset(t *testing.T) {
+	for _, tc := range []struct {
+		a    string
+		off  uint64
+		want string
+	}{
+		{"10.0.0.2", 0, "10.0.0.2"},
+		{"10.0.0.2", 254, "10.0.1.0"},
+		{"10.0.0.2", 1 << 16, "10.1.0.2"},
+		{"fd00::2", 1 << 40, "fd00::100:0:2"},
+		{"fd00::ffff:ffff:ffff:ffff", 1, "fd00:0:0:1::"},
+	} {
+		if got := addOffset(netip.MustParseAddr(tc.a), tc.off); got != netip.MustParseAddr(tc.want) {
+			t.Errorf("%s + %d = %s, want %s", tc.a, tc.off, got, tc.want)
+		}
+	}
+	if c := capacity(netip.MustParsePrefix("10.0.0.0/24")); c != 253 {
+		t.Errorf("capacity of a /24: %d, want 253", c)
+	}
+	if c := capacity(netip.MustParsePrefix("fd00::/120")); c != 254 {
+		t.Errorf("capacity of a /120: %d, want 254", c)
+	}
+}
