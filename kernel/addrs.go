@@ -160,7 +160,14 @@ func (h *Handle) AddRoute(r Route) error {
 
 // DelRoute removes a route; a missing one matches fs.ErrNotExist.
 func (h *Handle) DelRoute(r Route) error {
-	nr := &netlink.Route{}
+	nr := &netlink.Route{LinkIndex: r.LinkIndex}
+	if r.Dev != "" {
+		l, err := h.byName(r.Dev)
+		if err != nil {
+			return err
+		}
+		nr.LinkIndex = l.Attrs().Index
+	}
 	if r.Dst.IsValid() {
 		nr.Dst = toIPNet(r.Dst.Masked())
 	} else if r.Gateway.Is6() {
@@ -170,6 +177,10 @@ func (h *Handle) DelRoute(r Route) error {
 	}
 	if r.Gateway.IsValid() {
 		nr.Gw = r.Gateway.AsSlice()
+	} else {
+		// As AddRoute made it: a route without gateway is link-scoped,
+		// and the kernel matches the scope on delete.
+		nr.Scope = netlink.SCOPE_LINK
 	}
 	return opErr("delete route", routeName(r), h.nl.RouteDel(nr))
 }

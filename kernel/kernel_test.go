@@ -150,6 +150,14 @@ func TestRoutes(t *testing.T) {
 	if err := h.DelRoute(r); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("second delete: %v", err)
 	}
+	// A link-scoped route (no gateway) deletes as it was added.
+	onLink := kernel.Route{Dst: netip.MustParsePrefix("10.11.0.0/16"), Dev: "br0"}
+	if err := h.AddRoute(onLink); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DelRoute(onLink); err != nil {
+		t.Errorf("delete of a link-scoped route: %v", err)
+	}
 }
 
 // TestConcurrentHandles drives many namespaces from many goroutines through

@@ -78,11 +78,13 @@ func checkNetNS(fd int) error {
 	if err := unix.Fstatfs(fd, &st); err != nil {
 		return err
 	}
-	if st.Type != unix.NSFS_MAGIC && st.Type != unix.PROC_SUPER_MAGIC {
+	// /proc/PID/ns/net opens as the nsfs file it points to, so only nsfs
+	// is accepted: a procfs file such as /proc/version is refused too.
+	if st.Type != unix.NSFS_MAGIC {
 		return errors.New("not a network namespace file")
 	}
 	t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
-	if err == nil && t != unix.CLONE_NEWNET {
+	if err != nil || t != unix.CLONE_NEWNET {
 		return errors.New("not a network namespace file")
 	}
 	return nil

@@ -174,6 +174,16 @@ func TestOpenRejectsNonNamespace(t *testing.T) {
 	if _, err := d.Open("plain"); err == nil || !strings.Contains(err.Error(), "not a network namespace") {
 		t.Fatalf("open of a plain file: %v", err)
 	}
+	for _, p := range []string{"/proc/version", "/proc/self/ns/mnt"} {
+		if _, err := netns.Open(p); err == nil || !strings.Contains(err.Error(), "not a network namespace") {
+			t.Errorf("open of %s: %v", p, err)
+		}
+	}
+	if ns, err := netns.Open("/proc/self/ns/net"); err != nil {
+		t.Errorf("open of /proc/self/ns/net: %v", err)
+	} else {
+		ns.Close()
+	}
 }
 
 func TestSysctl(t *testing.T) {
