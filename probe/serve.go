@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/nsnet/nsnet/netns"
@@ -148,9 +149,29 @@ func Fetch(ctx context.Context, ns *netns.NS, url string, timeout time.Duration)
 		if errors.As(err, &ne) && ne.Timeout() {
 			code = 28
 		}
+		// Say it as curl does, keeping the cause in the chain.
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			cause := oe.Err
+			var se *os.SyscallError
+			if errors.As(cause, &se) {
+				cause = se.Err
+			}
+			host, port, _ := net.SplitHostPort(req.URL.Host)
+			err = &dialError{msg: fmt.Sprintf("failed to connect to %s port %s: %v", host, port, cause), err: err}
+		}
 		return 0, nil, &FetchError{URL: url, Code: code, Err: err}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, body, err
 }
+
+// dialError is a failed connection in curl's words, unwrapping to the cause.
+type dialError struct {
+	msg string
+	err error
+}
+
+func (e *dialError) Error() string { return e.msg }
+func (e *dialError) Unwrap() error { return e.err }
