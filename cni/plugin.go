@@ -124,31 +124,58 @@ func hostSide() (*netns.NS, *kernel.Handle, error) {
 	return ns, h, nil
 }
 
-// Add connects the container to the network.
-func (p *Plugin) Add(args *skel.CmdArgs) error {
+// attachment is what ADD and CHECK both work on: the configuration, and
+// the host's and the container's namespaces with a handle bound to each.
+type attachment struct {
+	cfg            *Config
+	hostNS, contNS *netns.NS
+	host, cont     *kernel.Handle
+}
+
+func openAttachment(args *skel.CmdArgs) (*attachment, error) {
 	cfg, err := ParseConfig(args.StdinData)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkArgs(args, true); err != nil {
-		return err
+		return nil, err
 	}
-	hostNS, host, err := hostSide()
+	a := &attachment{cfg: cfg}
+	if a.hostNS, a.host, err = hostSide(); err != nil {
+		return nil, err
+	}
+	if a.contNS, err = openContainerNS(args.Netns, a.hostNS); err != nil {
+		a.close()
+		return nil, err
+	}
+	if a.cont, err = kernel.Open(a.contNS); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *attachment) close() {
+	for _, h := range []*kernel.Handle{a.cont, a.host} {
+		if h != nil {
+			h.Close()
+		}
+	}
+	for _, ns := range []*netns.NS{a.contNS, a.hostNS} {
+		if ns != nil {
+			ns.Close()
+		}
+	}
+}
+
+// Add connects the container to the network.
+func (p *Plugin) Add(args *skel.CmdArgs) error {
+	a, err := openAttachment(args)
 	if err != nil {
 		return err
 	}
-	defer hostNS.Close()
-	defer host.Close()
-	contNS, err := openContainerNS(args.Netns, hostNS)
-	if err != nil {
-		return err
-	}
-	defer contNS.Close()
-	cont, err := kernel.Open(contNS)
-	if err != nil {
-		return err
-	}
-	defer cont.Close()
+	defer a.close()
+	cfg, hostNS, host, contNS, cont := a.cfg, a.hostNS, a.host, a.contNS, a.cont
 
 	st, err := openStore(cfg.DataDir, cfg.Network, false)
 	if err != nil {
@@ -374,29 +401,12 @@ func detach(st *store, host *kernel.Handle, hostNS *netns.NS, network string, de
 
 // Check verifies that the attachment is as ADD left it.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
-	cfg, err := ParseConfig(args.StdinData)
+	a, err := openAttachment(args)
 	if err != nil {
 		return err
 	}
-	if err := checkArgs(args, true); err != nil {
-		return err
-	}
-	hostNS, host, err := hostSide()
-	if err != nil {
-		return err
-	}
-	defer hostNS.Close()
-	defer host.Close()
-	contNS, err := openContainerNS(args.Netns, hostNS)
-	if err != nil {
-		return err
-	}
-	defer contNS.Close()
-	cont, err := kernel.Open(contNS)
-	if err != nil {
-		return err
-	}
-	defer cont.Close()
+	defer a.close()
+	cfg, hostNS, host, cont := a.cfg, a.hostNS, a.host, a.cont
 	st, err := openStore(cfg.DataDir, cfg.Network, false)
 	if err != nil {
 		return err

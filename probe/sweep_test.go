@@ -15,26 +15,30 @@ import (
 	"github.com/nsnet/nsnet/probe"
 )
 
-// star makes n node namespaces, each with eth0 on one bridge in a hub
-// namespace, addressed 10.100.0.(i+1)/16, everything up.
-func star(tb testing.TB, n int) ([]*netns.NS, []netip.Addr) {
+// hubAndNodes makes a hub namespace and n node namespaces, node i joined to
+// the hub by a veth (pI in the hub, eth0 in the node) and given address
+// 10.100.0.(i+1); hub prepares the hub, node configures each pair.
+func hubAndNodes(tb testing.TB, n int, hub func(h *kernel.Handle) []error,
+	node func(h, nh *kernel.Handle, port string, addr netip.Addr) []error) ([]*netns.NS, []netip.Addr) {
 	tb.Helper()
 	sandbox.Require(tb)
-	hub, err := netns.New()
+	hubNS, err := netns.New()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { hub.Close() })
-	h, err := kernel.Open(hub)
+	tb.Cleanup(func() { hubNS.Close() })
+	if err := hubNS.WriteSysctl("net.ipv4.ip_forward", "1"); err != nil {
+		tb.Fatal(err)
+	}
+	h, err := kernel.Open(hubNS)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer h.Close()
-	if err := h.AddBridge("br0", 0, ""); err != nil {
-		tb.Fatal(err)
-	}
-	if err := h.SetUp("br0"); err != nil {
-		tb.Fatal(err)
+	for _, err := range hub(h) {
+		if err != nil {
+			tb.Fatal(err)
+		}
 	}
 	nodes := make([]*netns.NS, n)
 	addrs := make([]netip.Addr, n)
@@ -54,11 +58,7 @@ func star(tb testing.TB, n int) ([]*netns.NS, []netip.Addr) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		for _, err := range []error{
-			h.SetMaster(port, "br0"), h.SetUp(port),
-			nh.AddAddr("eth0", netip.PrefixFrom(addrs[i], 16), kernel.AddrOptions{}),
-			nh.SetUp("eth0"), nh.SetUp("lo"),
-		} {
+		for _, err := range append(node(h, nh, port, addrs[i]), nh.SetUp("eth0"), nh.SetUp("lo")) {
 			if err != nil {
 				tb.Fatal(err)
 			}
@@ -66,6 +66,20 @@ func star(tb testing.TB, n int) ([]*netns.NS, []netip.Addr) {
 		nh.Close()
 	}
 	return nodes, addrs
+}
+
+// star makes n nodes with eth0 on one bridge in the hub, addressed
+// 10.100.0.(i+1)/16.
+func star(tb testing.TB, n int) ([]*netns.NS, []netip.Addr) {
+	tb.Helper()
+	return hubAndNodes(tb, n,
+		func(h *kernel.Handle) []error { return []error{h.AddBridge("br0", 0, ""), h.SetUp("br0")} },
+		func(h, nh *kernel.Handle, port string, addr netip.Addr) []error {
+			return []error{
+				h.SetMaster(port, "br0"), h.SetUp(port),
+				nh.AddAddr("eth0", netip.PrefixFrom(addr, 16), kernel.AddrOptions{}),
+			}
+		})
 }
 
 func allPairs(nodes []*netns.NS, addrs []netip.Addr) []probe.Pair {
@@ -114,55 +128,20 @@ func TestSweep(t *testing.T) {
 // (gc_thresh3), so a 100-node bridge cannot hold all 9,900.
 func routed(tb testing.TB, n int) ([]*netns.NS, []netip.Addr) {
 	tb.Helper()
-	sandbox.Require(tb)
-	hub, err := netns.New()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { hub.Close() })
-	if err := hub.WriteSysctl("net.ipv4.ip_forward", "1"); err != nil {
-		tb.Fatal(err)
-	}
-	h, err := kernel.Open(hub)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer h.Close()
 	gw := netip.MustParseAddr("10.100.255.254")
-	nodes := make([]*netns.NS, n)
-	addrs := make([]netip.Addr, n)
-	for i := range nodes {
-		ns, err := netns.New()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { ns.Close() })
-		nodes[i] = ns
-		addrs[i] = netip.AddrFrom4([4]byte{10, 100, byte((i + 1) >> 8), byte(i + 1)})
-		port := fmt.Sprintf("p%d", i)
-		if err := h.AddVeth(kernel.Veth{Name: port, Peer: "eth0", PeerNS: ns}); err != nil {
-			tb.Fatal(err)
-		}
-		nh, err := kernel.Open(ns)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, err := range []error{
-			h.AddAddr(port, netip.PrefixFrom(gw, 32), kernel.AddrOptions{}),
-			h.SetUp(port),
-			h.AddRoute(kernel.Route{Dst: netip.PrefixFrom(addrs[i], 32), Dev: port}),
-			nh.AddAddr("eth0", netip.PrefixFrom(addrs[i], 32), kernel.AddrOptions{}),
-			nh.SetUp("eth0"), nh.SetUp("lo"),
-			nh.AddRoute(kernel.Route{Dst: netip.PrefixFrom(gw, 32), Dev: "eth0"}),
-			nh.AddRoute(kernel.Route{Gateway: gw, Dev: "eth0"}),
-		} {
-			if err != nil {
-				tb.Fatal(err)
+	return hubAndNodes(tb, n,
+		func(h *kernel.Handle) []error { return nil },
+		func(h, nh *kernel.Handle, port string, addr netip.Addr) []error {
+			return []error{
+				h.AddAddr(port, netip.PrefixFrom(gw, 32), kernel.AddrOptions{}),
+				h.SetUp(port),
+				h.AddRoute(kernel.Route{Dst: netip.PrefixFrom(addr, 32), Dev: port}),
+				nh.AddAddr("eth0", netip.PrefixFrom(addr, 32), kernel.AddrOptions{}),
+				nh.SetUp("eth0"),
+				nh.AddRoute(kernel.Route{Dst: netip.PrefixFrom(gw, 32), Dev: "eth0"}),
+				nh.AddRoute(kernel.Route{Gateway: gw, Dev: "eth0"}),
 			}
-		}
-		nh.Close()
-	}
-	return nodes, addrs
+		})
 }
 
 // BenchmarkSweep100 is `check --all` over 100 nodes: 9,900 ordered pairs,
