@@ -41,7 +41,9 @@ func (h *Handle) AddVethMAC(v Veth, m LinkMAC) (int, error) {
 	if v.TxQLen > 0 {
 		la.TxQLen = v.TxQLen
 	}
-	veth := &netlink.Veth{LinkAttrs: la, PeerName: v.Peer, PeerMTU: uint32(v.MTU), PeerHardwareAddr: m.PeerMAC}
+	// PeerTxQLen -1: the kernel's default, as for the local end (the
+	// library would otherwise give the peer a queue length of 0).
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: v.Peer, PeerMTU: uint32(v.MTU), PeerHardwareAddr: m.PeerMAC, PeerTxQLen: -1}
 	if v.PeerNS != nil {
 		fd := v.PeerNS.Fd()
 		if fd < 0 {

@@ -79,6 +79,12 @@ func Apply(p *Plan, ex Executor, w LedgerWriter, opt ApplyOptions) (*ledger.Ledg
 			return led, err
 		}
 	}
+	if f, ok := ex.(interface{ Flush() error }); ok {
+		// Requests an Executor queued fail here, if at all.
+		if err := f.Flush(); err != nil {
+			return led, err
+		}
+	}
 	if len(starts) > 0 {
 		if err := startAll(starts, ex, w, led); err != nil {
 			return led, err

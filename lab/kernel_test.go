@@ -294,11 +294,14 @@ func TestSeedLifecycle(t *testing.T) {
 	seed := example(t, "seed")
 
 	out := e.must("up", seed)
-	wantIn(t, "first up", out, "lab seed is up: 11 changes")
+	wantIn(t, "first up", out, "lab seed is up: 13 changes")
 	wantIn(t, "ip netns list", ip(t, "netns", "list"), "direct_netns")
 	wantIn(t, "ip addr", ip(t, "-br", "addr", "show", "veth0"), "10.200.0.2/24", "UP")
 	wantIn(t, "ip -n addr", ip(t, "-n", "direct_netns", "-br", "addr", "show", "veth1"), "10.200.0.3/24", "UP")
 	wantIn(t, "ip -d link", ip(t, "-d", "link", "show", "veth0"), "alias nsnet:seed")
+	// The point-to-point link's peers are permanent neighbours: no ARP.
+	wantIn(t, "ip neigh", ip(t, "neigh", "show", "dev", "veth0"), "10.200.0.3 lladdr", "PERMANENT")
+	wantIn(t, "ip -n neigh", ip(t, "-n", "direct_netns", "neigh", "show", "dev", "veth1"), "10.200.0.2 lladdr", "PERMANENT")
 	e.mustPing("seed", "host", "10.200.0.3")
 	e.mustPing("seed", "direct", "10.200.0.2")
 
@@ -310,18 +313,26 @@ func TestSeedLifecycle(t *testing.T) {
 	// Drift: a link deleted by hand comes back, and only it.
 	ip(t, "link", "del", "veth0")
 	wantIn(t, "plan after drift", e.must("plan", seed), "ip link add veth0 type veth peer name veth1 netns direct_netns")
-	wantIn(t, "up after link deleted", e.must("up", seed), "lab seed is up: 9 changes: 1 link, 2 addresses, 6 settings")
+	wantIn(t, "up after link deleted", e.must("up", seed), "lab seed is up: 11 changes: 1 link, 2 addresses, 2 neighbours, 6 settings")
 	e.sameAs(up, "repaired link")
 	e.mustPing("seed", "host", "10.200.0.3")
 
-	// An address removed by hand comes back, and nothing else changes.
+	// An address removed by hand comes back, and nothing else changes
+	// but the neighbour entry the kernel flushed with the link's last
+	// IPv4 address.
 	ip(t, "-n", "direct_netns", "addr", "del", "10.200.0.3/24", "dev", "veth1")
-	wantIn(t, "up after address removed", e.must("up", seed), "lab seed is up: 1 change: 1 address")
+	wantIn(t, "up after address removed", e.must("up", seed), "lab seed is up: 2 changes: 1 address, 1 neighbour")
 	e.sameAs(up, "repaired address")
 
-	// A link set down by hand comes up.
+	// A neighbour entry deleted by hand comes back.
+	ip(t, "neigh", "del", "10.200.0.3", "dev", "veth0")
+	wantIn(t, "up after neighbour deleted", e.must("up", seed), "lab seed is up: 1 change: 1 neighbour")
+	wantIn(t, "ip neigh repaired", ip(t, "neigh", "show", "dev", "veth0"), "10.200.0.3 lladdr", "PERMANENT")
+
+	// A link set down by hand comes up (with its neighbour entries, which
+	// going down flushed).
 	ip(t, "-n", "direct_netns", "link", "set", "veth1", "down")
-	wantIn(t, "up after link down", e.must("up", seed), "lab seed is up: 1 change: 1 setting")
+	wantIn(t, "up after link down", e.must("up", seed), "lab seed is up: 2 changes: 1 neighbour, 1 setting")
 	e.mustPing("seed", "direct", "10.200.0.2")
 
 	for i := 0; i < 3; i++ {

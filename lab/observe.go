@@ -3,9 +3,16 @@ package lab
 import (
 	"errors"
 	"io/fs"
+	"net/netip"
 	"os"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/kernel"
+
 	"github.com/nsnet/nsnet/lab/ledger"
+	"github.com/nsnet/nsnet/netns"
 )
 
 // Observe reads what exists of the lab l (nil for a teardown) and of its
@@ -26,6 +33,7 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 	// the host).
 	keys := map[string][]string{}
 	routes := map[string]bool{}
+	neighs := map[string]bool{}
 	want := map[string]bool{}
 	if l != nil {
 		for _, n := range l.Nodes {
@@ -36,6 +44,11 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 				keys[n.Netns] = append(keys[n.Netns], sc.Key)
 			}
 			routes[n.Netns] = len(n.Routes) > 0
+			for _, i := range n.Interfaces {
+				if ptp(i) {
+					neighs[n.Netns] = true
+				}
+			}
 		}
 	}
 	if led != nil {
@@ -48,11 +61,16 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 			keys[""] = append(keys[""], sc.Key)
 		}
 	}
-	if st.Host, err = s.observeNS(s.host, keys[""], routes[""]); err != nil {
+	if st.Host, err = s.observeNS(s.host, keys[""], routes[""], neighs[""]); err != nil {
 		return nil, err
 	}
+	if l == nil {
+		if err := s.observeMarks(st, want, exists); err != nil {
+			return nil, err
+		}
+	}
 	for name := range want {
-		if !exists[name] {
+		if _, done := st.Netns[name]; done || !exists[name] {
 			continue
 		}
 		c, err := s.conn(name)
@@ -63,7 +81,15 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 			}
 			return nil, err
 		}
-		if st.Netns[name], err = s.observeNS(c, keys[name], routes[name]); err != nil {
+		if l == nil {
+			// A teardown deletes the lab's namespaces whole: it needs
+			// only their mark.
+			st.Netns[name], err = s.observeMark(c)
+		} else {
+			st.Netns[name], err = s.observeNS(c, keys[name], routes[name], neighs[name])
+			c.dropHandle()
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -95,12 +121,16 @@ func (s *System) stale(name string) (bool, error) {
 
 // observeNS reads one namespace: its links with their addresses, its routes
 // when the lab has routes there, and the sysctls keys.
-func (s *System) observeNS(c *conn, keys []string, withRoutes bool) (*NSState, error) {
-	links, err := c.h.Links()
+func (s *System) observeNS(c *conn, keys []string, withRoutes, withNeighs bool) (*NSState, error) {
+	h, err := c.handle()
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := c.h.Addrs()
+	links, err := h.Links()
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := h.Addrs()
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +158,7 @@ func (s *System) observeNS(c *conn, keys []string, withRoutes bool) (*NSState, e
 		}
 	}
 	if withRoutes {
-		routes, err := c.h.Routes()
+		routes, err := h.Routes()
 		if err != nil {
 			return nil, err
 		}
@@ -136,11 +166,20 @@ func (s *System) observeNS(c *conn, keys []string, withRoutes bool) (*NSState, e
 			ns.Routes = append(ns.Routes, routeState(r, names))
 		}
 	}
+	if withNeighs {
+		if ns.Neighs, err = permanentNeighs(h, names); err != nil {
+			return nil, err
+		}
+	}
 	if len(keys) > 0 {
 		ns.Sysctls = make(map[string]string, len(keys))
 	}
 	for _, k := range keys {
-		v, err := c.ns.ReadSysctl(k)
+		nsh, err := c.netns()
+		if err != nil {
+			return nil, err
+		}
+		v, err := nsh.ReadSysctl(k)
 		if err == nil {
 			ns.Sysctls[k] = normSysctl(v)
 		} else if !errors.Is(err, fs.ErrNotExist) {
@@ -184,4 +223,77 @@ func claims(store ledger.Store, l *Lab, led *ledger.Ledger) (Claims, error) {
 		}
 	}
 	return c, nil
+}
+
+// observeMark reads a namespace's mark and whether its loopback is up: one
+// request, where a full observation dumps links, addresses and routes.
+func (s *System) observeMark(c *conn) (*NSState, error) {
+	if err := s.flush(c); err != nil {
+		return nil, err
+	}
+	lo, err := c.b.GetLink(loIndex)
+	if err != nil {
+		return nil, err
+	}
+	return &NSState{Mark: lo.Alias, LoUp: lo.Flags&unix.IFF_UP != 0, Links: map[string]*LinkState{}}, nil
+}
+
+// permanentNeighs reads a namespace's permanent neighbour entries.
+func permanentNeighs(h *kernel.Handle, names map[int]string) (map[NeighKey]string, error) {
+	ns, err := h.Netlink().NeighList(0, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := map[NeighKey]string{}
+	for _, n := range ns {
+		if n.State&netlink.NUD_PERMANENT == 0 || n.HardwareAddr == nil {
+			continue
+		}
+		a, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		out[NeighKey{names[n.LinkIndex], a.Unmap()}] = n.HardwareAddr.String()
+	}
+	return out, nil
+}
+
+// observeMarks reads, for a teardown, the mark of each namespace through the
+// host's socket, many at a time, by the kernel's id for the namespace (which
+// it has when a veth of the lab crossed into it from the host): opening a
+// socket inside each namespace costs about ten times more. Namespaces
+// without an id here are left to the per-namespace path.
+func (s *System) observeMarks(st *State, want, exists map[string]bool) error {
+	var names []string
+	for name := range want {
+		if exists[name] {
+			names = append(names, name)
+		}
+	}
+	const chunk = 1024 // descriptors open at a time
+	for lo := 0; lo < len(names); lo += chunk {
+		var opened []string
+		var nss []*netns.NS
+		var fds []int
+		for _, name := range names[lo:min(lo+chunk, len(names))] {
+			ns, err := s.dir.Open(name)
+			if err != nil {
+				continue // stale, or gone: the per-namespace path tells
+			}
+			opened, nss, fds = append(opened, name), append(nss, ns), append(fds, ns.Fd())
+		}
+		infos, ok, err := s.host.b.LoopbackInfo(fds)
+		for _, ns := range nss {
+			ns.Close()
+		}
+		if err != nil {
+			return err
+		}
+		for i, name := range opened {
+			if ok[i] {
+				st.Netns[name] = &NSState{Mark: infos[i].Alias, LoUp: infos[i].Flags&unix.IFF_UP != 0, Links: map[string]*LinkState{}}
+			}
+		}
+	}
+	return nil
 }

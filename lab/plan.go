@@ -31,6 +31,7 @@ const (
 	OpLinkLocal                   // add the IPv6 link-local address, without DAD
 	OpAddAddr                     // add an address
 	OpSetUp                       // bring a link up
+	OpAddNeigh                    // a permanent neighbour entry for the peer of a point-to-point veth
 	OpAddRoute                    // add a route
 	OpStartProcess                // start a process in a node
 )
@@ -45,6 +46,10 @@ type Step struct {
 	Node  *Node      // namespace, sysctl, route and process steps
 	Iface *Interface // link steps; for OpAddVeth the end that creates the pair
 	Old   *Removal   // removal steps
+	// Neigh is the address an OpAddNeigh step maps to Iface.Peer's MAC
+	// (shared with the other steps of the interface: a pointer costs a
+	// third of an address in a plan of 100,000 steps).
+	Neigh *netip.Addr
 }
 
 // Removal is what the ledger recorded of an object a step removes.
@@ -120,6 +125,10 @@ type planner struct {
 	ledNS  map[string]*ledger.Node    // by namespace
 	ledN   map[string]*ledger.Node    // by node name
 	ledLnk map[[2]string]*ledger.Link // (netns, name)
+	// Per node, the addresses of its interfaces and the single-address
+	// destinations of its routes by device (built when first needed).
+	nodeAddrs map[*Node]map[netip.Addr]bool
+	devHosts  map[*Node]map[string][]netip.Addr
 	// What the lab wants, by namespace name and by (netns, interface name).
 	wantNS map[string]bool
 	wantIf map[[2]string]*Interface
@@ -209,7 +218,12 @@ func (p *planner) plan() *Plan {
 	if p.lab != nil {
 		name = p.lab.Name
 	}
-	return &Plan{Lab: p.lab, Name: name, Mark: p.mark, Steps: p.steps, Ledger: p.st.Ledger, Old: p.old, Notes: p.notes}
+	// Exactly sized: a big plan lives as long as the run.
+	steps := p.steps
+	if cap(steps) > len(steps)+len(steps)/8 {
+		steps = slices.Clone(steps)
+	}
+	return &Plan{Lab: p.lab, Name: name, Mark: p.mark, Steps: steps, Ledger: p.st.Ledger, Old: p.old, Notes: p.notes}
 }
 
 func (p *planner) add(s Step) { p.steps = append(p.steps, s) }
@@ -498,6 +512,19 @@ func (p *planner) configure(i *Interface, ls *LinkState) {
 	if ls == nil || !ls.Up {
 		p.add(Step{Op: OpSetUp, Iface: i})
 	}
+	// After up: taking a link down flushes its neighbour entries.
+	var have map[NeighKey]string
+	if ls != nil {
+		if ns := p.st.ns(i.Node.Netns); ns != nil {
+			have = ns.Neighs
+		}
+	}
+	ns := p.neighbours(i)
+	for k, a := range ns {
+		if ls == nil || !ls.Up || have[NeighKey{i.Name, a}] != i.Peer.MAC.String() {
+			p.add(Step{Op: OpAddNeigh, Iface: i, Neigh: &ns[k]})
+		}
+	}
 }
 
 func (p *planner) routes() {
@@ -548,7 +575,7 @@ func (p *planner) processes() {
 func (o Op) String() string {
 	names := [...]string{"", "stop process", "restore sysctl", "delete namespace", "delete link", "await removal",
 		"add namespace", "loopback up", "set sysctl", "add bridge", "add veth", "set alias",
-		"addrgenmode none", "set master", "set mtu", "add link-local address", "add address", "set up", "add route", "start process"}
+		"addrgenmode none", "set master", "set mtu", "add link-local address", "add address", "set up", "add neighbour", "add route", "start process"}
 	if int(o) < len(names) {
 		return names[o]
 	}

@@ -72,6 +72,8 @@ func (s Step) Lines(mark string) []string {
 		return []string{fmt.Sprintf("ip%s addr add %s dev %s%s", n, a, s.Iface.Name, nodad)}
 	case OpSetUp:
 		return []string{fmt.Sprintf("ip%s link set %s up", n, s.Iface.Name)}
+	case OpAddNeigh:
+		return []string{fmt.Sprintf("ip%s neigh replace %s lladdr %s dev %s nud permanent", n, *s.Neigh, s.Iface.Peer.MAC, s.Iface.Name)}
 	case OpAddRoute:
 		r := s.Node.Routes[s.Index]
 		fam := ""
@@ -170,7 +172,7 @@ func (p *Plan) Write(w io.Writer) error {
 // Summary counts the plan's changes by kind, e.g. "12 changes: 1 namespace,
 // 1 link, 2 addresses, 7 settings".
 func (p *Plan) Summary() string {
-	var ns, links, addrs, routes, procs, settings, dels, stops int
+	var ns, links, addrs, routes, neighs, procs, settings, dels, stops int
 	n := 0
 	for _, s := range p.Steps {
 		n++
@@ -183,6 +185,8 @@ func (p *Plan) Summary() string {
 			addrs++
 		case OpAddRoute:
 			routes++
+		case OpAddNeigh:
+			neighs++
 		case OpStartProcess:
 			procs++
 		case OpDelNetns, OpDelLink:
@@ -211,6 +215,7 @@ func (p *Plan) Summary() string {
 	add(links, "link", "links")
 	add(addrs, "address", "addresses")
 	add(routes, "route", "routes")
+	add(neighs, "neighbour", "neighbours")
 	add(procs, "process started", "processes started")
 	add(settings, "setting", "settings")
 	add(dels, "deletion", "deletions")

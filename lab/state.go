@@ -47,6 +47,9 @@ type NSState struct {
 	Links   map[string]*LinkState
 	Routes  []RouteState
 	Sysctls map[string]string // values of the keys the lab sets; absent: unreadable
+	// Neighs are the permanent neighbour entries (MAC, lower case) where
+	// the lab wants some, nil elsewhere.
+	Neighs map[NeighKey]string
 }
 
 // LinkState is one interface as observed.

@@ -167,7 +167,9 @@ func status(led *ledger.Ledger, store ledger.Store, opt Options) (LabStatus, err
 		}
 		var st *NSState
 		if c != nil {
-			if st, err = sys.observeNS(c, nil, false); err != nil {
+			st, err = sys.observeNS(c, nil, false, false)
+			c.dropHandle()
+			if err != nil {
 				return ls, err
 			}
 			ns.Present = n.Owned() && st.Mark == led.Mark || !n.Owned()

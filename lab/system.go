@@ -21,8 +21,13 @@ import (
 // loIndex is the loopback's ifindex, the same in every namespace.
 const loIndex = 1
 
-// maxOpen bounds the namespaces a System keeps open.
-const maxOpen = 1024
+// maxOpen bounds the descriptors a System keeps open for namespaces: a raw
+// netlink socket for each namespace it works in, and the namespace itself
+// while it is among the most recently used (a namespace is reopened by name
+// when needed again, which is rare: a plan needs the namespace itself only
+// to create links into it and to set sysctls). Each costs a few hundred
+// bytes.
+const maxOpen = 1 << 16
 
 // System is the Executor that changes the kernel. It keeps one netlink
 // handle per namespace, opened on first use and reused, up to a bound set by
@@ -30,36 +35,103 @@ const maxOpen = 1024
 // lab of 10,000 nodes neither reopens handles per step nor runs out of
 // descriptors.
 type System struct {
-	dir      netns.Dir
-	exe      string
-	logDir   string
-	mark     string
-	host     *conn
-	conns    map[string]*list.Element
-	lru      *list.List // of *conn, most recent first
-	maxConns int
+	dir    netns.Dir
+	exe    string
+	logDir string
+	mark   string
+	host   *conn
+	conns  map[string]*list.Element
+	lru    *list.List // of *conn, most recent first
+	maxFDs int        // descriptors the connections may hold
+	fds    int        // descriptors they hold
 	// Grace is how long a stopped process gets between SIGTERM and
 	// SIGKILL; Settle bounds the wait for the kernel to remove links of
 	// deleted namespaces.
 	Grace  time.Duration
 	Settle time.Duration
+
+	// dirty are the connections with queued requests.
+	dirty map[*conn]bool
+	// plain selects the plain path (see system_plain.go).
+	plain bool
+	// last is the node connection requests were last queued on.
+	last *conn
 }
 
-// conn is an open namespace with its netlink handle and the indexes of its
-// links learnt so far.
+// conn is an open namespace with its raw netlink socket (requests are
+// queued there and sent in batches), a netlink handle for dumps (opened
+// when first needed), and the indexes of its links learnt so far.
 type conn struct {
 	name string
 	ns   *netns.NS
+	b    *kernel.Batch
 	h    *kernel.Handle
 	idx  map[string]int
+	sys  *System
+	// loUp is set once the loopback was brought up with its mark.
+	loUp bool
+	// steps are the steps of the requests queued on b, by tag.
+	steps []Step
 }
 
 func (c *conn) close() {
+	if c.b != nil {
+		c.b.Close()
+		c.b = nil
+		c.sys.fds--
+	}
 	if c.h != nil {
 		c.h.Close()
+		c.h = nil
 	}
 	if c.ns != nil {
 		c.ns.Close()
+		c.ns = nil
+		c.sys.fds--
+	}
+}
+
+// netns returns the connection's namespace, reopening it by name if it was
+// closed to save descriptors.
+func (c *conn) netns() (*netns.NS, error) {
+	if c.ns == nil {
+		ns, err := c.sys.dir.Open(c.name)
+		if err != nil {
+			return nil, err
+		}
+		c.ns = ns
+		c.sys.fds++
+		c.sys.trim(c)
+	}
+	return c.ns, nil
+}
+
+// handle returns the connection's netlink handle, after sending what is
+// queued (so that what it reads or changes comes after).
+func (c *conn) handle() (*kernel.Handle, error) {
+	if err := c.sys.flush(c); err != nil {
+		return nil, err
+	}
+	if c.h == nil {
+		ns, err := c.netns()
+		if err != nil {
+			return nil, err
+		}
+		h, err := kernel.Open(ns)
+		if err != nil {
+			return nil, err
+		}
+		c.h = h
+	}
+	return c.h, nil
+}
+
+// dropHandle closes the netlink handle (a few kilobytes of buffers): the
+// raw socket serves the rest.
+func (c *conn) dropHandle() {
+	if c.h != nil && c != c.sys.host {
+		c.h.Close()
+		c.h = nil
 	}
 }
 
@@ -68,7 +140,11 @@ func (c *conn) index(name string) (int, error) {
 	if i, ok := c.idx[name]; ok {
 		return i, nil
 	}
-	l, err := c.h.LinkByName(name)
+	h, err := c.handle()
+	if err != nil {
+		return 0, err
+	}
+	l, err := h.LinkByName(name)
 	if err != nil {
 		return 0, err
 	}
@@ -87,20 +163,28 @@ func NewSystem(dir netns.Dir, exe, logDir, mark string) (*System, error) {
 		self.Close()
 		return nil, err
 	}
+	b, err := kernel.OpenBatch(self)
+	if err != nil {
+		h.Close()
+		self.Close()
+		return nil, err
+	}
 	s := &System{
 		dir: dir, exe: exe, logDir: logDir, mark: mark,
-		host:  &conn{ns: self, h: h, idx: map[string]int{}},
 		conns: map[string]*list.Element{}, lru: list.New(),
 		Grace: 3 * time.Second, Settle: 10 * time.Second,
+		dirty: map[*conn]bool{},
+		plain: os.Getenv(PlainEnv) == "1",
 	}
+	s.host = &conn{ns: self, h: h, b: b, idx: map[string]int{}, sys: s}
 	// Two descriptors per namespace (nsfs and netlink), and room for
-	// everything else. More than maxOpen handles cost memory (a few
-	// kilobytes each) for little: a plan touches a node's namespace in a
-	// few runs of consecutive steps, so reopening is rare.
-	s.maxConns = maxOpen
+	// everything else. A plan touches every node's namespace in three
+	// passes (namespaces, links, routes): keeping them all open spares
+	// reopening each twice.
+	s.maxFDs = maxOpen
 	var rl unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur < 2*maxOpen+256 {
-		s.maxConns = max(16, int(rl.Cur)-256) / 2
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur < maxOpen+256 {
+		s.maxFDs = max(32, int(rl.Cur)-256)
 	}
 	return s, nil
 }
@@ -111,7 +195,7 @@ func (s *System) HostID() (ledger.NSID, error) {
 	return ledger.NSID{Dev: id.Dev, Ino: id.Ino}, err
 }
 
-// Close releases every handle.
+// Close releases every handle. Queued requests are dropped: Apply flushes.
 func (s *System) Close() {
 	for e := s.lru.Front(); e != nil; e = e.Next() {
 		e.Value.(*conn).close()
@@ -134,30 +218,127 @@ func (s *System) conn(name string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := kernel.Open(ns)
+	b, err := kernel.OpenBatch(ns)
 	if err != nil {
 		ns.Close()
 		return nil, err
 	}
-	return s.keep(&conn{name: name, ns: ns, h: h, idx: map[string]int{}}), nil
+	return s.keep(&conn{name: name, ns: ns, b: b, idx: map[string]int{}, sys: s})
 }
 
-func (s *System) keep(c *conn) *conn {
+func (s *System) keep(c *conn) (*conn, error) {
 	s.conns[c.name] = s.lru.PushFront(c)
-	for s.lru.Len() > s.maxConns {
-		old := s.lru.Remove(s.lru.Back()).(*conn)
-		delete(s.conns, old.name)
-		old.close()
+	s.fds++ // the socket
+	if c.ns != nil {
+		s.fds++
 	}
-	return c
+	return c, s.trim(c)
+}
+
+// trim keeps the descriptors within bounds, sparing c: first it closes the
+// namespaces of the least recently used connections (their sockets stay),
+// then whole connections.
+func (s *System) trim(c *conn) error {
+	if s.fds <= s.maxFDs {
+		return nil
+	}
+	low := s.maxFDs * 7 / 8
+	for e := s.lru.Back(); e != nil && s.fds > low; e = e.Prev() {
+		if o := e.Value.(*conn); o != c && o.ns != nil && o.h == nil {
+			o.ns.Close()
+			o.ns = nil
+			s.fds--
+		}
+	}
+	var err error
+	for e := s.lru.Back(); e != nil && s.fds > low; {
+		o := e.Value.(*conn)
+		e = e.Prev()
+		if o == c {
+			continue
+		}
+		s.lru.Remove(s.conns[o.name])
+		delete(s.conns, o.name)
+		if s.last == o {
+			s.last = nil
+		}
+		if ferr := s.flush(o); ferr != nil && err == nil {
+			err = ferr
+		}
+		o.close()
+	}
+	return err
 }
 
 func (s *System) forget(name string) {
 	if e, ok := s.conns[name]; ok {
+		if s.last == e.Value.(*conn) {
+			s.last = nil
+		}
 		s.lru.Remove(e)
 		delete(s.conns, name)
-		e.Value.(*conn).close()
+		c := e.Value.(*conn)
+		s.dropQueued(c)
+		c.close()
 	}
+}
+
+// tag registers a step for a request about to be queued on c. A node's
+// requests are sent once nsnet moves on to another node (the host's, which
+// every node's link touches, when its batch is full): few steps wait for
+// their answer at any time.
+func (s *System) tag(c *conn, st Step) (int, error) {
+	var err error
+	if c != s.host && s.last != c {
+		if s.last != nil {
+			err = s.flush(s.last)
+		}
+		s.last = c
+	}
+	c.steps = append(c.steps, st)
+	s.dirty[c] = true
+	return len(c.steps) - 1, err
+}
+
+// flush sends a connection's queued requests. A failure is reported as the
+// step that queued the request.
+func (s *System) flush(c *conn) error {
+	if !s.dirty[c] {
+		return nil
+	}
+	delete(s.dirty, c)
+	return s.sent(c, c.b.Flush())
+}
+
+// sent turns a failure of c's queued requests into the error of the step
+// that queued the request, and forgets the steps sent.
+func (s *System) sent(c *conn, err error) error {
+	var be *kernel.BatchError
+	if errors.As(err, &be) && be.Tag >= 0 && be.Tag < len(c.steps) {
+		err = &StepError{Step: c.steps[be.Tag].Lines(s.mark)[0], Err: be.Err}
+	}
+	if c == s.host {
+		clear(c.steps)
+		c.steps = c.steps[:0]
+	} else {
+		c.steps = nil // thousands of nodes: keep nothing
+	}
+	return err
+}
+
+// dropQueued forgets what a connection has queued (its namespace is being
+// deleted).
+func (s *System) dropQueued(c *conn) {
+	delete(s.dirty, c) // closing the socket drops them
+}
+
+// Flush sends every queued request and reports the first failure.
+func (s *System) Flush() error {
+	var errs []error
+	for c := range s.dirty {
+		errs = append(errs, s.flush(c))
+	}
+	return errors.Join(errs...)
 }
 
 // ifaceConn returns the connection of an interface's namespace and its index.
@@ -197,6 +378,11 @@ func ignore(err error, kinds ...error) error {
 }
 
 func (s *System) run(st Step) error {
+	if s.plain {
+		if ok, err := s.runPlain(st); ok {
+			return err
+		}
+	}
 	switch st.Op {
 	case OpStopProcess:
 		return stopProc(*st.Old.Proc, s.Grace)
@@ -216,78 +402,108 @@ func (s *System) run(st Step) error {
 		if err != nil {
 			return err
 		}
-		delete(c.idx, name)
-		return ignore(c.h.DelLink(name), fs.ErrNotExist)
-	case OpAwaitGone:
-		return s.awaitGone(st.Old.Links)
-	case OpAddNetns:
-		return s.addNetns(st.Node.Netns)
-	case OpLoUp:
-		c, err := s.conn(st.Node.Netns)
+		h, err := c.handle()
 		if err != nil {
 			return err
 		}
-		return c.h.SetUpIndex(loIndex)
+		delete(c.idx, name)
+		return ignore(h.DelLink(name), fs.ErrNotExist)
+	case OpAwaitGone:
+		return s.awaitGone(st.Old.Links)
+	case OpAddNetns:
+		c, err := s.makeNetns(st.Node.Netns)
+		if err != nil {
+			return err
+		}
+		_, err = s.keep(c)
+		return err
+	case OpLoUp:
+		c, err := s.conn(st.Node.Netns)
+		if err != nil || c.loUp {
+			return err // addNetns brought it up with its mark
+		}
+		tag, err := s.tag(c, st)
+		if err != nil {
+			return err
+		}
+		return c.b.SetLink(loIndex, kernel.LinkChange{Up: true}, tag)
 	case OpSysctl:
 		c, err := s.conn(st.Node.Netns)
 		if err != nil {
 			return err
 		}
+		if err := s.flush(c); err != nil {
+			return err
+		}
 		sc := st.Node.Sysctls[st.Index]
-		return c.ns.WriteSysctl(sc.Key, sc.Value)
+		ns, err := c.netns()
+		if err != nil {
+			return err
+		}
+		return ns.WriteSysctl(sc.Key, sc.Value)
 	case OpAddBridge:
 		c, err := s.conn(st.Iface.Node.Netns)
 		if err != nil {
 			return err
 		}
-		idx, err := c.h.AddBridgeMAC(st.Iface.Name, st.Iface.MTU, st.Iface.MAC)
+		delete(s.dirty, c)
+		idx, _, err := c.b.AddLink(kernel.NewLink{Name: st.Iface.Name, Kind: "bridge", MTU: st.Iface.MTU, MAC: st.Iface.MAC})
 		if err != nil {
-			return err
+			return s.sent(c, err)
 		}
+		s.sent(c, nil)
 		c.idx[st.Iface.Name] = idx
 		return nil
 	case OpAddVeth:
 		return s.addVeth(st.Iface)
-	case OpSetAlias:
+	case OpSetAlias, OpAddrGenNone, OpSetMaster, OpSetMTU, OpSetUp:
 		c, idx, err := s.ifaceConn(st.Iface)
 		if err != nil {
 			return err
 		}
-		return c.h.SetAliasIndex(idx, s.mark)
-	case OpAddrGenNone:
-		c, idx, err := s.ifaceConn(st.Iface)
+		var ch kernel.LinkChange
+		switch st.Op {
+		case OpSetAlias:
+			ch.Alias = s.mark
+		case OpAddrGenNone:
+			ch.AddrGenNone = true
+		case OpSetMaster:
+			if ch.MasterIndex, err = c.index(st.Iface.Master.Name); err != nil {
+				return err
+			}
+		case OpSetMTU:
+			if err := kernel.ValidateMTU(st.Iface.MTU, false); err != nil {
+				return err
+			}
+			ch.MTU = st.Iface.MTU
+		case OpSetUp:
+			ch.Up = true
+		}
+		tag, err := s.tag(c, st)
 		if err != nil {
 			return err
 		}
-		return c.h.SetAddrGenModeNone(idx)
-	case OpSetMaster:
-		c, idx, err := s.ifaceConn(st.Iface)
-		if err != nil {
-			return err
-		}
-		m, err := c.index(st.Iface.Master.Name)
-		if err != nil {
-			return err
-		}
-		return c.h.SetMasterIndex(idx, m)
-	case OpSetMTU:
-		c, idx, err := s.ifaceConn(st.Iface)
-		if err != nil {
-			return err
-		}
-		return c.h.SetMTUIndex(idx, st.Iface.MTU)
+		return c.b.SetLink(idx, ch, tag)
 	case OpAddAddr, OpLinkLocal:
 		c, idx, err := s.ifaceConn(st.Iface)
 		if err != nil {
 			return err
 		}
-		return ignore(c.h.AddAddrIndex(idx, st.Addr(), kernel.AddrOptions{NoDAD: true}), fs.ErrExist)
-	case OpSetUp:
+		tag, err := s.tag(c, st)
+		if err != nil {
+			return err
+		}
+		return c.b.AddAddr(idx, st.Addr(), kernel.AddrOptions{NoDAD: true}, tag)
+	case OpAddNeigh:
 		c, idx, err := s.ifaceConn(st.Iface)
 		if err != nil {
 			return err
 		}
-		return c.h.SetUpIndex(idx)
+		tag, err := s.tag(c, st)
+		if err != nil {
+			return err
+		}
+		return c.b.SetNeigh(idx, *st.Neigh, st.Iface.Peer.MAC, tag)
 	case OpAddRoute:
 		c, err := s.conn(st.Node.Netns)
 		if err != nil {
@@ -300,37 +516,45 @@ func (s *System) run(st Step) error {
 				return err
 			}
 		}
-		return ignore(c.h.AddRoute(kr), fs.ErrExist)
+		tag, err := s.tag(c, st)
+		if err != nil {
+			return err
+		}
+		return c.b.AddRoute(kr, tag)
 	case OpStartProcess:
 		return errors.New("processes are started with Start")
 	}
 	return fmt.Errorf("unknown step %v", st.Op)
 }
 
-// addNetns creates a namespace, marks its loopback with the lab's alias and
-// only then gives it its name: a named namespace without the mark is never
-// the lab's, even if nsnet dies half-way.
-func (s *System) addNetns(name string) error {
+// makeNetns creates a namespace, marks its loopback with the lab's alias (and
+// brings it up, in the same request) and only then gives it its name: a
+// named namespace without the mark is never the lab's, even if nsnet dies
+// half-way.
+func (s *System) makeNetns(name string) (*conn, error) {
 	ns, err := netns.New()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	h, err := kernel.Open(ns)
+	b, err := kernel.OpenBatch(ns)
 	if err != nil {
 		ns.Close()
-		return err
+		return nil, err
 	}
-	c := &conn{name: name, ns: ns, h: h, idx: map[string]int{"lo": loIndex}}
-	if err := h.SetAliasIndex(loIndex, s.mark); err != nil {
+	c := &conn{name: name, ns: ns, b: b, idx: map[string]int{"lo": loIndex}, sys: s}
+	if err := b.SetLink(loIndex, kernel.LinkChange{Alias: s.mark, Up: true}, 0); err == nil {
+		err = b.Flush()
+	}
+	if err != nil {
 		c.close()
-		return err
+		return nil, err
 	}
+	c.loUp = true
 	if err := s.dir.Pin(ns, name); err != nil {
 		c.close()
-		return err
+		return nil, err
 	}
-	s.keep(c)
-	return nil
+	return c, nil
 }
 
 func (s *System) addVeth(a *Interface) error {
@@ -339,22 +563,25 @@ func (s *System) addVeth(a *Interface) error {
 	if err != nil {
 		return err
 	}
-	v := kernel.Veth{Name: a.Name, Peer: b.Name, MTU: a.MTU}
+	pc := c
+	nl := kernel.NewLink{Name: a.Name, Kind: "veth", MTU: a.MTU, MAC: a.MAC, Peer: b.Name, PeerMAC: b.MAC, PeerMTU: a.MTU}
 	if b.Node != a.Node {
-		pc, err := s.conn(b.Node.Netns)
-		if err != nil {
+		if pc, err = s.conn(b.Node.Netns); err != nil {
 			return err
 		}
-		v.PeerNS = pc.ns
-		delete(pc.idx, b.Name)
-	} else {
-		delete(c.idx, b.Name)
+		if nl.PeerNS, err = pc.netns(); err != nil {
+			return err
+		}
 	}
-	idx, err := c.h.AddVethMAC(v, kernel.LinkMAC{MAC: a.MAC, PeerMAC: b.MAC})
+	delete(pc.idx, b.Name)
+	delete(s.dirty, c)
+	idx, peerIdx, err := c.b.AddLink(nl)
 	if err != nil {
-		return err
+		return s.sent(c, err)
 	}
+	s.sent(c, nil)
 	c.idx[a.Name] = idx
+	pc.idx[b.Name] = peerIdx
 	return nil
 }
 
@@ -364,7 +591,34 @@ func (s *System) addVeth(a *Interface) error {
 // find them). Links still there after Settle (a process holding the
 // namespace open keeps them alive) are deleted one by one.
 func (s *System) awaitGone(links []*ledger.Link) error {
+	h, err := s.host.handle()
+	if err != nil {
+		return err
+	}
 	deadline := time.Now().Add(s.Settle)
+	// First by index, one link at a time, which costs a round trip each
+	// (a dump of the host's links, thousands of them, costs
+	// milliseconds, taken from the kernel's own cleanup on a busy
+	// machine); the kernel removes them in batches, so most are gone by the
+	// time they are asked about.
+	for _, lk := range links {
+		idx, ok := s.host.idx[lk.Name]
+		if !ok {
+			continue
+		}
+		for delay := 100 * time.Microsecond; time.Now().Before(deadline); delay *= 2 {
+			_, err := s.host.b.GetLink(idx)
+			if errors.Is(err, fs.ErrNotExist) {
+				delete(s.host.idx, lk.Name)
+				break
+			}
+			if err != nil {
+				return err
+			}
+			time.Sleep(min(delay, 5*time.Millisecond))
+		}
+	}
+	// Then by name and mark: what is left under the lab's names.
 	for delay := 200 * time.Microsecond; ; delay *= 2 {
 		left, err := s.ownedHostLinks(links)
 		if err != nil || len(left) == 0 {
@@ -373,7 +627,7 @@ func (s *System) awaitGone(links []*ledger.Link) error {
 		if time.Now().After(deadline) {
 			var errs []error
 			for _, name := range left {
-				errs = append(errs, ignore(s.host.h.DelLink(name), fs.ErrNotExist))
+				errs = append(errs, ignore(h.DelLink(name), fs.ErrNotExist))
 			}
 			return errors.Join(errs...)
 		}
@@ -384,7 +638,11 @@ func (s *System) awaitGone(links []*ledger.Link) error {
 // ownedHostLinks returns which of the ledger's host links still exist and
 // are the lab's.
 func (s *System) ownedHostLinks(links []*ledger.Link) ([]string, error) {
-	ls, err := s.host.h.Links()
+	h, err := s.host.handle()
+	if err != nil {
+		return nil, err
+	}
+	ls, err := h.Links()
 	if err != nil {
 		return nil, err
 	}
@@ -416,7 +674,9 @@ func (s *System) Start(st Step) (*Started, error) {
 		if err != nil {
 			return nil, &ProcError{Op: "start", Node: n.Name, Argv: argv, Err: err}
 		}
-		ns = c.ns
+		if ns, err = c.netns(); err != nil {
+			return nil, &ProcError{Op: "start", Node: n.Name, Argv: argv, Err: err}
+		}
 	}
 	started, err := startGated(ns, s.exe, s.dir.Path, n.Netns, argv, log)
 	if err != nil {
@@ -490,27 +750,25 @@ func (s *System) AwaitCarrier(p *Plan, d time.Duration) ([]string, error) {
 	return late, nil
 }
 
-// runningLinks reports which of the links have carrier: by one dump when
-// there are many, one by one when few are left (a namespace with a big bridge
-// holds thousands of links, and a dump of them is megabytes).
+// runningLinks reports which of the links have carrier, reading each by
+// index: a namespace with a big bridge (or the host of 10,000
+// point-to-point links) holds thousands of links, and a dump of them is
+// megabytes.
 func runningLinks(c *conn, want []*Interface) (map[string]bool, error) {
-	running := make(map[string]bool, len(want))
-	if len(want) <= 16 {
-		for _, i := range want {
-			l, err := c.h.LinkByName(i.Name)
-			if err != nil {
-				return nil, err
-			}
-			running[i.Name] = l.Flags&unix.IFF_RUNNING != 0
-		}
-		return running, nil
-	}
-	links, err := c.h.Links()
-	if err != nil {
+	if err := c.sys.flush(c); err != nil {
 		return nil, err
 	}
-	for _, l := range links {
-		running[l.Name] = l.Flags&unix.IFF_RUNNING != 0
+	running := make(map[string]bool, len(want))
+	for _, i := range want {
+		idx, err := c.index(i.Name)
+		if err != nil {
+			return nil, err
+		}
+		l, err := c.b.GetLink(idx)
+		if err != nil {
+			return nil, err
+		}
+		running[i.Name] = l.Flags&unix.IFF_RUNNING != 0
 	}
 	return running, nil
 }

@@ -1,0 +1,116 @@
+package lab_test
+
+import (
+	"encoding/json"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/bench"
+	"github.com/nsnet/nsnet/lab"
+)
+
+// TestFastPathSameState: up's fast path (requests queued per namespace and
+// sent in batches, links created with their final attributes, namespaces
+// made ahead by a worker) leaves exactly the kernel state of the plain path
+// (one request per step through the netlink library): the same status -j
+// and the same links, addresses, routes and neighbour entries in the host
+// and in every node, as iproute2 shows them. Both tear down cleanly.
+func TestFastPathSameState(t *testing.T) {
+	e := newEnv(t)
+	before := e.snap()
+	files := map[string]string{
+		"seed":     example(t, "seed"),
+		"two-lans": example(t, "two-lans"),
+		"benchfp":  e.write("ptp.yaml", string(bench.LabYAML(bench.Workload{Mode: bench.PTP, N: 4, Prefix: "fp"}))),
+		"benchfq":  e.write("bridge.yaml", string(bench.LabYAML(bench.Workload{Mode: bench.Bridge, N: 4, Prefix: "fq"}))),
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		file := files[name]
+		var got [2]string
+		for i, plain := range []bool{false, true} {
+			if plain {
+				t.Setenv(lab.PlainEnv, "1")
+			} else {
+				os.Unsetenv(lab.PlainEnv)
+			}
+			e.must("up", file)
+			got[i] = e.kernelState(name)
+			// The fast path's repair finds nothing to do after the plain
+			// path, and the other way round.
+			os.Unsetenv(lab.PlainEnv)
+			wantIn(t, name+" plan after up", e.must("plan", file), "nothing to do")
+			e.must("down", file)
+		}
+		if got[0] != got[1] {
+			t.Errorf("%s: fast and plain up differ:\n--- fast\n%s\n--- plain\n%s", name, got[0], got[1])
+		}
+		if !strings.Contains(got[0], "PERMANENT") && name != "two-lans" && name != "benchfq" {
+			t.Errorf("%s: no permanent neighbour entries:\n%s", name, got[0])
+		}
+	}
+	os.Unsetenv(lab.PlainEnv)
+	e.sameAs(before, "down after both paths")
+}
+
+var (
+	ifIndexes    = regexp.MustCompile(`@if\d+|link-netnsid \d+|^\d+: `)
+	volatile     = regexp.MustCompile(`valid_lft \S+ preferred_lft \S+|numtxqueues.*`)
+	bridgeTimers = regexp.MustCompile(`\b(bridge_slave|bridge) .*? addrgenmode`)
+)
+
+// kernelState is status -j and, for the host and each node of the lab,
+// iproute2's view of its links (with details: alias, addrgenmode, master,
+// MTU), addresses, routes and neighbours, without interface indexes (the
+// host's grow with every link made).
+func (e *env) kernelState(name string) string {
+	e.t.Helper()
+	st := e.status(name)
+	st.File, st.Updated = "", time.Time{}
+	js, _ := json.MarshalIndent(st, "", " ")
+	var b strings.Builder
+	b.Write(js)
+	nss := []string{""}
+	for _, n := range st.NodeStatus {
+		if n.Netns != "" {
+			nss = append(nss, n.Netns)
+		}
+	}
+	for _, ns := range nss {
+		args := func(a ...string) []string {
+			if ns == "" {
+				return a
+			}
+			return append([]string{"-n", ns}, a...)
+		}
+		b.WriteString("\n## " + ns + "\n")
+		for _, cmd := range [][]string{
+			{"-d", "-o", "link", "show"},
+			{"-o", "addr", "show"},
+			{"route", "show"},
+			{"-6", "route", "show"},
+			{"neigh", "show", "nud", "permanent"},
+		} {
+			out := ip(e.t, args(cmd...)...)
+			var lines []string
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				l = ifIndexes.ReplaceAllString(l, "")
+				// Lifetimes and counters change while we look.
+				l = volatile.ReplaceAllString(l, "")
+				l = bridgeTimers.ReplaceAllString(l, "$1 addrgenmode")
+				lines = append(lines, strings.TrimRight(l, " "))
+			}
+			sort.Strings(lines)
+			b.WriteString(strings.Join(lines, "\n") + "\n")
+		}
+	}
+	return b.String()
+}
