@@ -161,19 +161,29 @@ func measure(env *Env, r Runner, w Workload, ping bool) (Sample, error) {
 	return s, nil
 }
 
-// pingAll pings every node from the host at once and counts the replies.
+// pingAll pings every node from the host at once and counts the nodes that
+// answered. Nodes that did not are asked again, up to five rounds: the kernel
+// may give a fresh veth its carrier up to a second late, and a runner is not
+// required to wait for it (nsnet's up does).
 func pingAll(w Workload) int {
-	pairs := make([]probe.Pair, w.N)
-	for i := range pairs {
-		pairs[i] = probe.Pair{To: w.Addr(i)}
+	todo := make([]int, w.N)
+	for i := range todo {
+		todo[i] = i
 	}
-	n := 0
-	for _, r := range probe.Sweep(context.Background(), pairs, 5*time.Second) {
-		if r.Reply {
-			n++
+	for round := 0; round < 5 && len(todo) > 0; round++ {
+		pairs := make([]probe.Pair, len(todo))
+		for k, i := range todo {
+			pairs[k] = probe.Pair{To: w.Addr(i)}
 		}
+		var left []int
+		for k, r := range probe.Sweep(context.Background(), pairs, time.Second) {
+			if !r.Reply {
+				left = append(left, todo[k])
+			}
+		}
+		todo = left
 	}
-	return n
+	return w.N - len(todo)
 }
 
 func median(xs []float64) float64 {
