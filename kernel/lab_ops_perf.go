@@ -555,28 +555,11 @@ func (b *Batch) GetLink(index int) (LinkInfo, error) {
 		}
 		switch h.Type {
 		case unix.RTM_NEWLINK:
-			if len(data) < unix.SizeofIfInfomsg {
+			parsed, ok := parseLinkInfo(data)
+			if !ok {
 				return false
 			}
-			li.Index = int(int32(binary.NativeEndian.Uint32(data[4:])))
-			li.Flags = binary.NativeEndian.Uint32(data[8:])
-			for a := data[unix.SizeofIfInfomsg:]; len(a) >= 4; {
-				n := int(binary.NativeEndian.Uint16(a))
-				if n < 4 || n > len(a) {
-					break
-				}
-				if binary.NativeEndian.Uint16(a[2:]) == unix.IFLA_IFALIAS {
-					v := a[4:n]
-					for i, c := range v {
-						if c == 0 {
-							v = v[:i]
-							break
-						}
-					}
-					li.Alias = string(v)
-				}
-				a = a[min(align4(n), len(a)):]
-			}
+			li = parsed
 			// Without NLM_F_ACK, a get is answered by the link
 			// alone when it succeeds.
 			return true
@@ -654,26 +637,12 @@ func (b *Batch) LoopbackInfo(fds []int) (infos []LinkInfo, ok []bool, err error)
 			continue
 		}
 		if err := b.exchange(first, len(which), func(i int, h *unix.NlMsghdr, data []byte) {
-			if h.Type != unix.RTM_NEWLINK || len(data) < unix.SizeofIfInfomsg {
+			if h.Type != unix.RTM_NEWLINK {
 				return
 			}
-			li := LinkInfo{Index: int(int32(binary.NativeEndian.Uint32(data[4:]))), Flags: binary.NativeEndian.Uint32(data[8:])}
-			for a := data[unix.SizeofIfInfomsg:]; len(a) >= 4; {
-				n := int(binary.NativeEndian.Uint16(a))
-				if n < 4 || n > len(a) {
-					break
-				}
-				if binary.NativeEndian.Uint16(a[2:]) == unix.IFLA_IFALIAS {
-					v := a[4:n]
-					for j, c := range v {
-						if c == 0 {
-							v = v[:j]
-							break
-						}
-					}
-					li.Alias = string(v)
-				}
-				a = a[min(align4(n), len(a)):]
+			li, good := parseLinkInfo(data)
+			if !good {
+				return
 			}
 			infos[which[i]], ok[which[i]] = li, true
 		}); err != nil {
@@ -705,4 +674,30 @@ func (b *Batch) exchange(first uint32, n int, fn func(i int, h *unix.NlMsghdr, d
 		return &OpError{Op: "netlink receive", Err: err}
 	}
 	return nil
+}
+
+// parseLinkInfo reads an RTM_NEWLINK message's index, flags and ifalias.
+func parseLinkInfo(data []byte) (LinkInfo, bool) {
+	if len(data) < unix.SizeofIfInfomsg {
+		return LinkInfo{}, false
+	}
+	li := LinkInfo{Index: int(int32(binary.NativeEndian.Uint32(data[4:]))), Flags: binary.NativeEndian.Uint32(data[8:])}
+	for a := data[unix.SizeofIfInfomsg:]; len(a) >= 4; {
+		n := int(binary.NativeEndian.Uint16(a))
+		if n < 4 || n > len(a) {
+			break
+		}
+		if binary.NativeEndian.Uint16(a[2:]) == unix.IFLA_IFALIAS {
+			v := a[4:n]
+			for i, c := range v {
+				if c == 0 {
+					v = v[:i]
+					break
+				}
+			}
+			li.Alias = string(v)
+		}
+		a = a[min(align4(n), len(a)):]
+	}
+	return li, true
 }
