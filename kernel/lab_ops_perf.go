@@ -26,26 +26,35 @@ type Batch struct {
 	seq  uint32
 	buf  []byte
 	pend []pending
+	bufs *Buffers // receive buffers; nil: one per receive
 }
 
-// rbufs are receive buffers, shared by all Batches: thousands are open at a
-// time in a big lab, and each needs one only while it waits for answers. Not
-// a sync.Pool: the garbage collector empties those, and a big lab under a
-// memory limit collects often.
-var rbufs = make(chan []byte, 4)
+// Buffers lends receive buffers to the Batches that share it: thousands of
+// Batches are open at a time in a big lab, and each needs a buffer only while
+// it waits for answers. Not a sync.Pool: the garbage collector empties those,
+// and a big lab under a memory limit collects often.
+type Buffers struct{ c chan []byte }
 
-func getRbuf() []byte {
-	select {
-	case b := <-rbufs:
-		return b
-	default:
-		return make([]byte, 64<<10)
+// NewBuffers keeps up to n idle buffers.
+func NewBuffers(n int) *Buffers { return &Buffers{c: make(chan []byte, n)} }
+
+func (p *Buffers) get() []byte {
+	if p != nil {
+		select {
+		case b := <-p.c:
+			return b
+		default:
+		}
 	}
+	return make([]byte, 64<<10)
 }
 
-func putRbuf(b []byte) {
+func (p *Buffers) put(b []byte) {
+	if p == nil {
+		return
+	}
 	select {
-	case rbufs <- b:
+	case p.c <- b:
 	default:
 	}
 }
@@ -70,8 +79,9 @@ func (e *BatchError) Unwrap() error { return e.Err }
 // is about 200 kB).
 const maxBatch = 32 << 10
 
-// OpenBatch opens a Batch bound to ns.
-func OpenBatch(ns *netns.NS) (*Batch, error) {
+// OpenBatch opens a Batch bound to ns, borrowing receive buffers from bufs
+// (which may be nil).
+func OpenBatch(ns *netns.NS, bufs *Buffers) (*Batch, error) {
 	fd := -1
 	err := ns.Do(func() error {
 		var err error
@@ -87,7 +97,7 @@ func OpenBatch(ns *netns.NS) (*Batch, error) {
 	}
 	// Error replies without a copy of the request.
 	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
-	return &Batch{fd: fd}, nil
+	return &Batch{fd: fd, bufs: bufs}, nil
 }
 
 // Close releases the socket; queued requests are dropped.
@@ -362,8 +372,8 @@ func (b *Batch) Flush() error {
 
 // receive reads messages until fn returns true.
 func (b *Batch) receive(fn func(h *unix.NlMsghdr, data []byte) bool) error {
-	rbuf := getRbuf()
-	defer putRbuf(rbuf)
+	rbuf := b.bufs.get()
+	defer b.bufs.put(rbuf)
 	for {
 		n, _, err := unix.Recvfrom(b.fd, rbuf, 0)
 		if err == unix.EINTR {

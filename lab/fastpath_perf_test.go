@@ -2,7 +2,6 @@ package lab_test
 
 import (
 	"encoding/json"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -37,16 +36,15 @@ func TestFastPathSameState(t *testing.T) {
 		file := files[name]
 		var got [2]string
 		for i, plain := range []bool{false, true} {
+			e.extra = nil
 			if plain {
-				t.Setenv(lab.PlainEnv, "1")
-			} else {
-				os.Unsetenv(lab.PlainEnv)
+				e.extra = []string{lab.PlainEnv + "=1"}
 			}
 			e.must("up", file)
 			got[i] = e.kernelState(name)
 			// The fast path's repair finds nothing to do after the plain
 			// path, and the other way round.
-			os.Unsetenv(lab.PlainEnv)
+			e.extra = nil
 			wantIn(t, name+" plan after up", e.must("plan", file), "nothing to do")
 			e.must("down", file)
 		}
@@ -57,7 +55,6 @@ func TestFastPathSameState(t *testing.T) {
 			t.Errorf("%s: no permanent neighbour entries:\n%s", name, got[0])
 		}
 	}
-	os.Unsetenv(lab.PlainEnv)
 	e.sameAs(before, "down after both paths")
 }
 

@@ -66,7 +66,8 @@ type env struct {
 	t     *testing.T
 	bin   string
 	state string
-	dir   string // where lab files are written
+	dir   string   // where lab files are written
+	extra []string // more environment for nsnet, e.g. lab.PlainEnv
 }
 
 func newEnv(t *testing.T) *env {
@@ -83,6 +84,7 @@ func (e *env) cmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(e.bin, args...)
 	cmd.Dir = e.dir
 	cmd.Env = append(os.Environ(), "NSNET_STATE_DIR="+e.state, "PATH="+filepath.Dir(e.bin)+":"+os.Getenv("PATH"))
+	cmd.Env = append(cmd.Env, e.extra...)
 	return cmd
 }
 

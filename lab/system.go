@@ -56,6 +56,8 @@ type System struct {
 	plain bool
 	// last is the node connection requests were last queued on.
 	last *conn
+	// bufs are the receive buffers all connections share.
+	bufs *kernel.Buffers
 }
 
 // conn is an open namespace with its raw netlink socket (requests are
@@ -163,14 +165,15 @@ func NewSystem(dir netns.Dir, exe, logDir, mark string) (*System, error) {
 		self.Close()
 		return nil, err
 	}
-	b, err := kernel.OpenBatch(self)
+	bufs := kernel.NewBuffers(4)
+	b, err := kernel.OpenBatch(self, bufs)
 	if err != nil {
 		h.Close()
 		self.Close()
 		return nil, err
 	}
 	s := &System{
-		dir: dir, exe: exe, logDir: logDir, mark: mark,
+		dir: dir, exe: exe, logDir: logDir, mark: mark, bufs: bufs,
 		conns: map[string]*list.Element{}, lru: list.New(),
 		Grace: 3 * time.Second, Settle: 10 * time.Second,
 		dirty: map[*conn]bool{},
@@ -218,7 +221,7 @@ func (s *System) conn(name string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := kernel.OpenBatch(ns)
+	b, err := kernel.OpenBatch(ns, s.bufs)
 	if err != nil {
 		ns.Close()
 		return nil, err
@@ -536,7 +539,7 @@ func (s *System) makeNetns(name string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := kernel.OpenBatch(ns)
+	b, err := kernel.OpenBatch(ns, s.bufs)
 	if err != nil {
 		ns.Close()
 		return nil, err

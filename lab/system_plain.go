@@ -140,7 +140,7 @@ func (s *System) makeNetnsPlain(name string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := kernel.OpenBatch(ns)
+	b, err := kernel.OpenBatch(ns, s.bufs)
 	if err != nil {
 		ns.Close()
 		return nil, err
