@@ -221,12 +221,21 @@ func (s *System) conn(name string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	c, err := s.newConn(name, ns, map[string]int{})
+	if err != nil {
+		return nil, err
+	}
+	return s.keep(c)
+}
+
+// newConn wraps ns, which it takes over, with a request batch of its own.
+func (s *System) newConn(name string, ns *netns.NS, idx map[string]int) (*conn, error) {
 	b, err := kernel.OpenBatch(ns, s.bufs)
 	if err != nil {
 		ns.Close()
 		return nil, err
 	}
-	return s.keep(&conn{name: name, ns: ns, b: b, idx: map[string]int{}, sys: s})
+	return &conn{name: name, ns: ns, b: b, idx: idx, sys: s}, nil
 }
 
 func (s *System) keep(c *conn) (*conn, error) {
@@ -539,14 +548,12 @@ func (s *System) makeNetns(name string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := kernel.OpenBatch(ns, s.bufs)
+	c, err := s.newConn(name, ns, map[string]int{"lo": loIndex})
 	if err != nil {
-		ns.Close()
 		return nil, err
 	}
-	c := &conn{name: name, ns: ns, b: b, idx: map[string]int{"lo": loIndex}, sys: s}
-	if err := b.SetLink(loIndex, kernel.LinkChange{Alias: s.mark, Up: true}, 0); err == nil {
-		err = b.Flush()
+	if err := c.b.SetLink(loIndex, kernel.LinkChange{Alias: s.mark, Up: true}, 0); err == nil {
+		err = c.b.Flush()
 	}
 	if err != nil {
 		c.close()

@@ -140,12 +140,10 @@ func (s *System) makeNetnsPlain(name string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := kernel.OpenBatch(ns, s.bufs)
+	c, err := s.newConn(name, ns, map[string]int{"lo": loIndex})
 	if err != nil {
-		ns.Close()
 		return nil, err
 	}
-	c := &conn{name: name, ns: ns, b: b, idx: map[string]int{"lo": loIndex}, sys: s}
 	h, err := c.handle()
 	if err == nil {
 		err = h.SetAliasIndex(loIndex, s.mark)
