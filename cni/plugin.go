@@ -451,11 +451,11 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	hostNS, host, err := hostSide()
+	// STATUS needs only the namespace (for nftables), no netlink handle.
+	hostNS, err := netns.Current()
 	if err != nil {
 		return &StatusError{Err: err}
 	}
-	host.Close()
 	defer hostNS.Close()
 	if cfg.IPAM.Builtin() {
 		st, err := openStore(cfg.DataDir, cfg.Network, false)
