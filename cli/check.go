@@ -11,6 +11,7 @@ import (
 
 	"github.com/nsnet/nsnet/check"
 	"github.com/nsnet/nsnet/lab"
+	"github.com/nsnet/nsnet/lab/ledger"
 	"github.com/nsnet/nsnet/netns"
 	"github.com/nsnet/nsnet/probe"
 )
@@ -189,16 +190,17 @@ func (e *Env) checkLab(target string, opt lab.Options) (*lab.Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := lab.Status(name, opt)
+	// The ledger names the file; no need to observe the kernel for that.
+	led, err := ledger.Store{Dir: opt.StateDir}.Read(name)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && led.File == "") {
+		return nil, fmt.Errorf("check: lab %s is not up (see nsnet labs)", name)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if len(st) == 0 || st[0].File == "" {
-		return nil, fmt.Errorf("check: lab %s is not up (see nsnet labs)", name)
-	}
-	l, err := lab.Load(st[0].File)
+	l, err := lab.Load(led.File)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("check: lab %s was brought up from %s, which is gone: name a lab file", name, st[0].File)
+		return nil, fmt.Errorf("check: lab %s was brought up from %s, which is gone: name a lab file", name, led.File)
 	}
 	return l, err
 }
