@@ -63,6 +63,8 @@ func newLine3(t *testing.T) *line3 {
 		l.ha.SetUp("lo"), l.hb.SetUp("lo"), l.hc.SetUp("lo"),
 		l.ha.SetUp("a0"), l.hb.SetUp("b0"), l.hb.SetUp("b1"), l.hc.SetUp("c0"),
 		l.ha.AddRoute(kernel.Route{Dst: pfx("10.2.0.0/24"), Gateway: netip.MustParseAddr("10.1.0.2")}),
+		l.ha.AwaitCarrier(3*time.Second, "a0"), l.hb.AwaitCarrier(3*time.Second, "b0", "b1"),
+		l.hc.AwaitCarrier(3*time.Second, "c0"),
 	} {
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -381,4 +382,27 @@ func FlagNames(flags uint32, mdown bool) []string {
 // FlagString is FlagNames joined for display: <A,B,C>.
 func FlagString(flags uint32, mdown bool) string {
 	return "<" + strings.Join(FlagNames(flags, mdown), ",") + ">"
+}
+
+// AwaitCarrier waits until each named link is running (up, with carrier),
+// at most d. A fresh veth can get its carrier up to a second after both ends
+// are up (the kernel's link watch), and packets sent before are dropped.
+func (h *Handle) AwaitCarrier(d time.Duration, names ...string) error {
+	deadline := time.Now().Add(d)
+	for _, name := range names {
+		for delay := 200 * time.Microsecond; ; delay = min(2*delay, 20*time.Millisecond) {
+			l, err := h.LinkByName(name)
+			if err != nil {
+				return err
+			}
+			if l.Up() && l.Flags&unix.IFF_RUNNING != 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return &OpError{Op: "await carrier", Name: name, Err: fmt.Errorf("no carrier after %v", d)}
+			}
+			time.Sleep(delay)
+		}
+	}
+	return nil
 }

@@ -48,6 +48,7 @@ func pair(t *testing.T) (a, b *netns.NS) {
 		ha.AddAddr("a", netip.MustParsePrefix("fd99::1/64"), kernel.AddrOptions{NoDAD: true}),
 		hb.AddAddr("b", netip.MustParsePrefix("fd99::2/64"), kernel.AddrOptions{NoDAD: true}),
 		ha.SetUp("lo"), hb.SetUp("lo"), ha.SetUp("a"), hb.SetUp("b"),
+		ha.AwaitCarrier(3*time.Second, "a"), hb.AwaitCarrier(3*time.Second, "b"),
 	} {
 		if step != nil {
 			t.Fatal(step)

@@ -58,7 +58,7 @@ func hubAndNodes(tb testing.TB, n int, hub func(h *kernel.Handle) []error,
 		if err != nil {
 			tb.Fatal(err)
 		}
-		for _, err := range append(node(h, nh, port, addrs[i]), nh.SetUp("eth0"), nh.SetUp("lo")) {
+		for _, err := range append(node(h, nh, port, addrs[i]), nh.SetUp("eth0"), nh.SetUp("lo"), nh.AwaitCarrier(3*time.Second, "eth0")) {
 			if err != nil {
 				tb.Fatal(err)
 			}
