@@ -50,16 +50,12 @@ func (r nsnetLab) lastRSS() int64 { return r.env.lastRSS }
 
 func rssStore(env *Env, v int64) { env.lastRSS = v }
 
-// LabYAML is the workload as an nsnet lab file.
-//
-// In ptp mode the lab schema cannot say it exactly: an address may appear
-// only once in a lab, and a gateway must lie in the subnet of one of the
-// node's own addresses. So the host holds the gateway 10.96.0.1/32 on the
-// first node's host-side end only (the kernel answers for a host address on
-// any interface, and picks it as the source of the host's pings), and each
-// node reaches it by its /32 route on eth0, with its default route through
-// eth0 as well. Permanent neighbour entries (which labs install on
-// point-to-point links) keep ARP out of the kernel's shared neighbour table.
+// LabYAML is the workload as an nsnet lab file. In ptp mode every host-side
+// end holds the gateway 10.96.0.1/32 (a host address shared by the node's
+// point-to-point links) and each node reaches it by an on-link /32 route,
+// with its default route through it: exactly what the other runners build.
+// Permanent neighbour entries (which labs install on point-to-point links)
+// keep ARP out of the kernel's shared neighbour table.
 func LabYAML(w Workload) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "lab: bench%s\n", w.Prefix)
@@ -74,7 +70,7 @@ func LabYAML(w Workload) []byte {
 	for i := 0; i < w.N; i++ {
 		fmt.Fprintf(&b, "  n%d:\n    netns: %s\n", i, w.NS(i))
 		if w.Mode == PTP {
-			fmt.Fprintf(&b, "    routes:\n      - {to: %s/32, dev: eth0}\n      - {to: default, dev: eth0}\n", gw)
+			fmt.Fprintf(&b, "    routes:\n      - {to: %s/32, dev: eth0}\n      - {to: default, via: %s}\n", gw, gw)
 		}
 	}
 	if w.Mode == Bridge {
@@ -86,11 +82,7 @@ func LabYAML(w Workload) []byte {
 			fmt.Fprintf(&b, "  - {a: {node: n%d, name: eth0, addresses: [%s]}, b: {bridge: %s, name: %s}}\n", i, w.NodePrefix(i), w.BridgeName(), w.HostIf(i))
 			continue
 		}
-		hostAddr := ""
-		if i == 0 {
-			hostAddr = fmt.Sprintf(", addresses: [%s/32]", gw)
-		}
-		fmt.Fprintf(&b, "  - {a: {node: n%d, name: eth0, addresses: [%s]}, b: {node: host, name: %s%s}}\n", i, w.NodePrefix(i), w.HostIf(i), hostAddr)
+		fmt.Fprintf(&b, "  - {a: {node: n%d, name: eth0, addresses: [%s]}, b: {node: host, name: %s, addresses: [%s/32]}}\n", i, w.NodePrefix(i), w.HostIf(i), gw)
 	}
 	return b.Bytes()
 }

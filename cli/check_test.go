@@ -88,3 +88,34 @@ func TestCheckTenants(t *testing.T) {
 		t.Errorf("bad timeout: %+v", r)
 	}
 }
+
+// TestCheckRouted: the routed example (one gateway address on every router
+// end, /32 nodes reaching it by an on-link route) reaches through the router
+// and isolates the node without a default route.
+func TestCheckRouted(t *testing.T) {
+	leakCheck(t)
+	state := []string{"NSNET_STATE_DIR=" + t.TempDir()}
+	file := filepath.Join("..", "examples", "routed.yaml")
+	run := func(args ...string) result { return nsnetIn(t, state, args...) }
+	if r := run("up", file); r.code != 0 {
+		t.Fatalf("up: %+v", r)
+	}
+	t.Cleanup(func() { run("down", "routed") })
+	r := run("check", file)
+	if r.code != 0 || !strings.Contains(r.out, "4 passed, 0 failed, 0 errors") {
+		t.Fatalf("check: %+v", r)
+	}
+	// Every router end holds the gateway address.
+	r = run("exec", "routed", "router", "--", "nsnet", "-br", "addr")
+	for _, p := range []string{"p1@", "p2@", "p3@"} {
+		if !strings.Contains(r.out, p) {
+			t.Errorf("router addresses lack %s:\n%s", p, r.out)
+		}
+	}
+	if n := strings.Count(r.out, "169.254.1.1/32"); n != 3 {
+		t.Errorf("gateway address on %d router ends, want 3:\n%s", n, r.out)
+	}
+	if r := run("down", "routed"); r.code != 0 {
+		t.Fatalf("down: %+v", r)
+	}
+}

@@ -2,9 +2,12 @@ package kernel_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -207,5 +210,48 @@ func TestFlagNames(t *testing.T) {
 	// IFF_BROADCAST|IFF_MULTICAST|IFF_UP without IFF_RUNNING: no carrier.
 	if got := kernel.FlagString(0x1002|0x1, true); got != "<NO-CARRIER,BROADCAST,MULTICAST,UP,M-DOWN>" {
 		t.Errorf("FlagString = %s", got)
+	}
+}
+
+// TestLinksByName: many links read in one exchange, a missing one reported
+// as absent (not as an error), and their alias and MAC as set.
+func TestLinksByName(t *testing.T) {
+	ans, a := fresh(t)
+	bns, _ := fresh(t)
+	mac := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x2a}
+	var want []string
+	for i := range 70 { // more than one send of sixty-four requests
+		name := fmt.Sprintf("v%d", i)
+		if err := a.AddVeth(kernel.Veth{Name: name, Peer: name, PeerNS: bns, Alias: "nsnet:t" + name}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, name)
+	}
+	if err := a.AddVeth(kernel.Veth{Name: "m", Peer: "m", PeerNS: bns}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetHardwareAddr("m", mac); err != nil {
+		t.Fatal(err)
+	}
+	b, err := kernel.OpenBatch(ans, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	names := append(slices.Clone(want), "missing", "m")
+	infos, ok, err := b.LinksByName(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range want {
+		if !ok[i] || infos[i].Alias != "nsnet:t"+name || infos[i].Index <= 1 {
+			t.Errorf("%s: %+v ok=%v", name, infos[i], ok[i])
+		}
+	}
+	if ok[len(want)] {
+		t.Errorf("missing link reported present: %+v", infos[len(want)])
+	}
+	if m := infos[len(want)+1]; !ok[len(want)+1] || m.MAC.String() != mac.String() || m.Alias != "" {
+		t.Errorf("m: %+v", m)
 	}
 }

@@ -24,6 +24,7 @@ func TestFastPathSameState(t *testing.T) {
 	files := map[string]string{
 		"seed":     example(t, "seed"),
 		"two-lans": example(t, "two-lans"),
+		"routed":   example(t, "routed"),
 		"benchfp":  e.write("ptp.yaml", string(bench.LabYAML(bench.Workload{Mode: bench.PTP, N: 4, Prefix: "fp"}))),
 		"benchfq":  e.write("bridge.yaml", string(bench.LabYAML(bench.Workload{Mode: bench.Bridge, N: 4, Prefix: "fq"}))),
 	}

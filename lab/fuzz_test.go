@@ -14,7 +14,7 @@ import (
 // errors; never a panic, never an unlocated error. The corpus in
 // testdata/fuzz/FuzzParse adds shapes the examples lack.
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"seed", "two-lans"} {
+	for _, name := range []string{"seed", "two-lans", "routed"} {
 		b, err := os.ReadFile(filepath.Join("..", "examples", name+".yaml"))
 		if err != nil {
 			f.Fatal(err)

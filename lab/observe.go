@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -61,13 +62,16 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 			keys[""] = append(keys[""], sc.Key)
 		}
 	}
-	if st.Host, err = s.observeNS(s.host, keys[""], routes[""], neighs[""]); err != nil {
-		return nil, err
-	}
 	if l == nil {
 		if err := s.observeMarks(st, want, exists); err != nil {
 			return nil, err
 		}
+		st.Host, err = s.observeHostLinks(led, st, keys[""])
+	} else {
+		st.Host, err = s.observeNS(s.host, keys[""], routes[""], neighs[""])
+	}
+	if err != nil {
+		return nil, err
 	}
 	for name := range want {
 		if _, done := st.Netns[name]; done || !exists[name] {
@@ -171,22 +175,67 @@ func (s *System) observeNS(c *conn, keys []string, withRoutes, withNeighs bool) 
 			return nil, err
 		}
 	}
+	return ns, readSysctls(c, ns, keys)
+}
+
+func readSysctls(c *conn, ns *NSState, keys []string) error {
 	if len(keys) > 0 {
 		ns.Sysctls = make(map[string]string, len(keys))
 	}
 	for _, k := range keys {
 		nsh, err := c.netns()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		v, err := nsh.ReadSysctl(k)
 		if err == nil {
 			ns.Sysctls[k] = normSysctl(v)
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+			return err
 		}
 	}
-	return ns, nil
+	return nil
+}
+
+// observeHostLinks reads, for a teardown, only what it needs of the host:
+// the links the ledger lists there, by name, and the sysctls to restore.
+// The host may hold thousands of other links, addresses and routes that a
+// teardown would read and then ignore. Nor does it read the host ends of
+// veths whose peers are in the lab's marked namespaces (st already holds
+// the marks): deleting the namespace destroys them, and awaitGone checks by
+// name that what it waits for is the lab's. Reading a link costs the kernel
+// about as much as destroying it, so this halves a ptp lab's teardown work.
+func (s *System) observeHostLinks(led *ledger.Ledger, st *State, keys []string) (*NSState, error) {
+	netnsOf := make(map[string]string, len(led.Nodes))
+	for _, n := range led.Nodes {
+		netnsOf[n.Name] = n.Netns
+	}
+	var names []string
+	for _, lk := range led.Links {
+		if lk.Netns != "" {
+			continue
+		}
+		if node, _, ok := cutPeer(lk.Peer); ok && lk.Kind == KindVeth {
+			if ns := st.Netns[netnsOf[node]]; netnsOf[node] != "" && ns != nil && ns.Mark == s.mark {
+				continue
+			}
+		}
+		names = append(names, lk.Name)
+	}
+	infos, ok, err := s.host.b.LinksByName(names)
+	if err != nil {
+		return nil, err
+	}
+	ns := &NSState{Links: make(map[string]*LinkState, len(names))}
+	for i, name := range names {
+		if !ok[i] {
+			continue
+		}
+		li := infos[i]
+		ns.Links[name] = &LinkState{Index: li.Index, Alias: li.Alias, MAC: li.MAC.String(), Up: li.Flags&unix.IFF_UP != 0}
+		s.host.idx[name] = li.Index
+	}
+	return ns, readSysctls(s.host, ns, keys)
 }
 
 // claims collects the names other labs' ledgers hold, which this lab must
@@ -259,10 +308,13 @@ func permanentNeighs(h *kernel.Handle, names map[int]string) (map[NeighKey]strin
 }
 
 // observeMarks reads, for a teardown, the mark of each namespace through the
-// host's socket, many at a time, by the kernel's id for the namespace (which
+// host's sockets, many at a time, by the kernel's id for the namespace (which
 // it has when a veth of the lab crossed into it from the host): opening a
 // socket inside each namespace costs about ten times more. Namespaces
-// without an id here are left to the per-namespace path.
+// without an id here are left to the per-namespace path. Two workers, each
+// with its own socket, share the work: the kernel answers these requests
+// without its global lock, and a teardown's namespaces are not deleted
+// before every mark is read.
 func (s *System) observeMarks(st *State, want, exists map[string]bool) error {
 	var names []string
 	for name := range want {
@@ -270,30 +322,72 @@ func (s *System) observeMarks(st *State, want, exists map[string]bool) error {
 			names = append(names, name)
 		}
 	}
-	const chunk = 1024 // descriptors open at a time
+	if len(names) == 0 {
+		return nil
+	}
+	half := len(names) / 2
+	var other []*NSState
+	var otherErr error
+	done := make(chan struct{})
+	if half >= 64 {
+		go func() {
+			defer close(done)
+			b, err := kernel.OpenBatch(s.host.ns, s.bufs)
+			if err != nil {
+				otherErr = err
+				return
+			}
+			defer b.Close()
+			other, otherErr = s.marks(b, names[:half])
+		}()
+	} else {
+		half = 0
+		close(done)
+	}
+	mine, err := s.marks(s.host.b, names[half:])
+	<-done
+	if err = errors.Join(err, otherErr); err != nil {
+		return err
+	}
+	for i, ns := range slices.Concat(other, mine) {
+		if ns != nil {
+			st.Netns[names[i]] = ns
+		}
+	}
+	return nil
+}
+
+// marks reads the loopback of each named namespace through b (see
+// observeMarks); an entry is nil where it could not.
+func (s *System) marks(b *kernel.Batch, names []string) ([]*NSState, error) {
+	out := make([]*NSState, len(names))
+	// Descriptors open at a time: few enough, for both workers, to fit the
+	// descriptor table every process starts with (64), whose growth would
+	// cost an RCU grace period per doubling (see growFDTable).
+	const chunk = 16
 	for lo := 0; lo < len(names); lo += chunk {
-		var opened []string
+		var at []int
 		var nss []*netns.NS
 		var fds []int
-		for _, name := range names[lo:min(lo+chunk, len(names))] {
-			ns, err := s.dir.Open(name)
+		for i := lo; i < min(lo+chunk, len(names)); i++ {
+			ns, err := s.dir.Open(names[i])
 			if err != nil {
 				continue // stale, or gone: the per-namespace path tells
 			}
-			opened, nss, fds = append(opened, name), append(nss, ns), append(fds, ns.Fd())
+			at, nss, fds = append(at, i), append(nss, ns), append(fds, ns.Fd())
 		}
-		infos, ok, err := s.host.b.LoopbackInfo(fds)
+		infos, ok, err := b.LoopbackInfo(fds)
 		for _, ns := range nss {
 			ns.Close()
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for i, name := range opened {
-			if ok[i] {
-				st.Netns[name] = &NSState{Mark: infos[i].Alias, LoUp: infos[i].Flags&unix.IFF_UP != 0, Links: map[string]*LinkState{}}
+		for j, i := range at {
+			if ok[j] {
+				out[i] = &NSState{Mark: infos[j].Alias, LoUp: infos[j].Flags&unix.IFF_UP != 0, Links: map[string]*LinkState{}}
 			}
 		}
 	}
-	return nil
+	return out, nil
 }

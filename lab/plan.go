@@ -324,20 +324,22 @@ func (p *planner) prune() {
 		if ns != nil {
 			ls = ns.Links[lk.Name]
 		}
-		if ls == nil {
-			continue
-		}
-		if lk.Netns == "" && !ownsHostLink(p.mark, ls, lk) {
+		if ls != nil && lk.Netns == "" && !ownsHostLink(p.mark, ls, lk) {
 			p.notes = append(p.notes, fmt.Sprintf("interface %s in the host is not marked as lab %s's (alias %q): left alone", lk.Name, p.led.Lab, ls.Alias))
 			continue
 		}
 		if lk.Kind == KindVeth && p.peerGone(lk) {
 			// Deleting the peer's namespace destroys this end too, in one
 			// batch with the namespace's other links. In the host, wait for
-			// it: its name must be free when down returns.
+			// it: its name must be free when down returns. (A teardown
+			// does not read such ends beforehand, so ls may be nil:
+			// awaitGone checks that what it waits for is the lab's.)
 			if lk.Netns == "" {
 				await = append(await, lk)
 			}
+			continue
+		}
+		if ls == nil {
 			continue
 		}
 		p.add(Step{Op: OpDelLink, Old: &Removal{Link: lk}})
@@ -540,19 +542,12 @@ func (p *planner) routes() {
 }
 
 // routeDev is the interface a route leaves by: the one it names, or the one
-// whose subnet holds the gateway.
+// through which its gateway is reached.
 func routeDev(n *Node, r Route) *Interface {
 	if r.Dev != "" {
 		return n.Interface(r.Dev)
 	}
-	for _, i := range n.Interfaces {
-		for _, a := range i.Addrs {
-			if a.Masked().Contains(r.Via) {
-				return i
-			}
-		}
-	}
-	return nil
+	return gatewayDev(n, r)
 }
 
 func (p *planner) processes() {

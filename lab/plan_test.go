@@ -47,7 +47,7 @@ func render(t testing.TB, p *lab.Plan) string {
 // TestPlanGolden: the plan of each example, from nothing, as iproute2
 // commands. Run with -update after an intended change.
 func TestPlanGolden(t *testing.T) {
-	for _, name := range []string{"seed", "two-lans"} {
+	for _, name := range []string{"seed", "two-lans", "routed"} {
 		t.Run(name, func(t *testing.T) {
 			l := load(t, filepath.Join("..", "examples", name+".yaml"))
 			p, err := lab.PlanUp(l, &lab.State{})
@@ -184,7 +184,7 @@ func wantLines(t *testing.T, got []string, want ...string) {
 
 // TestPlanNoChange: a lab that is up as written needs nothing.
 func TestPlanNoChange(t *testing.T) {
-	for _, name := range []string{"seed", "two-lans"} {
+	for _, name := range []string{"seed", "two-lans", "routed"} {
 		l := load(t, filepath.Join("..", "examples", name+".yaml"))
 		wantLines(t, planLines(t, l, upState(l)))
 	}

@@ -54,8 +54,17 @@ type resolver struct {
 	ifaces  map[*Node]map[string]*Interface
 	segs    segments
 	addrAt  map[netip.Addr]loc
+	// addrBy is the interface that first took each static address, for
+	// the one repeat allowed: a host address (/32, /128) shared by
+	// interfaces of one node.
+	addrBy map[netip.Addr]addrUse
 	autos   []autoReq
 	linkOf  map[*linkSpec]*Link
+}
+
+type addrUse struct {
+	iface *Interface
+	bits  int
 }
 
 type autoReq struct {
@@ -71,6 +80,7 @@ func resolve(s *spec, pr *problems) *Lab {
 		bridges:  map[string]*Bridge{},
 		ifaces:   map[*Node]map[string]*Interface{},
 		addrAt:   map[netip.Addr]loc{},
+		addrBy:   map[netip.Addr]addrUse{},
 		linkOf:   map[*linkSpec]*Link{},
 	}
 	if s.Name.set() && !ledger.ValidName(s.Name.V) {
@@ -434,15 +444,30 @@ func (r *resolver) addresses(s *spec) {
 				continue
 			}
 			if prev, dup := r.addrAt[p.Addr()]; dup {
-				r.add(a.At, "address %s is already used at %s (line %d)", p.Addr(), prev.Path, prev.Line)
-				continue
+				if first := r.addrBy[p.Addr()]; !sharedHostAddr(first, sp.iface, p) {
+					r.add(a.At, "address %s is already used at %s (line %d); only a /%d may repeat, on other interfaces of the same node (a gateway shared by point-to-point links)", p.Addr(), prev.Path, prev.Line, p.Addr().BitLen())
+					continue
+				}
+			} else {
+				r.addrAt[p.Addr()] = a.At
+				r.addrBy[p.Addr()] = addrUse{sp.iface, p.Bits()}
 			}
-			r.addrAt[p.Addr()] = a.At
 			sp.iface.Addrs = append(sp.iface.Addrs, p)
 		}
 	}
 	r.allocate()
 	r.overlaps()
+}
+
+// sharedHostAddr reports whether p may repeat an address first taken by
+// first: as a host address (/32 or /128) on another interface of the same
+// node, the way the CNI ptp plugin gives every host-side veth the gateway
+// address. Each such interface's peer then reaches the host by the same
+// address, and nothing else is ambiguous: a host address covers no other.
+func sharedHostAddr(first addrUse, i *Interface, p netip.Prefix) bool {
+	full := p.Addr().BitLen()
+	return first.iface != nil && first.iface != i && first.iface.Node == i.Node &&
+		first.bits == full && p.Bits() == full
 }
 
 // staticAddr parses ADDR/LEN and refuses addresses no interface should have.
@@ -542,13 +567,14 @@ func (r *resolver) allocate() {
 // not know which one to send to.
 func (r *resolver) overlaps() {
 	type segPrefix struct {
-		p   netip.Prefix
-		seg *Interface
-		at  loc
+		p    netip.Prefix
+		seg  *Interface
+		at   loc
+		node *Node // of an interface address; nil for a bridge subnet
 	}
 	var all []segPrefix
 	seen := map[*Interface]map[netip.Prefix]bool{}
-	note := func(i *Interface, p netip.Prefix, at loc) {
+	note := func(i *Interface, p netip.Prefix, at loc, node *Node) {
 		seg := r.segs.root(i)
 		p = p.Masked()
 		if seen[seg] == nil {
@@ -558,17 +584,17 @@ func (r *resolver) overlaps() {
 			return
 		}
 		seen[seg][p] = true
-		all = append(all, segPrefix{p, seg, at})
+		all = append(all, segPrefix{p, seg, at, node})
 	}
 	for _, b := range r.lab.Bridges {
 		for _, p := range b.Subnets {
-			note(b.Iface, p, b.Iface.at)
+			note(b.Iface, p, b.Iface.at, nil)
 		}
 	}
 	for _, n := range r.lab.Nodes {
 		for _, i := range n.Interfaces {
 			for _, p := range i.Addrs {
-				note(i, p, r.addrAt[p.Addr()])
+				note(i, p, r.addrAt[p.Addr()], n)
 			}
 		}
 	}
@@ -590,6 +616,9 @@ func (r *resolver) overlaps() {
 		}
 		open = kept
 		for _, o := range open {
+			if o.p == cur.p && cur.p.IsSingleIP() && o.node != nil && o.node == cur.node {
+				continue // a shared host address (see sharedHostAddr)
+			}
 			if o.seg != cur.seg {
 				first, second := o, cur
 				if second.at.Line < first.at.Line {
@@ -700,7 +729,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 			if rt.Dev != "" {
 				where = fmt.Sprintf("an address of %s in node %s", rt.Dev, n.Name)
 			}
-			r.add(rs.Via.At, "gateway %s is not in the subnet of %s, so it cannot be reached", rt.Via, where)
+			r.add(rs.Via.At, "gateway %s is not in the subnet of %s, nor in an earlier route with dev and no via, so it cannot be reached", rt.Via, where)
 			continue
 		}
 		key := rt.To
@@ -720,20 +749,34 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 	}
 }
 
-// onLink reports whether the gateway lies in a subnet of one of the node's
-// addresses (on Dev when given), which is what lets the kernel reach it.
+// onLink reports whether the kernel can reach the gateway (through Dev when
+// given): it lies in a subnet of one of the node's addresses, or in the
+// destination of an earlier on-link route (dev, no via), which is how a node
+// with only a /32 reaches a gateway outside it. Earlier, because routes are
+// added in the order written and the kernel checks the gateway at once.
 func (r *resolver) onLink(n *Node, rt Route) bool {
+	return gatewayDev(n, rt) != nil
+}
+
+// gatewayDev is the interface through which a route's gateway is reached,
+// or nil: see onLink.
+func gatewayDev(n *Node, rt Route) *Interface {
 	for _, i := range n.Interfaces {
 		if rt.Dev != "" && i.Name != rt.Dev {
 			continue
 		}
 		for _, p := range i.Addrs {
 			if p.Masked().Contains(rt.Via) {
-				return true
+				return i
 			}
 		}
 	}
-	return false
+	for _, o := range n.Routes {
+		if !o.Via.IsValid() && o.To.IsValid() && o.To.Contains(rt.Via) && (rt.Dev == "" || o.Dev == rt.Dev) {
+			return n.Interface(o.Dev)
+		}
+	}
+	return nil
 }
 
 func (r *resolver) sysctls(n *Node, ns *nodeSpec) {

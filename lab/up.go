@@ -132,6 +132,8 @@ func Up(l *Lab, opt Options) (*Result, error) {
 		return nil, err
 	}
 	defer s.close()
+	// Each node's namespace is kept open with its socket for the whole run.
+	s.sys.growFDTable(2*len(l.Nodes) + 64)
 	if s.led != nil && s.led.File != "" && l.File != "" && s.led.File != l.File {
 		if _, err := os.Stat(s.led.File); err == nil {
 			return nil, fmt.Errorf("lab %s: %w: it is up from %s (run nsnet down %s first)", l.Name, ErrOtherFile, s.led.File, l.Name)
