@@ -58,8 +58,8 @@ type resolver struct {
 	// the one repeat allowed: a host address (/32, /128) shared by
 	// interfaces of one node.
 	addrBy map[netip.Addr]addrUse
-	autos   []autoReq
-	linkOf  map[*linkSpec]*Link
+	autos  []autoReq
+	linkOf map[*linkSpec]*Link
 }
 
 type addrUse struct {
