@@ -34,13 +34,17 @@ func setup(host, cont *kernel.Handle, contNS *netns.NS, network string, r *recor
 		}
 		w.bridge = br
 	}
-	err := host.AddVeth(kernel.Veth{
+	veth := kernel.Veth{
 		Name:   r.HostVeth,
 		Peer:   r.IfName,
 		PeerNS: contNS,
 		MTU:    r.MTU,
 		Alias:  ownerAlias(network, r.ContainerID, r.IfName),
-	})
+	}
+	err := host.AddVeth(veth)
+	if errors.Is(err, fs.ErrExist) && replaceOrphan(host, veth) {
+		err = host.AddVeth(veth)
+	}
 	if errors.Is(err, fs.ErrExist) {
 		// The spec requires an error when CNI_IFNAME is taken in the
 		// container; say which side it was.
@@ -183,12 +187,25 @@ func ensureBridge(host *kernel.Handle, r *record) (kernel.Link, error) {
 	return br, nil
 }
 
+// replaceOrphan deletes a host end that carries this attachment's alias: the
+// attachment was just recorded afresh, so no record owns that link; it is
+// left by a DEL in the background whose process has not finished (or died),
+// or by a plugin killed mid-way. It reports whether it deleted one.
+func replaceOrphan(host *kernel.Handle, v kernel.Veth) bool {
+	l, err := host.LinkByName(v.Name)
+	if err != nil || l.Alias != v.Alias {
+		return false
+	}
+	err = host.DelLinkIndex(l.Index)
+	return err == nil || errors.Is(err, fs.ErrNotExist)
+}
+
 // teardown removes the attachment's interfaces: deleting the host end of the
 // veth deletes the container end too, wherever it is, with every address and
 // route on either end. So DEL needs neither the container's namespace nor
 // its previous result. An interface that exists under the name but is not
 // marked as this attachment's is left alone.
-func teardown(host *kernel.Handle, network, containerID, ifName string) error {
+func teardown(host *kernel.Handle, network, containerID, ifName string, reap func(index int, alias string) error) error {
 	name := hostVethName(network, containerID, ifName)
 	l, err := host.LinkByName(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -197,8 +214,24 @@ func teardown(host *kernel.Handle, network, containerID, ifName string) error {
 	if err != nil {
 		return err
 	}
-	if l.Alias != ownerAlias(network, containerID, ifName) {
+	alias := ownerAlias(network, containerID, ifName)
+	if l.Alias != alias {
 		return nil
+	}
+	if reap != nil {
+		// Taking the host end down costs no grace period, and at once
+		// removes its routes and stops all traffic through the pair: the
+		// addresses can be handed out again. Destroying the pair waits
+		// for the kernel's RCU barrier (about 20 ms): a detached process
+		// does it. If it never does (killed), GC finds the link (its
+		// record is gone) and an ADD of the same attachment replaces it.
+		if err := host.SetDownIndex(l.Index); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := reap(l.Index, alias); err == nil {
+			return nil
+		}
+		// No reaper: delete in place.
 	}
 	if err := host.DelLinkIndex(l.Index); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err

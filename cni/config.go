@@ -52,8 +52,13 @@ type Config struct {
 	MTU        int // 0: kernel default
 	Masquerade bool
 	DataDir    string
-	IPAM       IPAMConfig
-	DNS        types.DNS
+	// BackgroundDelete makes DEL return once the attachment is inert
+	// (the host end down, so no traffic and no routes; addresses freed)
+	// and leaves destroying the veth pair, which waits about 20 ms in the
+	// kernel, to a detached process. See Plugin.Reap.
+	BackgroundDelete bool
+	IPAM             IPAMConfig
+	DNS              types.DNS
 
 	// PrevResult is the result of the previous ADD (CHECK, DEL), if any.
 	PrevResult *types100.Result
@@ -93,6 +98,8 @@ type wireConf struct {
 	MTU       int    `json:"mtu,omitempty"`
 	IPMasq    bool   `json:"ipMasq,omitempty"`
 	DataDir   string `json:"dataDir,omitempty"`
+	// BackgroundDelete: see Config.BackgroundDelete.
+	BackgroundDelete bool `json:"backgroundDelete,omitempty"`
 }
 
 type wireIPAM struct {
@@ -113,7 +120,7 @@ func knownKey(k string) bool {
 	switch k {
 	case "cniVersion", "name", "type", "capabilities", "ipam", "dns",
 		"prevResult", "runtimeConfig", "args",
-		"mode", "bridge", "isGateway", "mtu", "ipMasq", "dataDir":
+		"mode", "bridge", "isGateway", "mtu", "ipMasq", "dataDir", "backgroundDelete":
 		return true
 	}
 	return strings.HasPrefix(k, "cni.dev/")
@@ -153,6 +160,7 @@ func ParseConfig(raw []byte) (*Config, error) {
 		MTU:              w.MTU,
 		Masquerade:       w.IPMasq,
 		DataDir:          w.DataDir,
+		BackgroundDelete: w.BackgroundDelete,
 		DNS:              w.DNS,
 		ValidAttachments: w.ValidAttachments,
 		Raw:              raw,

@@ -143,6 +143,9 @@ type rt struct {
 	t    testing.TB
 	cni  *libcni.CNIConfig
 	list *libcni.NetworkConfigList
+	// background: the network deletes in the background (benchmarks
+	// wait for it).
+	background bool
 }
 
 // plugin is one plugin configuration, the part of a conflist nsnet reads.

@@ -29,7 +29,7 @@ func Versions() version.PluginInfo {
 
 // Funcs returns the CNI verbs for skel.PluginMainFuncs, with the default
 // way of running delegated plugins.
-func Funcs() skel.CNIFuncs { return (&Plugin{}).Funcs() }
+func Funcs() skel.CNIFuncs { return (&Plugin{Reap: StartReaper}).Funcs() }
 
 // Plugin implements the CNI verbs. Its methods return nsnet's typed errors;
 // Funcs converts them to CNI errors with the spec's codes.
@@ -37,6 +37,11 @@ type Plugin struct {
 	// Exec runs delegated IPAM plugins; nil is invoke's default, which
 	// passes their stderr through.
 	Exec invoke.Exec
+	// Reap starts deleting a host link (by index, if it still carries
+	// alias) in a process that outlives the plugin, for backgroundDelete.
+	// nil deletes in place: the plugin binary sets StartReaper, which
+	// re-executes the binary itself, something a test binary cannot do.
+	Reap func(index int, alias string) error
 }
 
 // Funcs wraps the verbs for skel.
@@ -216,7 +221,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	}
 	recorded := false
 	undo := func(cause error) error {
-		errs := []error{teardown(host, cfg.Network, r.ContainerID, r.IfName)}
+		errs := []error{teardown(host, cfg.Network, r.ContainerID, r.IfName, nil)}
 		if r.Masquerade {
 			errs = append(errs, delMasq(hostNS, cfg.Network, r.IPs))
 		}
@@ -357,20 +362,24 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 			return delegate{exec: p.Exec, cfg: cfg, args: args}.run(context.Background(), "DEL")
 		}
 	}
-	return detach(st, host, hostNS, cfg.Network, delegated, args.ContainerID, args.IfName)
+	var reap func(int, string) error
+	if cfg.BackgroundDelete {
+		reap = p.Reap
+	}
+	return detach(st, host, hostNS, cfg.Network, delegated, reap, args.ContainerID, args.IfName)
 }
 
 // detach removes one attachment: interfaces, masquerade, addresses, record,
 // and runs delegated, the IPAM plugin's DEL, when not nil. The record stays
 // when something could not be removed, so that a retried DEL or a GC finds
 // it again.
-func detach(st *store, host *kernel.Handle, hostNS *netns.NS, network string, delegated func() error, containerID, ifName string) error {
+func detach(st *store, host *kernel.Handle, hostNS *netns.NS, network string, delegated func() error, reap func(int, string) error, containerID, ifName string) error {
 	key := attachmentKey(containerID, ifName)
 	r, rerr := st.read(key)
 	if rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && !errors.Is(rerr, errCorrupt) {
 		return rerr
 	}
-	errs := []error{teardown(host, network, containerID, ifName)}
+	errs := []error{teardown(host, network, containerID, ifName, reap)}
 	switch {
 	case r != nil:
 		if r.Masquerade {
@@ -529,7 +538,7 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 		cid, ifName, _ := splitKey(key)
 		// A delegated plugin gets its own GC below; only nsnet's part
 		// of the attachment is removed here.
-		if err := detach(st, host, hostNS, cfg.Network, nil, cid, ifName); err != nil {
+		if err := detach(st, host, hostNS, cfg.Network, nil, nil, cid, ifName); err != nil {
 			errs = append(errs, fmt.Errorf("attachment %s: %w", key, err))
 			kept[key] = true
 		}

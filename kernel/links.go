@@ -290,6 +290,11 @@ func (h *Handle) SetUpIndex(index int) error {
 	return opErr("set up", fmt.Sprintf("index %d", index), h.nl.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: index}}))
 }
 
+// SetDownIndex takes a link down by index.
+func (h *Handle) SetDownIndex(index int) error {
+	return opErr("set down", fmt.Sprintf("index %d", index), h.nl.LinkSetDown(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: index}}))
+}
+
 // SetMTU changes a link's MTU.
 func (h *Handle) SetMTU(name string, mtu int) error {
 	if err := ValidateMTU(mtu, false); err != nil {

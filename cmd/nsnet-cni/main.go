@@ -1,10 +1,6 @@
 // Command nsnet-cni is nsnet's CNI plugin; see package cni.
 package main
 
-import (
-	"github.com/containernetworking/cni/pkg/skel"
+import "github.com/nsnet/nsnet/cni"
 
-	"github.com/nsnet/nsnet/cni"
-)
-
-func main() { skel.PluginMainFuncs(cni.Funcs(), cni.Versions(), cni.About) }
+func main() { cni.Main() }
