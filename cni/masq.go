@@ -10,6 +10,7 @@ import (
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/ipalloc"
 	"github.com/nsnet/nsnet/netns"
 )
 
@@ -137,7 +138,7 @@ func masqRule(proto byte, saddrOff, daddrOff, alen uint32, src, local *nftables.
 func interval(p netip.Prefix) []nftables.SetElement {
 	p = p.Masked()
 	els := []nftables.SetElement{{Key: p.Addr().AsSlice()}}
-	if end := lastAddr(p).Next(); end.IsValid() {
+	if end := ipalloc.LastAddr(p).Next(); end.IsValid() {
 		els = append(els, nftables.SetElement{Key: end.AsSlice(), IntervalEnd: true})
 	}
 	return els

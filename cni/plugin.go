@@ -483,7 +483,7 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 					used++
 				}
 			}
-			if used >= capacity(subnet) {
+			if used >= pool(subnet).Size() {
 				return &StatusError{Err: &ExhaustedError{Subnet: subnet}}
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/ipalloc"
 )
 
 // The state of one network lives in DataDir/NETWORK:
@@ -244,55 +245,36 @@ func (s *store) addrPath(a netip.Addr) string {
 	return filepath.Join(s.dir, "addrs", a.String())
 }
 
-// allocate takes a free address of subnet for owner (an attachment key).
-// The gateway (first address) and, for IPv4, the broadcast address are never
-// handed out. The search starts at a point derived from the owner, so an
-// attachment that comes back gets its old address if it is still free,
-// and different attachments rarely contend for the same one.
+// allocate takes a free address of subnet for owner (an attachment key):
+// one of pool(subnet), from the point ipalloc.StartFor derives from the
+// owner, so an attachment that comes back gets its old address if it is
+// still free, and different attachments rarely contend for the same one.
+// Taking an address is creating its symlink: the file system decides
+// between concurrent ADDs.
 func (s *store) allocate(subnet netip.Prefix, owner string) (netip.Addr, error) {
-	first, last := hostRange(subnet)
-	h := fnv.New64a()
-	h.Write([]byte(owner))
-	start := addOffset(first, h.Sum64()%capacity(subnet))
-	a := start
-	for {
+	r := pool(subnet)
+	a, err := r.Claim(r.StartFor(owner), func(a netip.Addr) (bool, error) {
 		p := s.addrPath(a)
 		err := os.Symlink(owner, p)
 		if errors.Is(err, fs.ErrNotExist) {
 			// A concurrent first ADD is still making the directories.
 			if err := makeDirs(s.dir); err != nil {
-				return netip.Addr{}, err
+				return false, err
 			}
 			err = os.Symlink(owner, p)
 		}
-		if err == nil {
-			return a, nil
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, fs.ErrExist):
+			return false, nil
 		}
-		if !errors.Is(err, fs.ErrExist) {
-			return netip.Addr{}, stateErr("create", p, err)
-		}
-		if a == last {
-			a = first
-		} else {
-			a = a.Next()
-		}
-		if a == start {
-			return netip.Addr{}, &ExhaustedError{Subnet: subnet}
-		}
+		return false, stateErr("create", p, err)
+	})
+	if errors.Is(err, ipalloc.ErrFull) {
+		return netip.Addr{}, &ExhaustedError{Subnet: subnet}
 	}
-}
-
-// addOffset is a plus off, in the address's own width.
-func addOffset(a netip.Addr, off uint64) netip.Addr {
-	b := a.AsSlice()
-	carry := off
-	for i := len(b) - 1; i >= 0 && carry != 0; i-- {
-		sum := uint64(b[i]) + carry&0xff
-		b[i] = byte(sum)
-		carry = carry>>8 + sum>>8
-	}
-	r, _ := netip.AddrFromSlice(b)
-	return r
+	return a, err
 }
 
 // release frees an address if owner holds it; a missing address or one
@@ -344,39 +326,10 @@ func (s *store) allocations() (map[netip.Addr]string, error) {
 	return out, nil
 }
 
-// hostRange is the first and last address the allocator may hand out.
-func hostRange(subnet netip.Prefix) (first, last netip.Addr) {
-	gw := subnet.Addr().Next()
-	first = gw.Next()
-	last = lastAddr(subnet)
-	if subnet.Addr().Is4() {
-		last = last.Prev() // broadcast
-	}
-	return first, last
-}
+// pool is the addresses the built-in allocator hands out in subnet: its
+// hosts (ipalloc.Hosts, the same rule labs follow) but the first, which is
+// the gateway's.
+func pool(subnet netip.Prefix) ipalloc.Range { return ipalloc.Hosts(subnet).Skip(1) }
 
 // gatewayOf is the address the built-in allocator reserves for the gateway.
-func gatewayOf(subnet netip.Prefix) netip.Addr { return subnet.Addr().Next() }
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
-
-// capacity is how many addresses the allocator can hand out in subnet,
-// saturated at 1<<62.
-func capacity(subnet netip.Prefix) uint64 {
-	hostBits := subnet.Addr().BitLen() - subnet.Bits()
-	if hostBits >= 62 {
-		return 1 << 62
-	}
-	n := uint64(1)<<hostBits - 2 // network/anycast address and gateway
-	if subnet.Addr().Is4() {
-		n-- // broadcast
-	}
-	return n
-}
+func gatewayOf(subnet netip.Prefix) netip.Addr { return ipalloc.Hosts(subnet).First }

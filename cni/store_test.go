@@ -156,26 +156,19 @@ func TestRecords(t *testing.T) {
 	}
 }
 
-func TestAddOffset(t *testing.T) {
+func TestPool(t *testing.T) {
+	// The gateway (first host address) is never handed out.
 	for _, tc := range []struct {
-		a    string
-		off  uint64
-		want string
+		subnet, gw, first string
+		size              uint64
 	}{
-		{"10.0.0.2", 0, "10.0.0.2"},
-		{"10.0.0.2", 254, "10.0.1.0"},
-		{"10.0.0.2", 1 << 16, "10.1.0.2"},
-		{"fd00::2", 1 << 40, "fd00::100:0:2"},
-		{"fd00::ffff:ffff:ffff:ffff", 1, "fd00:0:0:1::"},
+		{"10.0.0.0/24", "10.0.0.1", "10.0.0.2", 253},
+		{"fd00::/120", "fd00::1", "fd00::2", 254},
 	} {
-		if got := addOffset(netip.MustParseAddr(tc.a), tc.off); got != netip.MustParseAddr(tc.want) {
-			t.Errorf("%s + %d = %s, want %s", tc.a, tc.off, got, tc.want)
+		p := netip.MustParsePrefix(tc.subnet)
+		r := pool(p)
+		if gatewayOf(p).String() != tc.gw || r.First.String() != tc.first || r.Size() != tc.size {
+			t.Errorf("%s: gateway %s, pool from %s (%d), want %s, %s (%d)", p, gatewayOf(p), r.First, r.Size(), tc.gw, tc.first, tc.size)
 		}
-	}
-	if c := capacity(netip.MustParsePrefix("10.0.0.0/24")); c != 253 {
-		t.Errorf("capacity of a /24: %d, want 253", c)
-	}
-	if c := capacity(netip.MustParsePrefix("fd00::/120")); c != 254 {
-		t.Errorf("capacity of a /120: %d, want 254", c)
 	}
 }

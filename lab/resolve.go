@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nsnet/nsnet/ipalloc"
 	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/lab/ledger"
 	"github.com/nsnet/nsnet/netns"
@@ -489,7 +490,7 @@ func (r *resolver) staticAddr(a sval) (netip.Prefix, bool) {
 	case ad.Is4() && p.Bits() <= 30 && ad == p.Masked().Addr():
 		r.add(a.At, "%s is the network address of %s", ad, p.Masked())
 		return netip.Prefix{}, false
-	case ad.Is4() && p.Bits() <= 30 && ad == lastAddr(p):
+	case ad.Is4() && p.Bits() <= 30 && ad == ipalloc.LastAddr(p):
 		r.add(a.At, "%s is the broadcast address of %s", ad, p.Masked())
 		return netip.Prefix{}, false
 	}
@@ -513,52 +514,40 @@ func joinPrefixes(ps []netip.Prefix) string {
 	return strings.Join(s, ", ")
 }
 
-// lastAddr is the highest address of p's subnet.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
-
-// allocate hands out automatic addresses in file order, from the lowest free
-// host address of each subnet of the bridge, skipping every address written
-// anywhere in the file.
+// allocate hands out automatic addresses in file order, the lowest free
+// host address of each subnet of the bridge (ipalloc.Hosts), skipping every
+// address written anywhere in the file.
 func (r *resolver) allocate() {
 	sort.SliceStable(r.autos, func(i, j int) bool {
 		a, b := r.autos[i].at, r.autos[j].at
 		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
 	})
+	// Where the next search of each subnet starts: everything below is
+	// out. Invalid once the subnet is full.
 	next := map[netip.Prefix]netip.Addr{}
 	for _, req := range r.autos {
 		for _, sub := range req.bridge.Subnets {
-			a, ok := next[sub]
-			if !ok {
-				a = sub.Masked().Addr()
-				if sub.Addr().Is6() || sub.Bits() <= 30 {
-					a = a.Next() // not the network address
-				}
+			hosts := ipalloc.Hosts(sub)
+			start, seen := next[sub]
+			if !seen {
+				start = hosts.First
 			}
-			last := lastAddr(sub)
-			if sub.Addr().Is4() && sub.Bits() <= 30 {
-				last = last.Prev() // not the broadcast address
+			var a netip.Addr
+			err := fmt.Errorf("%s: %w", sub, ipalloc.ErrFull)
+			if start.IsValid() {
+				a, err = hosts.Claim(start, func(a netip.Addr) (bool, error) {
+					_, used := r.addrAt[a]
+					return !used, nil
+				})
 			}
-			for a.IsValid() && sub.Contains(a) && a.Compare(last) <= 0 {
-				if _, used := r.addrAt[a]; !used {
-					break
-				}
-				a = a.Next()
-			}
-			if !a.IsValid() || !sub.Contains(a) || a.Compare(last) > 0 {
+			if err != nil {
 				r.add(req.at, "no free address left in %s (bridge %s)", sub, req.bridge.Name)
 				next[sub] = netip.Addr{}
 				continue
 			}
 			r.addrAt[a] = req.at
 			req.iface.Addrs = append(req.iface.Addrs, netip.PrefixFrom(a, sub.Bits()))
-			next[sub] = a.Next()
+			next[sub] = a
 		}
 	}
 }
