@@ -52,7 +52,7 @@ func fetchReferencePlugins() error {
 	}
 	cmd := exec.Command(goTool(), append([]string{"build", "-o", dir + "/"}, refPackages()...)...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod -buildvcs=false")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
@@ -74,7 +74,9 @@ func buildReferencePlugins(b *testing.B) (string, error) {
 	bin := filepath.Join(dir, "bin")
 	cmd := exec.Command(goTool(), append([]string{"build", "-o", bin + "/"}, refPackages()...)...)
 	cmd.Dir = mod
-	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOSUMDB=off", "GOFLAGS=-mod=mod -buildvcs=false")
+	// Static, as the CNI project builds its releases (and as nsnet-cni
+	// is built for the same comparison).
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOPROXY=off", "GOSUMDB=off", "GOFLAGS=-mod=mod -buildvcs=false")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s@%s: %v\n%s", refModule, refVersion, err, out)
 	}
