@@ -18,7 +18,6 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
@@ -45,7 +44,7 @@ func TestMain(m *testing.M) {
 	// under the plugin's name (see standIn).
 	switch filepath.Base(os.Args[0]) {
 	case "nsnet-cni":
-		skel.PluginMainFuncs(cni.Funcs(), cni.Versions(), cni.About)
+		cni.Main()
 		os.Exit(0)
 	case "fakeipam":
 		fakeIPAM()

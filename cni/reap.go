@@ -58,6 +58,9 @@ func StartReaper(index int, alias string) error {
 		return err
 	}
 	cmd := exec.Command(exe, reapArg, strconv.Itoa(index), alias, strconv.FormatUint(id.Ino, 10))
+	// The name it was run by: a program that is the plugin only under
+	// that name (the test binary standing in for it) stays the plugin.
+	cmd.Args[0] = os.Args[0]
 	cmd.Env = []string{}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
