@@ -63,6 +63,11 @@ func setup(host, cont *kernel.Handle, contNS *netns.NS, network string, r *recor
 		if err := host.SetMasterIndex(w.host.Index, w.bridge.Index); err != nil {
 			return w, err
 		}
+		if r.Hairpin {
+			if err := host.SetHairpinIndex(w.host.Index, true); err != nil {
+				return w, err
+			}
+		}
 	} else {
 		// The gateways live on the host end of every veth: the
 		// container reaches them over its point-to-point link.
@@ -318,6 +323,15 @@ func checkAttachment(host, cont *kernel.Handle, cfg *Config, r *record) error {
 		}
 		if hl.MasterIndex != br.Index {
 			return &CheckError{What: fmt.Sprintf("host interface %s is not attached to bridge %s", r.HostVeth, r.Bridge)}
+		}
+		if r.Hairpin {
+			on, err := host.HairpinIndex(hl.Index)
+			if err != nil {
+				return err
+			}
+			if !on {
+				return &CheckError{What: fmt.Sprintf("bridge port %s is not in hairpin mode", r.HostVeth)}
+			}
 		}
 	}
 

@@ -48,7 +48,10 @@ type Config struct {
 	Bridge     string // bridge mode only
 	// Gateway puts the gateway addresses on the bridge (bridge mode);
 	// ptp always puts them on the host end of each veth.
-	Gateway    bool
+	Gateway bool
+	// Hairpin puts the container's bridge port in hairpin mode (bridge
+	// mode), as the reference bridge plugin's hairpinMode does.
+	Hairpin    bool
 	MTU        int // 0: kernel default
 	Masquerade bool
 	DataDir    string
@@ -92,12 +95,13 @@ type Route struct {
 // wireConf is the JSON shape of the configuration.
 type wireConf struct {
 	types.PluginConf
-	Mode      string `json:"mode,omitempty"`
-	Bridge    string `json:"bridge,omitempty"`
-	IsGateway *bool  `json:"isGateway,omitempty"`
-	MTU       int    `json:"mtu,omitempty"`
-	IPMasq    bool   `json:"ipMasq,omitempty"`
-	DataDir   string `json:"dataDir,omitempty"`
+	Mode        string `json:"mode,omitempty"`
+	Bridge      string `json:"bridge,omitempty"`
+	IsGateway   *bool  `json:"isGateway,omitempty"`
+	MTU         int    `json:"mtu,omitempty"`
+	IPMasq      bool   `json:"ipMasq,omitempty"`
+	DataDir     string `json:"dataDir,omitempty"`
+	HairpinMode bool   `json:"hairpinMode,omitempty"`
 	// BackgroundDelete: see Config.BackgroundDelete.
 	BackgroundDelete bool `json:"backgroundDelete,omitempty"`
 }
@@ -120,7 +124,7 @@ func knownKey(k string) bool {
 	switch k {
 	case "cniVersion", "name", "type", "capabilities", "ipam", "dns",
 		"prevResult", "runtimeConfig", "args",
-		"mode", "bridge", "isGateway", "mtu", "ipMasq", "dataDir", "backgroundDelete":
+		"mode", "bridge", "isGateway", "hairpinMode", "mtu", "ipMasq", "dataDir", "backgroundDelete":
 		return true
 	}
 	return strings.HasPrefix(k, "cni.dev/")
@@ -161,6 +165,7 @@ func ParseConfig(raw []byte) (*Config, error) {
 		Masquerade:       w.IPMasq,
 		DataDir:          w.DataDir,
 		BackgroundDelete: w.BackgroundDelete,
+		Hairpin:          w.HairpinMode,
 		DNS:              w.DNS,
 		ValidAttachments: w.ValidAttachments,
 		Raw:              raw,
@@ -188,6 +193,9 @@ func ParseConfig(raw []byte) (*Config, error) {
 		}
 		if w.IsGateway != nil {
 			return nil, &ConfigError{Field: "isGateway", Rule: `only used with "mode": "bridge" (ptp always routes through the host)`}
+		}
+		if w.HairpinMode {
+			return nil, &ConfigError{Field: "hairpinMode", Rule: `only used with "mode": "bridge" (a ptp link has no bridge to turn traffic back)`}
 		}
 	default:
 		return nil, &ConfigError{Field: "mode", Rule: fmt.Sprintf("%q is not a mode: use %q or %q", w.Mode, ModePTP, ModeBridge)}

@@ -217,7 +217,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		Masquerade:  cfg.Masquerade,
 	}
 	if cfg.Mode == ModeBridge {
-		r.Bridge, r.Gateway = cfg.Bridge, cfg.Gateway
+		r.Bridge, r.Gateway, r.Hairpin = cfg.Bridge, cfg.Gateway, cfg.Hairpin
 	}
 	recorded := false
 	undo := func(cause error) error {

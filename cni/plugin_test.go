@@ -15,6 +15,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 
 	"github.com/nsnet/nsnet/internal/sandbox"
@@ -419,6 +420,7 @@ func TestBadConfigs(t *testing.T) {
 		{"bridge name too long", plugin{"bridge": "averyveryverylongbridge", "ipam": ipam}, types.ErrInvalidNetworkConfig, []string{"bridge", "at most 15"}},
 		{"bridge in ptp mode", plugin{"mode": "ptp", "bridge": "br0", "ipam": ipam}, types.ErrInvalidNetworkConfig, []string{"bridge", "only used"}},
 		{"relative dataDir", plugin{"dataDir": "state", "ipam": ipam}, types.ErrInvalidNetworkConfig, []string{"dataDir", "absolute"}},
+		{"hairpin in ptp mode", plugin{"mode": "ptp", "hairpinMode": true, "ipam": ipam}, types.ErrInvalidNetworkConfig, []string{"hairpinMode", "only used"}},
 		{"no ipam", plugin{}, types.ErrInvalidNetworkConfig, []string{"ipam", "required"}},
 		{"no ipam type", plugin{"ipam": map[string]any{"subnets": []string{"10.0.0.0/24"}}}, types.ErrInvalidNetworkConfig, []string{"ipam.type", "required"}},
 		{"no subnets", plugin{"ipam": map[string]any{"type": "nsnet"}}, types.ErrInvalidNetworkConfig, []string{"ipam.subnets", "required"}},
@@ -626,6 +628,47 @@ func TestOlderSpecVersions(t *testing.T) {
 			n.mustDel(c)
 			n.assertNoAllocations()
 		})
+	}
+	before.assertSame(t)
+}
+
+// TestHairpin: hairpinMode puts the container's bridge port in hairpin mode
+// (and only then), and CHECK notices when it is turned off.
+func TestHairpin(t *testing.T) {
+	before := takeSnapshot(t)
+	d := nsDir(t)
+	host := handle(t, hostNS(t))
+	port := func(res *types100.Result) int {
+		t.Helper()
+		l, err := host.LinkByName(res.Interfaces[*res.IPs[0].Interface-1].Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Index
+	}
+	for _, hairpin := range []bool{false, true} {
+		p := dualStack("bridge")
+		p["hairpinMode"] = hairpin
+		n := newNet(t, fmt.Sprintf("hairpin-%v", hairpin), p)
+		c := newContainer(t, d, fmt.Sprintf("hp-%v", hairpin))
+		idx := port(n.mustAdd(c))
+		if on, err := host.HairpinIndex(idx); err != nil || on != hairpin {
+			t.Fatalf("hairpinMode %v: port hairpin %v, %v", hairpin, on, err)
+		}
+		if err := n.check(c); err != nil {
+			t.Fatalf("CHECK: %v", err)
+		}
+		if hairpin {
+			if err := host.SetHairpinIndex(idx, false); err != nil {
+				t.Fatal(err)
+			}
+			wantCNIError(t, n.check(c), types.ErrInternal, "check failed", "not in hairpin mode")
+		}
+		n.mustDel(c)
+		if err := n.gc(); err != nil {
+			t.Fatal(err)
+		}
+		n.assertNoAllocations()
 	}
 	before.assertSame(t)
 }

@@ -44,6 +44,7 @@ type record struct {
 	HostVeth    string     `json:"hostVeth"`
 	Bridge      string     `json:"bridge,omitempty"`
 	Gateway     bool       `json:"gateway,omitempty"` // bridge carries the gateways
+	Hairpin     bool       `json:"hairpin,omitempty"` // the bridge port is in hairpin mode
 	MTU         int        `json:"mtu,omitempty"`
 	IPAM        string     `json:"ipam"`
 	IPs         []recordIP `json:"ips,omitempty"`

@@ -51,6 +51,23 @@ func (h *Handle) SetMasterIndex(index, master int) error {
 	return opErr("set master", indexName(index), h.nl.LinkSetMasterByIndex(byIndex(index), master))
 }
 
+// SetHairpinIndex turns a bridge port's hairpin mode on or off: with it, the
+// bridge may send a frame back out of the port it came in by, which is what
+// lets a container reach itself through an address translated back to it
+// (a Kubernetes service, a host port).
+func (h *Handle) SetHairpinIndex(index int, on bool) error {
+	return opErr("set hairpin", indexName(index), h.nl.LinkSetHairpin(byIndex(index), on))
+}
+
+// HairpinIndex reports a bridge port's hairpin mode.
+func (h *Handle) HairpinIndex(index int) (bool, error) {
+	p, err := h.nl.LinkGetProtinfo(byIndex(index))
+	if err != nil {
+		return false, opErr("get bridge port", indexName(index), err)
+	}
+	return p.Hairpin, nil
+}
+
 // DelLinkIndex deletes an interface by index; a missing one matches
 // fs.ErrNotExist.
 func (h *Handle) DelLinkIndex(index int) error {
