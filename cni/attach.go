@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -40,6 +41,13 @@ func setup(host, cont *kernel.Handle, contNS *netns.NS, network string, r *recor
 		PeerNS: contNS,
 		MTU:    r.MTU,
 		Alias:  ownerAlias(network, r.ContainerID, r.IfName),
+	}
+	if r.MAC != "" {
+		mac, err := net.ParseMAC(r.MAC)
+		if err != nil {
+			return w, fmt.Errorf("record of %s: mac %q: %w", r.key(), r.MAC, err)
+		}
+		veth.PeerMAC = mac
 	}
 	err := host.AddVeth(veth)
 	if errors.Is(err, fs.ErrExist) && replaceOrphan(host, veth) {
@@ -309,6 +317,9 @@ func checkAttachment(host, cont *kernel.Handle, cfg *Config, r *record) error {
 	}
 	if !cl.Up() {
 		return &CheckError{What: fmt.Sprintf("interface %s in CNI_NETNS is down", r.IfName)}
+	}
+	if r.MAC != "" && !strings.EqualFold(cl.MAC.String(), r.MAC) {
+		return &CheckError{What: fmt.Sprintf("interface %s in CNI_NETNS has MAC %s, the runtime asked for %s", r.IfName, cl.MAC, r.MAC)}
 	}
 	if cfg.MTU != 0 && cl.MTU != cfg.MTU {
 		return &CheckError{What: fmt.Sprintf("interface %s in CNI_NETNS has mtu %d, configuration says %d", r.IfName, cl.MTU, cfg.MTU)}

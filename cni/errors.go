@@ -76,6 +76,18 @@ func (e *ExhaustedError) Error() string {
 	return fmt.Sprintf("no free address left in %s", e.Subnet)
 }
 
+// TakenError reports an address the runtime asked for that another
+// attachment holds. Like a full subnet it becomes CNI error 11 (try again
+// later): the holder may be on its way out.
+type TakenError struct {
+	Addr  netip.Addr
+	Owner string // CID:IFNAME
+}
+
+func (e *TakenError) Error() string {
+	return fmt.Sprintf("address %s is held by attachment %s: DEL that one first, or ask for another address", e.Addr, e.Owner)
+}
+
 // ExistsError reports an ADD for an attachment that is already recorded, or
 // an interface name that is already taken.
 type ExistsError struct {
@@ -133,6 +145,7 @@ func toCNI(err error) error {
 		env   *EnvError
 		nse   *NetNSError
 		exh   *ExhaustedError
+		tkn   *TakenError
 		st    *StatusError
 		del   *DelegateError
 		te    *types.Error
@@ -156,7 +169,7 @@ func toCNI(err error) error {
 			return types.NewError(types.ErrUnknownContainer, msg, "")
 		}
 		return types.NewError(types.ErrInvalidNetNS, msg, "")
-	case errors.As(err, &exh):
+	case errors.As(err, &exh), errors.As(err, &tkn):
 		return types.NewError(types.ErrTryAgainLater, msg, "")
 	case errors.As(err, &del) && errors.As(err, &te):
 		return types.NewError(te.Code, msg, te.Details)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
@@ -26,7 +27,13 @@ type lease struct {
 func allocateBuiltin(s *store, cfg *Config, owner string) (lease, error) {
 	var l lease
 	for _, subnet := range cfg.IPAM.Subnets {
-		a, err := s.allocate(subnet, owner)
+		var a netip.Addr
+		var err error
+		if i := slices.IndexFunc(cfg.IPs, subnet.Contains); i >= 0 {
+			a, err = cfg.IPs[i], s.take(cfg.IPs[i], owner)
+		} else {
+			a, err = s.allocate(subnet, owner)
+		}
 		if err != nil {
 			for _, got := range l.Allocated {
 				err = errors.Join(err, s.release(got, owner))

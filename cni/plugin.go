@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -211,6 +212,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		Mode:        cfg.Mode,
 		HostVeth:    hostVethName(cfg.Network, args.ContainerID, args.IfName),
 		MTU:         cfg.MTU,
+		MAC:         macString(cfg.MAC),
 		IPAM:        cfg.IPAM.Type,
 		Routes:      l.Routes,
 		Allocated:   l.Allocated,
@@ -264,6 +266,13 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	}
 	res := buildResult(cfg, args, r, w, l.DNS)
 	return types.PrintResult(res, cfg.CNIVersion)
+}
+
+func macString(m net.HardwareAddr) string {
+	if m == nil {
+		return ""
+	}
+	return m.String()
 }
 
 // placeIPs turns the lease into the addresses set in the container, after

@@ -46,6 +46,7 @@ type record struct {
 	Gateway     bool       `json:"gateway,omitempty"` // bridge carries the gateways
 	Hairpin     bool       `json:"hairpin,omitempty"` // the bridge port is in hairpin mode
 	MTU         int        `json:"mtu,omitempty"`
+	MAC         string     `json:"mac,omitempty"` // the container end's, when the runtime chose it
 	IPAM        string     `json:"ipam"`
 	IPs         []recordIP `json:"ips,omitempty"`
 	Routes      []Route    `json:"routes,omitempty"`
@@ -276,6 +277,33 @@ func (s *store) allocate(subnet netip.Prefix, owner string) (netip.Addr, error) 
 		return netip.Addr{}, &ExhaustedError{Subnet: subnet}
 	}
 	return a, err
+}
+
+// take claims exactly a for owner (an address the runtime asked for). One
+// that owner holds already (left by an ADD that died) is owner's.
+func (s *store) take(a netip.Addr, owner string) error {
+	p := s.addrPath(a)
+	err := os.Symlink(owner, p)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := makeDirs(s.dir); err != nil {
+			return err
+		}
+		err = os.Symlink(owner, p)
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		if err != nil {
+			return stateErr("create", p, err)
+		}
+		return nil
+	}
+	holder, err := s.owner(a)
+	if err != nil {
+		return err
+	}
+	if holder == owner {
+		return nil
+	}
+	return &TakenError{Addr: a, Owner: holder}
 }
 
 // release frees an address if owner holds it; a missing address or one
