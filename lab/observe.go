@@ -314,7 +314,8 @@ func permanentNeighs(h *kernel.Handle, names map[int]string) (map[NeighKey]strin
 // without an id here are left to the per-namespace path. Two workers, each
 // with its own socket, share the work: the kernel answers these requests
 // without its global lock, and a teardown's namespaces are not deleted
-// before every mark is read.
+// before every mark is read. The namespaces stay open, held until their
+// names are gone (see System.hold).
 func (s *System) observeMarks(st *State, want, exists map[string]bool) error {
 	var names []string
 	for name := range want {
@@ -325,9 +326,11 @@ func (s *System) observeMarks(st *State, want, exists map[string]bool) error {
 	if len(names) == 0 {
 		return nil
 	}
+	s.growFDTable(len(names) + 64)
 	half := len(names) / 2
 	var other []*NSState
 	var otherErr error
+	var otherHeld []*netns.NS
 	done := make(chan struct{})
 	if half >= 64 {
 		go func() {
@@ -338,14 +341,16 @@ func (s *System) observeMarks(st *State, want, exists map[string]bool) error {
 				return
 			}
 			defer b.Close()
-			other, otherErr = s.marks(b, names[:half])
+			other, otherHeld, otherErr = s.marks(b, names[:half])
 		}()
 	} else {
 		half = 0
 		close(done)
 	}
-	mine, err := s.marks(s.host.b, names[half:])
+	mine, held, err := s.marks(s.host.b, names[half:])
 	<-done
+	s.hold(otherHeld...)
+	s.hold(held...)
 	if err = errors.Join(err, otherErr); err != nil {
 		return err
 	}
@@ -358,30 +363,26 @@ func (s *System) observeMarks(st *State, want, exists map[string]bool) error {
 }
 
 // marks reads the loopback of each named namespace through b (see
-// observeMarks); an entry is nil where it could not.
-func (s *System) marks(b *kernel.Batch, names []string) ([]*NSState, error) {
+// observeMarks); an entry is nil where it could not. It returns the
+// namespaces it opened, still open.
+func (s *System) marks(b *kernel.Batch, names []string) ([]*NSState, []*netns.NS, error) {
 	out := make([]*NSState, len(names))
-	// Descriptors open at a time: few enough, for both workers, to fit the
-	// descriptor table every process starts with (64), whose growth would
-	// cost an RCU grace period per doubling (see growFDTable).
-	const chunk = 16
+	var held []*netns.NS
+	const chunk = 64 // requests per send
 	for lo := 0; lo < len(names); lo += chunk {
 		var at []int
-		var nss []*netns.NS
 		var fds []int
 		for i := lo; i < min(lo+chunk, len(names)); i++ {
 			ns, err := s.dir.Open(names[i])
 			if err != nil {
 				continue // stale, or gone: the per-namespace path tells
 			}
-			at, nss, fds = append(at, i), append(nss, ns), append(fds, ns.Fd())
+			held = append(held, ns)
+			at, fds = append(at, i), append(fds, ns.Fd())
 		}
 		infos, ok, err := b.LoopbackInfo(fds)
-		for _, ns := range nss {
-			ns.Close()
-		}
 		if err != nil {
-			return nil, err
+			return nil, held, err
 		}
 		for j, i := range at {
 			if ok[j] {
@@ -389,5 +390,5 @@ func (s *System) marks(b *kernel.Batch, names []string) ([]*NSState, error) {
 			}
 		}
 	}
-	return out, nil
+	return out, held, nil
 }

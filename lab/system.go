@@ -58,6 +58,9 @@ type System struct {
 	last *conn
 	// bufs are the receive buffers all connections share.
 	bufs *kernel.Buffers
+	// held keeps a teardown's namespaces alive while their names are
+	// removed (see hold).
+	held []*netns.NS
 }
 
 // conn is an open namespace with its raw netlink socket (requests are
@@ -214,8 +217,26 @@ func (s *System) HostID() (ledger.NSID, error) {
 	return ledger.NSID{Dev: id.Dev, Ino: id.Ino}, err
 }
 
+// hold keeps namespaces alive until release. A teardown holds every
+// namespace it deletes from when it reads its mark: removing a name is an
+// unmount, which waits for an RCU grace period, and while the kernel is
+// already destroying the first namespaces beside it those waits grow long
+// (a thousand unmounts took from 15 to 320 ms from one run to the next).
+// Held, no namespace dies before all names are gone; then all are released
+// together and the kernel destroys them in as few batches as it can.
+func (s *System) hold(ns ...*netns.NS) { s.held = append(s.held, ns...) }
+
+// release lets the held namespaces go.
+func (s *System) release() {
+	for _, ns := range s.held {
+		ns.Close()
+	}
+	s.held = nil
+}
+
 // Close releases every handle. Queued requests are dropped: Apply flushes.
 func (s *System) Close() {
+	s.release()
 	for e := s.lru.Front(); e != nil; e = e.Next() {
 		e.Value.(*conn).close()
 	}
@@ -617,6 +638,7 @@ func (s *System) addVeth(a *Interface) error {
 // find them). Links still there after Settle (a process holding the
 // namespace open keeps them alive) are deleted one by one.
 func (s *System) awaitGone(links []*ledger.Link) error {
+	s.release()
 	deadline := time.Now().Add(s.Settle)
 	for _, lk := range links {
 		delete(s.host.idx, lk.Name) // gone, or not the lab's: not to be used
