@@ -149,3 +149,36 @@ func TestTeardownInProcess(t *testing.T) {
 	}
 	e.sameAs(before, "after an in-process down")
 }
+
+// TestDownWithNamespaceHeld: a process outside the lab holds a node's
+// namespace open, so the kernel keeps it, and its veth with the host end,
+// after down removes its name. down waits Settle, then deletes the host end
+// itself (it is the lab's), and returns with nothing of the lab left.
+func TestDownWithNamespaceHeld(t *testing.T) {
+	e := newEnv(t)
+	before := e.snap()
+	l, err := lab.Parse("held.yaml", []byte("lab: held\nnodes: {n: {}}\nlinks:\n  - {a: {node: n, name: eth0}, b: {node: host, name: held0}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := lab.Options{Netns: netns.Default(), StateDir: e.state, Settle: 300 * time.Millisecond}
+	if _, err := lab.Up(l, opt); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := opt.Netns.Open(l.Node("n").Netns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	start := time.Now()
+	if _, err := lab.Down(l.Name, opt); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("down returned after %v, before Settle: did the host end go by itself?", d)
+	}
+	if names, _ := opt.Netns.List(); len(names) != 0 {
+		t.Errorf("after down: namespaces %v", names)
+	}
+	e.sameAs(before, "after down with a held namespace")
+}

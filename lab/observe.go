@@ -203,8 +203,9 @@ func readSysctls(c *conn, ns *NSState, keys []string) error {
 // teardown would read and then ignore. Nor does it read the host ends of
 // veths whose peers are in the lab's marked namespaces (st already holds
 // the marks): deleting the namespace destroys them, and awaitGone checks by
-// name that what it waits for is the lab's. Reading a link costs the kernel
-// about as much as destroying it, so this halves a ptp lab's teardown work.
+// name that what it waits for is the lab's. (Reading a host end is not
+// cheap for the kernel either: it scans the host's ids of all peer
+// namespaces to fill in the peer's.)
 func (s *System) observeHostLinks(led *ledger.Ledger, st *State, keys []string) (*NSState, error) {
 	netnsOf := make(map[string]string, len(led.Nodes))
 	for _, n := range led.Nodes {

@@ -646,9 +646,10 @@ func (s *System) awaitGone(links []*ledger.Link) error {
 	// The kernel destroys the devices of namespaces dropped together in
 	// batches: wait for the first link still there to go, then ask about
 	// all the others at once (sixty-four requests per send), and go on
-	// with what is left. Reading a link costs the kernel about as much as
-	// destroying it, so asking about every link on every poll, or dumping
-	// the host's thousands of links, would slow the cleanup it waits for.
+	// with what is left. Asking about every link on every poll, or dumping
+	// the host's thousands of links, would take the kernel's time from the
+	// cleanup it waits for (filling in a host end scans the host's ids of
+	// all peer namespaces).
 	left := links
 	for delay := 100 * time.Microsecond; len(left) > 0; delay = min(2*delay, 5*time.Millisecond) {
 		first, err := s.ownedHostLinks(left[:1])
@@ -661,6 +662,10 @@ func (s *System) awaitGone(links []*ledger.Link) error {
 			}
 		}
 		if time.Now().After(deadline) {
+			// Only what is still there and still the lab's.
+			if left, err = s.ownedHostLinks(left); err != nil {
+				return err
+			}
 			h, err := s.host.handle()
 			if err != nil {
 				return err

@@ -28,6 +28,11 @@ type Options struct {
 	Log io.Writer
 	// Progress, when set, is called after each step of up and down.
 	Progress func(done, total int)
+	// Settle bounds how long down waits for the kernel to destroy the host
+	// ends of the lab's veths with their namespaces (a process outside the
+	// lab holding a namespace open keeps them alive) before deleting them
+	// itself; 0 is 10 s.
+	Settle time.Duration
 }
 
 func (o Options) store() ledger.Store { return ledger.Store{Dir: o.StateDir} }
@@ -104,6 +109,9 @@ func open(name string, opt Options) (*session, error) {
 	if err != nil {
 		s.close()
 		return nil, err
+	}
+	if opt.Settle > 0 {
+		s.sys.Settle = opt.Settle
 	}
 	if s.host, err = s.sys.HostID(); err != nil {
 		s.close()
