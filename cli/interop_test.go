@@ -39,7 +39,7 @@ func TestIproute2SeesNsnet(t *testing.T) {
 }
 
 // compareJSON checks that every key present in both listings has the same
-// value, link by link; qdisc is the one key nsnet does not print.
+// value, link by link.
 func compareJSON(t *testing.T, ours, theirs string) {
 	t.Helper()
 	var a, b []map[string]any
@@ -57,7 +57,7 @@ func compareJSON(t *testing.T, ours, theirs string) {
 		for k, v := range b[i] {
 			w, ok := a[i][k]
 			if !ok {
-				if k != "qdisc" && k != "link_netnsid" && k != "altnames" {
+				if k != "link_netnsid" && k != "altnames" {
 					t.Errorf("link %v: nsnet lacks key %q", b[i]["ifname"], k)
 				}
 				continue
@@ -178,5 +178,36 @@ func waitComm(t *testing.T, pid int, comm string) {
 			t.Fatalf("process %d never became %s", pid, comm)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestFullListingsMatchIproute2: `nsnet link` and `nsnet addr` print what
+// `ip link` and `ip addr` print, byte for byte, qdisc and master included,
+// in a namespace with a bridge, a veth pair on it and addresses of both
+// families.
+func TestFullListingsMatchIproute2(t *testing.T) {
+	leakCheck(t)
+	removeLater(t, nil, []string{"full"})
+	must(t, "netns", "add", "full")
+	for _, args := range [][]string{
+		{"link", "add", "br0", "type", "bridge"},
+		{"link", "add", "v0", "type", "veth", "peer", "name", "v1"},
+		{"link", "set", "v0", "master", "br0"},
+		{"addr", "add", "10.1.0.1/24", "dev", "br0"},
+		{"addr", "add", "fd00::1/64", "dev", "v1", "nodad"},
+		{"link", "set", "lo", "up"},
+		{"link", "set", "v1", "up"},
+	} {
+		ip(t, append([]string{"-n", "full"}, args...)...)
+	}
+	for _, what := range []string{"link", "addr"} {
+		ours := must(t, "-n", "full", what)
+		theirs := ip(t, "-n", "full", what)
+		if ours != theirs {
+			t.Errorf("nsnet %s:\n%s\nip %s:\n%s", what, ours, what, theirs)
+		}
+		if what == "link" && (!strings.Contains(ours, "qdisc noop master br0") || !strings.Contains(ours, "qdisc noqueue state UNKNOWN")) {
+			t.Errorf("nsnet link lacks the qdisc:\n%s", ours)
+		}
 	}
 }

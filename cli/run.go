@@ -275,6 +275,16 @@ func (e *Env) showLinks(h *kernel.Handle, c Command, withAddrs bool) error {
 	if err != nil {
 		return err
 	}
+	if !c.Opts.Brief {
+		// The netlink library does not read the qdisc: one more dump.
+		qd, err := h.Qdiscs()
+		if err != nil {
+			return err
+		}
+		for i := range vs {
+			vs[i].Qdisc = qd[vs[i].IfIndex]
+		}
+	}
 	if withAddrs {
 		addrs, err := h.Addrs()
 		if err != nil {

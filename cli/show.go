@@ -20,6 +20,7 @@ type linkView struct {
 	IfName      string     `json:"ifname"`
 	Flags       []string   `json:"flags"`
 	MTU         int        `json:"mtu,omitempty"`
+	Qdisc       string     `json:"qdisc,omitempty"`
 	Master      string     `json:"master,omitempty"`
 	OperState   string     `json:"operstate"`
 	LinkMode    string     `json:"linkmode,omitempty"`
@@ -152,8 +153,7 @@ func printLinksBrief(w io.Writer, vs []linkView) {
 	}
 }
 
-// printLinks follows `ip link` (without the qdisc, which the netlink library
-// does not report).
+// printLinks follows `ip link`.
 func printLinks(w io.Writer, vs []linkView, withMode bool) {
 	for _, v := range vs {
 		printLinkHead(w, v, withMode)
@@ -162,6 +162,9 @@ func printLinks(w io.Writer, vs []linkView, withMode bool) {
 
 func printLinkHead(w io.Writer, v linkView, withMode bool) {
 	fmt.Fprintf(w, "%d: %s: %s mtu %d", v.IfIndex, v.displayName(), flagText(v.Flags), v.MTU)
+	if v.Qdisc != "" {
+		fmt.Fprintf(w, " qdisc %s", v.Qdisc)
+	}
 	if v.Master != "" {
 		fmt.Fprintf(w, " master %s", v.Master)
 	}

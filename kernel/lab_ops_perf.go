@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -760,4 +761,87 @@ func parseLinkInfo(data []byte) (LinkInfo, bool) {
 		a = a[min(align4(n), len(a)):]
 	}
 	return li, true
+}
+
+// linkQdiscs dumps the namespace's links and returns each one's root
+// queueing discipline (IFLA_QDISC) by index. A dump that a concurrent change
+// interrupted is retried whole: partial results are never returned.
+func (b *Batch) linkQdiscs() (map[int]string, error) {
+	if err := b.Flush(); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		start := b.msg(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+		seq := b.seq
+		b.ifinfo(0, 0, 0)
+		b.attrU32(unix.IFLA_EXT_MASK, 1<<3) // RTEXT_FILTER_SKIP_STATS
+		b.end(start)
+		buf := b.buf
+		b.buf = b.buf[:0]
+		if err := unix.Sendto(b.fd, buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return nil, &OpError{Op: "list links", Err: err}
+		}
+		out := map[int]string{}
+		intr := false
+		var failed error
+		err := b.receive(func(h *unix.NlMsghdr, data []byte) bool {
+			if h.Seq != seq {
+				return false
+			}
+			if h.Flags&unix.NLM_F_DUMP_INTR != 0 {
+				intr = true
+			}
+			switch h.Type {
+			case unix.NLMSG_DONE:
+				return true
+			case unix.NLMSG_ERROR:
+				if len(data) >= 4 {
+					if errno := syscall.Errno(-int32(binary.NativeEndian.Uint32(data))); errno != 0 {
+						failed = errno
+					}
+				}
+				return true
+			case unix.RTM_NEWLINK:
+				if len(data) < unix.SizeofIfInfomsg {
+					return false
+				}
+				index := int(int32(binary.NativeEndian.Uint32(data[4:])))
+				for a := data[unix.SizeofIfInfomsg:]; len(a) >= 4; {
+					n := int(binary.NativeEndian.Uint16(a))
+					if n < 4 || n > len(a) {
+						break
+					}
+					if binary.NativeEndian.Uint16(a[2:]) == unix.IFLA_QDISC {
+						out[index] = string(bytes.TrimRight(a[4:n], "\x00"))
+					}
+					a = a[min(align4(n), len(a)):]
+				}
+			}
+			return false
+		})
+		if err == nil {
+			err = failed
+		}
+		if err != nil {
+			return nil, &OpError{Op: "list links", Err: err}
+		}
+		if !intr {
+			return out, nil
+		}
+		if attempt == maxDumpRetries {
+			return nil, &OpError{Op: "list links", Err: errors.New("dump interrupted by concurrent changes, retries exhausted")}
+		}
+	}
+}
+
+// Qdiscs reports each link's root queueing discipline by index, as `ip link`
+// prints it ("noqueue", "noop", "htb", ...): the netlink library does not
+// read IFLA_QDISC.
+func (h *Handle) Qdiscs() (map[int]string, error) {
+	b, err := OpenBatch(h.ns, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	return b.linkQdiscs()
 }
