@@ -105,3 +105,55 @@ func cniCodeOf(err error) uint {
 	}
 	return te.Code
 }
+
+// FuzzParseConfig: whatever a runtime sends, ParseConfig returns a config or
+// a typed error (never panics), and a config it accepts keeps every rule the
+// plugin relies on later.
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []string{
+		`{"cniVersion":"1.1.0","name":"n","type":"nsnet-cni","ipam":{"type":"nsnet","subnets":["10.1.0.0/16","fd01::/64"]}}`,
+		`{"cniVersion":"1.1.0","name":"n","type":"nsnet-cni","mode":"ptp","mtu":1400,"ipMasq":true,"ipam":{"type":"nsnet","subnets":["10.1.0.0/24"],"routes":[{"dst":"0.0.0.0/0"}]}}`,
+		`{"cniVersion":"1.1.0","name":"n","type":"nsnet-cni","hairpinMode":true,"backgroundDelete":true,"runtimeConfig":{"ips":["10.1.0.9/16","fd01::9"],"mac":"c2:11:22:33:44:55"},"ipam":{"type":"nsnet","subnets":["10.1.0.0/16","fd01::/64"]}}`,
+		`{"cniVersion":"1.0.0","name":"n","type":"nsnet-cni","ipam":{"type":"host-local","subnet":"10.2.0.0/24"},"runtimeConfig":{"ips":["10.2.0.7"]}}`,
+		`{"cniVersion":"1.1.0","name":"n","type":"nsnet-cni","cni.dev/valid-attachments":[{"containerID":"c","ifname":"eth0"}],"ipam":{"type":"nsnet","subnets":["10.1.0.0/16"]}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c, err := ParseConfig(raw)
+		if err != nil {
+			var cfg *ConfigError
+			var unsup *UnsupportedFieldError
+			var dec *DecodeError
+			if !errors.As(err, &cfg) && !errors.As(err, &unsup) && !errors.As(err, &dec) {
+				t.Fatalf("untyped error %T: %v", err, err)
+			}
+			return
+		}
+		if c.Network == "" || (c.Mode != ModeBridge && c.Mode != ModePTP) || !strings.HasPrefix(c.DataDir, "/") {
+			t.Fatalf("accepted %+v", c)
+		}
+		if c.Hairpin && c.Mode != ModeBridge {
+			t.Fatal("hairpin accepted in ptp mode")
+		}
+		if c.MAC != nil && (len(c.MAC) != 6 || c.MAC[0]&1 != 0) {
+			t.Fatalf("accepted MAC %s", c.MAC)
+		}
+		if !c.IPAM.Builtin() {
+			return
+		}
+		fams := map[bool]bool{}
+		for _, p := range c.IPAM.Subnets {
+			if fams[p.Addr().Is4()] || p != p.Masked() {
+				t.Fatalf("accepted subnets %v", c.IPAM.Subnets)
+			}
+			fams[p.Addr().Is4()] = true
+		}
+		for _, a := range c.IPs {
+			i := slices.IndexFunc(c.IPAM.Subnets, func(p netip.Prefix) bool { return p.Contains(a) })
+			if i < 0 || !pool(c.IPAM.Subnets[i]).Contains(a) {
+				t.Fatalf("accepted requested address %s for subnets %v", a, c.IPAM.Subnets)
+			}
+		}
+	})
+}
