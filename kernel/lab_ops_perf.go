@@ -353,10 +353,13 @@ func (b *Batch) Flush() error {
 	}
 	done := false
 	err := b.receive(func(h *unix.NlMsghdr, data []byte) bool {
-		if h.Type != unix.NLMSG_ERROR || len(data) < 4 {
+		if h.Type != unix.NLMSG_ERROR {
 			return false
 		}
-		errno := syscall.Errno(-int32(binary.NativeEndian.Uint32(data)))
+		errno, ok := ackErrno(data)
+		if !ok {
+			return false
+		}
 		p := bySeq(h.Seq)
 		if errno != 0 && p != nil && errno != p.ignore && first == nil {
 			first = &BatchError{Tag: p.tag, Err: opErr(p.what, "", errno)}
@@ -370,6 +373,15 @@ func (b *Batch) Flush() error {
 		first = &BatchError{Tag: last.tag, Err: &OpError{Op: "netlink receive", Err: err}}
 	}
 	return first
+}
+
+// ackErrno is the error code of an NLMSG_ERROR message (0 for an
+// acknowledgement); ok is false when the message is too short to carry one.
+func ackErrno(data []byte) (errno syscall.Errno, ok bool) {
+	if len(data) < 4 {
+		return 0, false
+	}
+	return syscall.Errno(-int32(binary.NativeEndian.Uint32(data))), true
 }
 
 // receive reads messages until fn returns true.
@@ -507,10 +519,11 @@ func (b *Batch) AddLink(l NewLink) (index, peerIndex int, err error) {
 				index, peerIndex = idx, link
 			}
 		case unix.NLMSG_ERROR:
-			if h.Seq != seq || len(data) < 4 {
+			errno, ok := ackErrno(data)
+			if h.Seq != seq || !ok {
 				return false
 			}
-			if errno := syscall.Errno(-int32(binary.NativeEndian.Uint32(data))); errno != 0 {
+			if errno != 0 {
 				failed = opErr(op, l.Name, errno)
 			}
 			return true
@@ -540,6 +553,7 @@ type LinkInfo struct {
 	Flags uint32
 	Alias string
 	MAC   net.HardwareAddr
+	Qdisc string // the root queueing discipline, as `ip link` names it
 }
 
 // GetLink reads one link by index (after sending what is queued): one round
@@ -577,10 +591,8 @@ func (b *Batch) GetLink(index int) (LinkInfo, error) {
 			// alone when it succeeds.
 			return true
 		case unix.NLMSG_ERROR:
-			if len(data) >= 4 {
-				if errno := syscall.Errno(-int32(binary.NativeEndian.Uint32(data))); errno != 0 {
-					failed = opErr("get link", name, errno)
-				}
+			if errno, _ := ackErrno(data); errno != 0 {
+				failed = opErr("get link", name, errno)
 			}
 			return true
 		}
@@ -691,10 +703,7 @@ func (b *Batch) LinksByName(names []string) (infos []LinkInfo, ok []bool, err er
 			case unix.RTM_NEWLINK:
 				infos[lo+i], ok[lo+i] = parseLinkInfo(data)
 			case unix.NLMSG_ERROR:
-				if len(data) < 4 {
-					return
-				}
-				errno := syscall.Errno(-int32(binary.NativeEndian.Uint32(data)))
+				errno, _ := ackErrno(data)
 				if errno != 0 && errno != unix.ENODEV && failed == nil {
 					failed = opErr("get link", names[lo+i], errno)
 				}
@@ -733,8 +742,16 @@ func (b *Batch) exchange(first uint32, n int, fn func(i int, h *unix.NlMsghdr, d
 	return nil
 }
 
-// parseLinkInfo reads an RTM_NEWLINK message's index, flags, ifalias and
-// address.
+// cString is a NUL-terminated attribute's text.
+func cString(v []byte) string {
+	if i := bytes.IndexByte(v, 0); i >= 0 {
+		v = v[:i]
+	}
+	return string(v)
+}
+
+// parseLinkInfo reads an RTM_NEWLINK message's index, flags, ifalias,
+// address and qdisc.
 func parseLinkInfo(data []byte) (LinkInfo, bool) {
 	if len(data) < unix.SizeofIfInfomsg {
 		return LinkInfo{}, false
@@ -749,14 +766,9 @@ func parseLinkInfo(data []byte) (LinkInfo, bool) {
 		case unix.IFLA_ADDRESS:
 			li.MAC = net.HardwareAddr(slices.Clone(a[4:n]))
 		case unix.IFLA_IFALIAS:
-			v := a[4:n]
-			for i, c := range v {
-				if c == 0 {
-					v = v[:i]
-					break
-				}
-			}
-			li.Alias = string(v)
+			li.Alias = cString(a[4:n])
+		case unix.IFLA_QDISC:
+			li.Qdisc = cString(a[4:n])
 		}
 		a = a[min(align4(n), len(a)):]
 	}
@@ -795,26 +807,13 @@ func (b *Batch) linkQdiscs() (map[int]string, error) {
 			case unix.NLMSG_DONE:
 				return true
 			case unix.NLMSG_ERROR:
-				if len(data) >= 4 {
-					if errno := syscall.Errno(-int32(binary.NativeEndian.Uint32(data))); errno != 0 {
-						failed = errno
-					}
+				if errno, _ := ackErrno(data); errno != 0 {
+					failed = errno
 				}
 				return true
 			case unix.RTM_NEWLINK:
-				if len(data) < unix.SizeofIfInfomsg {
-					return false
-				}
-				index := int(int32(binary.NativeEndian.Uint32(data[4:])))
-				for a := data[unix.SizeofIfInfomsg:]; len(a) >= 4; {
-					n := int(binary.NativeEndian.Uint16(a))
-					if n < 4 || n > len(a) {
-						break
-					}
-					if binary.NativeEndian.Uint16(a[2:]) == unix.IFLA_QDISC {
-						out[index] = string(bytes.TrimRight(a[4:n], "\x00"))
-					}
-					a = a[min(align4(n), len(a)):]
+				if li, ok := parseLinkInfo(data); ok && li.Qdisc != "" {
+					out[li.Index] = li.Qdisc
 				}
 			}
 			return false
