@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -212,7 +211,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		Mode:        cfg.Mode,
 		HostVeth:    hostVethName(cfg.Network, args.ContainerID, args.IfName),
 		MTU:         cfg.MTU,
-		MAC:         macString(cfg.MAC),
+		MAC:         cfg.MAC.String(), // "" when the runtime did not choose
 		IPAM:        cfg.IPAM.Type,
 		Routes:      l.Routes,
 		Allocated:   l.Allocated,
@@ -266,13 +265,6 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	}
 	res := buildResult(cfg, args, r, w, l.DNS)
 	return types.PrintResult(res, cfg.CNIVersion)
-}
-
-func macString(m net.HardwareAddr) string {
-	if m == nil {
-		return ""
-	}
-	return m.String()
 }
 
 // placeIPs turns the lease into the addresses set in the container, after

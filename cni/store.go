@@ -255,24 +255,7 @@ func (s *store) addrPath(a netip.Addr) string {
 // between concurrent ADDs.
 func (s *store) allocate(subnet netip.Prefix, owner string) (netip.Addr, error) {
 	r := pool(subnet)
-	a, err := r.Claim(r.StartFor(owner), func(a netip.Addr) (bool, error) {
-		p := s.addrPath(a)
-		err := os.Symlink(owner, p)
-		if errors.Is(err, fs.ErrNotExist) {
-			// A concurrent first ADD is still making the directories.
-			if err := makeDirs(s.dir); err != nil {
-				return false, err
-			}
-			err = os.Symlink(owner, p)
-		}
-		switch {
-		case err == nil:
-			return true, nil
-		case errors.Is(err, fs.ErrExist):
-			return false, nil
-		}
-		return false, stateErr("create", p, err)
-	})
+	a, err := r.Claim(r.StartFor(owner), func(a netip.Addr) (bool, error) { return s.claim(a, owner) })
 	if errors.Is(err, ipalloc.ErrFull) {
 		return netip.Addr{}, &ExhaustedError{Subnet: subnet}
 	}
@@ -282,19 +265,9 @@ func (s *store) allocate(subnet netip.Prefix, owner string) (netip.Addr, error) 
 // take claims exactly a for owner (an address the runtime asked for). One
 // that owner holds already (left by an ADD that died) is owner's.
 func (s *store) take(a netip.Addr, owner string) error {
-	p := s.addrPath(a)
-	err := os.Symlink(owner, p)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := makeDirs(s.dir); err != nil {
-			return err
-		}
-		err = os.Symlink(owner, p)
-	}
-	if !errors.Is(err, fs.ErrExist) {
-		if err != nil {
-			return stateErr("create", p, err)
-		}
-		return nil
+	ok, err := s.claim(a, owner)
+	if err != nil || ok {
+		return err
 	}
 	holder, err := s.owner(a)
 	if err != nil {
@@ -304,6 +277,27 @@ func (s *store) take(a netip.Addr, owner string) error {
 		return nil
 	}
 	return &TakenError{Addr: a, Owner: holder}
+}
+
+// claim takes a for owner by creating its symlink, and reports false when
+// someone holds it already.
+func (s *store) claim(a netip.Addr, owner string) (bool, error) {
+	p := s.addrPath(a)
+	err := os.Symlink(owner, p)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A concurrent first ADD is still making the directories.
+		if err := makeDirs(s.dir); err != nil {
+			return false, err
+		}
+		err = os.Symlink(owner, p)
+	}
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrExist):
+		return false, nil
+	}
+	return false, stateErr("create", p, err)
 }
 
 // release frees an address if owner holds it; a missing address or one
