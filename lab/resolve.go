@@ -713,7 +713,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 			r.add(rs.Via.At, "gateway %s and destination %s are different address families", rt.Via, rt.To)
 			continue
 		}
-		if rt.Via.IsValid() && !r.onLink(n, rt) {
+		if rt.Via.IsValid() && gatewayDev(n, rt) == nil {
 			where := "any address of node " + n.Name
 			if rt.Dev != "" {
 				where = fmt.Sprintf("an address of %s in node %s", rt.Dev, n.Name)
@@ -738,17 +738,13 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 	}
 }
 
-// onLink reports whether the kernel can reach the gateway (through Dev when
-// given): it lies in a subnet of one of the node's addresses, or in the
-// destination of an earlier on-link route (dev, no via), which is how a node
-// with only a /32 reaches a gateway outside it. Earlier, because routes are
-// added in the order written and the kernel checks the gateway at once.
-func (r *resolver) onLink(n *Node, rt Route) bool {
-	return gatewayDev(n, rt) != nil
-}
-
-// gatewayDev is the interface through which a route's gateway is reached,
-// or nil: see onLink.
+// gatewayDev is the interface through which the kernel reaches a route's
+// gateway (through Dev when given), or nil when it cannot: the gateway lies
+// in a subnet of one of the node's addresses, or in the destination of an
+// earlier on-link route (dev, no via), which is how a node with only a /32
+// reaches a gateway outside it. Earlier, because routes are added in the
+// order written and the kernel checks the gateway at once (during
+// resolution, n.Routes holds only the routes before this one).
 func gatewayDev(n *Node, rt Route) *Interface {
 	for _, i := range n.Interfaces {
 		if rt.Dev != "" && i.Name != rt.Dev {
