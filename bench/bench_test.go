@@ -41,15 +41,11 @@ func TestRunnersBuildTheSameNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal("iproute2 is needed: install it (CI does)")
 	}
-	self, err := netns.Current()
+	self, h, err := kernel.OpenCurrent()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer self.Close()
-	h, err := kernel.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer h.Close()
 	env := &bench.Env{Host: h, Netns: netns.Default(), IP: ip, StateDir: t.TempDir()}
 	reports, err := bench.Run(env, bench.Options{

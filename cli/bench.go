@@ -9,7 +9,6 @@ import (
 	"github.com/nsnet/nsnet/bench"
 	"github.com/nsnet/nsnet/internal/sandbox"
 	"github.com/nsnet/nsnet/kernel"
-	"github.com/nsnet/nsnet/netns"
 )
 
 const benchInsideArg = "--inside-sandbox"
@@ -155,15 +154,11 @@ func (e *Env) benchInside(args []string, asJSON bool) (int, error) {
 	if err != nil && (len(opt.Runners) == 0 || strings.Contains(strings.Join(opt.Runners, ","), "ip-")) {
 		return 2, fmt.Errorf("bench: iproute2 (ip) is needed to compare with it: install it, or use --runners tuned,nsnet")
 	}
-	self, err := netns.Current()
+	self, h, err := kernel.OpenCurrent()
 	if err != nil {
 		return 1, err
 	}
 	defer self.Close()
-	h, err := kernel.Open(self)
-	if err != nil {
-		return 1, err
-	}
 	defer h.Close()
 	env := &bench.Env{Host: h, Netns: e.Netns, IP: ipPath, Nsnet: e.Exe, StateDir: "/run/nsnet-bench"}
 	opt.Progress = e.Stderr

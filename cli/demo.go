@@ -163,15 +163,11 @@ func (e *Env) waitHTTP(args []string) error {
 
 // waitGone re-lists links until none of names is present (at most 5s).
 func (e *Env) waitGone(names []string) {
-	ns, err := netns.Current()
+	ns, h, err := kernel.OpenCurrent()
 	if err != nil {
 		return
 	}
 	defer ns.Close()
-	h, err := kernel.Open(ns)
-	if err != nil {
-		return
-	}
 	defer h.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {

@@ -33,15 +33,11 @@ type snapshot struct {
 
 func takeSnapshot(t testing.TB) snapshot {
 	t.Helper()
-	self, err := netns.Current()
+	self, h, err := kernel.OpenCurrent()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer self.Close()
-	h, err := kernel.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer h.Close()
 	var s snapshot
 	links, err := h.Links()
@@ -96,15 +92,11 @@ func removeLater(t *testing.T, links []string, namespaces []string) {
 		for _, n := range namespaces {
 			netns.Default().Delete(n)
 		}
-		self, err := netns.Current()
+		self, h, err := kernel.OpenCurrent()
 		if err != nil {
 			return
 		}
 		defer self.Close()
-		h, err := kernel.Open(self)
-		if err != nil {
-			return
-		}
 		defer h.Close()
 		for _, l := range links {
 			h.DelLink(l)

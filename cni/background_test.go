@@ -9,7 +9,6 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/nsnet/nsnet/cni"
-	"github.com/nsnet/nsnet/netns"
 )
 
 // TestBackgroundDelete: with backgroundDelete, DEL returns with the
@@ -24,12 +23,7 @@ func TestBackgroundDelete(t *testing.T) {
 			p := dualStack(mode)
 			p["backgroundDelete"] = true
 			n := newNet(t, "bg-"+mode, p)
-			self, err := netns.Current()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer self.Close()
-			host := handle(t, self)
+			host := handle(t, hostNS(t))
 			c := newContainer(t, d, "c1")
 
 			add := func() (hostEnd string, addr netip.Addr) {
@@ -91,12 +85,7 @@ func TestBackgroundDeleteOrphan(t *testing.T) {
 	p := dualStack("ptp")
 	p["backgroundDelete"] = true
 	n := newNet(t, "orphan", p)
-	self, err := netns.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer self.Close()
-	host := handle(t, self)
+	host := handle(t, hostNS(t))
 	dead := &cni.Plugin{Reap: func(int, string) error { return nil }}
 	conf, err := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": "orphan", "type": "nsnet-cni", "mode": p["mode"], "mtu": p["mtu"], "ipam": p["ipam"], "dataDir": p["dataDir"], "backgroundDelete": true})
 	if err != nil {

@@ -115,20 +115,6 @@ func refuseOwnNS(path string, own *netns.NS) error {
 	return nil
 }
 
-// hostSide opens the plugin's own namespace and a netlink handle in it.
-func hostSide() (*netns.NS, *kernel.Handle, error) {
-	ns, err := netns.Current()
-	if err != nil {
-		return nil, nil, err
-	}
-	h, err := kernel.Open(ns)
-	if err != nil {
-		ns.Close()
-		return nil, nil, err
-	}
-	return ns, h, nil
-}
-
 // attachment is what ADD and CHECK both work on: the configuration, and
 // the host's and the container's namespaces with a handle bound to each.
 type attachment struct {
@@ -146,7 +132,7 @@ func openAttachment(args *skel.CmdArgs) (*attachment, error) {
 		return nil, err
 	}
 	a := &attachment{cfg: cfg}
-	if a.hostNS, a.host, err = hostSide(); err != nil {
+	if a.hostNS, a.host, err = kernel.OpenCurrent(); err != nil {
 		return nil, err
 	}
 	if a.contNS, err = openContainerNS(args.Netns, a.hostNS); err != nil {
@@ -343,7 +329,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	if err := checkArgs(args, false); err != nil {
 		return err
 	}
-	hostNS, host, err := hostSide()
+	hostNS, host, err := kernel.OpenCurrent()
 	if err != nil {
 		return err
 	}
@@ -507,7 +493,7 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	hostNS, host, err := hostSide()
+	hostNS, host, err := kernel.OpenCurrent()
 	if err != nil {
 		return err
 	}

@@ -82,7 +82,7 @@ func reapMain(args []string) error {
 	if err != nil {
 		return fmt.Errorf("bad namespace inode %q", args[2])
 	}
-	ns, h, err := hostSide()
+	ns, h, err := kernel.OpenCurrent()
 	if err != nil {
 		return err
 	}

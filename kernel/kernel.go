@@ -66,6 +66,22 @@ func Open(ns *netns.NS) (*Handle, error) {
 	return &Handle{nl: h, ns: ns}, nil
 }
 
+// OpenCurrent opens the calling goroutine's network namespace (which, for a
+// goroutine outside netns.Do, is the process's) and a handle bound to it.
+// The caller closes both.
+func OpenCurrent() (*netns.NS, *Handle, error) {
+	ns, err := netns.Current()
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := Open(ns)
+	if err != nil {
+		ns.Close()
+		return nil, nil, err
+	}
+	return ns, h, nil
+}
+
 // NS returns the namespace the handle is bound to.
 func (h *Handle) NS() *netns.NS { return h.ns }
 

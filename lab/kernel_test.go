@@ -155,15 +155,11 @@ const procMarker = "9999"
 func (e *env) snap() snapshot {
 	e.t.Helper()
 	var s snapshot
-	self, err := netns.Current()
+	self, h, err := kernel.OpenCurrent()
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	defer self.Close()
-	h, err := kernel.Open(self)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	defer h.Close()
 	links, err := h.Links()
 	if err != nil {

@@ -159,13 +159,8 @@ func (c *conn) index(name string) (int, error) {
 
 // NewSystem opens the host namespace (the one nsnet runs in).
 func NewSystem(dir netns.Dir, exe, logDir, mark string) (*System, error) {
-	self, err := netns.Current()
+	self, h, err := kernel.OpenCurrent()
 	if err != nil {
-		return nil, err
-	}
-	h, err := kernel.Open(self)
-	if err != nil {
-		self.Close()
 		return nil, err
 	}
 	bufs := kernel.NewBuffers(4)
