@@ -64,8 +64,9 @@ type Config struct {
 	DNS              types.DNS
 
 	// IPs are addresses the runtime asks for (capability "ips"), at most
-	// one per subnet of the built-in allocator; with a delegated IPAM
-	// plugin they are its business (it gets the configuration as is).
+	// one per subnet of the built-in allocator. With a delegated IPAM
+	// plugin they are its business (it gets the configuration as is) and
+	// only their syntax is checked here: IPs stays empty.
 	IPs []netip.Addr
 	// MAC is the container interface's address the runtime asks for
 	// (capability "mac"); nil lets the kernel pick.
@@ -284,8 +285,7 @@ func parseRuntime(w wireConf, c *Config) error {
 			return &ConfigError{Field: field, Rule: fmt.Sprintf("%q is not an address such as 10.88.0.5 or 10.88.0.5/16", s)}
 		}
 		if !c.IPAM.Builtin() {
-			c.IPs = append(c.IPs, a)
-			continue
+			continue // the delegated plugin reads the request itself
 		}
 		var subnet netip.Prefix
 		for _, p := range c.IPAM.Subnets {

@@ -54,16 +54,17 @@ type resolver struct {
 	bridges map[string]*Bridge
 	ifaces  map[*Node]map[string]*Interface
 	segs    segments
-	addrAt  map[netip.Addr]loc
-	// addrBy is the interface that first took each static address, for
-	// the one repeat allowed: a host address (/32, /128) shared by
-	// interfaces of one node.
-	addrBy map[netip.Addr]addrUse
+	// addrs is where each address of the lab was first written or handed
+	// out, and to which interface with which prefix length: for the one
+	// repeat allowed, a host address (/32, /128) shared by interfaces of
+	// one node.
+	addrs  map[netip.Addr]addrUse
 	autos  []autoReq
 	linkOf map[*linkSpec]*Link
 }
 
 type addrUse struct {
+	at    loc
 	iface *Interface
 	bits  int
 }
@@ -80,8 +81,7 @@ func resolve(s *spec, pr *problems) *Lab {
 		lab:      &Lab{Name: s.Name.V, nodes: map[string]*Node{}},
 		bridges:  map[string]*Bridge{},
 		ifaces:   map[*Node]map[string]*Interface{},
-		addrAt:   map[netip.Addr]loc{},
-		addrBy:   map[netip.Addr]addrUse{},
+		addrs:    map[netip.Addr]addrUse{},
 		linkOf:   map[*linkSpec]*Link{},
 	}
 	if s.Name.set() && !ledger.ValidName(s.Name.V) {
@@ -444,14 +444,13 @@ func (r *resolver) addresses(s *spec) {
 				r.add(a.At, "%s is outside the subnets of bridge %s (%s)", p, b.Name, joinPrefixes(b.Subnets))
 				continue
 			}
-			if prev, dup := r.addrAt[p.Addr()]; dup {
-				if first := r.addrBy[p.Addr()]; !sharedHostAddr(first, sp.iface, p) {
-					r.add(a.At, "address %s is already used at %s (line %d); only a /%d may repeat, on other interfaces of the same node (a gateway shared by point-to-point links)", p.Addr(), prev.Path, prev.Line, p.Addr().BitLen())
+			if first, dup := r.addrs[p.Addr()]; dup {
+				if !sharedHostAddr(first, sp.iface, p) {
+					r.add(a.At, "address %s is already used at %s (line %d); only a /%d may repeat, on other interfaces of the same node (a gateway shared by point-to-point links)", p.Addr(), first.at.Path, first.at.Line, p.Addr().BitLen())
 					continue
 				}
 			} else {
-				r.addrAt[p.Addr()] = a.At
-				r.addrBy[p.Addr()] = addrUse{sp.iface, p.Bits()}
+				r.addrs[p.Addr()] = addrUse{a.At, sp.iface, p.Bits()}
 			}
 			sp.iface.Addrs = append(sp.iface.Addrs, p)
 		}
@@ -536,7 +535,7 @@ func (r *resolver) allocate() {
 			err := fmt.Errorf("%s: %w", sub, ipalloc.ErrFull)
 			if start.IsValid() {
 				a, err = hosts.Claim(start, func(a netip.Addr) (bool, error) {
-					_, used := r.addrAt[a]
+					_, used := r.addrs[a]
 					return !used, nil
 				})
 			}
@@ -545,7 +544,7 @@ func (r *resolver) allocate() {
 				next[sub] = netip.Addr{}
 				continue
 			}
-			r.addrAt[a] = req.at
+			r.addrs[a] = addrUse{req.at, req.iface, sub.Bits()}
 			req.iface.Addrs = append(req.iface.Addrs, netip.PrefixFrom(a, sub.Bits()))
 			next[sub] = a
 		}
@@ -583,7 +582,7 @@ func (r *resolver) overlaps() {
 	for _, n := range r.lab.Nodes {
 		for _, i := range n.Interfaces {
 			for _, p := range i.Addrs {
-				note(i, p, r.addrAt[p.Addr()], n)
+				note(i, p, r.addrs[p.Addr()].at, n)
 			}
 		}
 	}
