@@ -647,6 +647,30 @@ func TestConflicts(t *testing.T) {
 	os.Remove("/run/netns/direct_netns")
 	e.sameAs(before, "after refused up")
 
+	// Objects made by hand with the lab's mark, but not in its ledger, are
+	// not the lab's: up refuses them like any other name in use, and down
+	// (of the lab up without them) leaves them, and a veth inside, alone.
+	ip(t, "netns", "add", "direct_netns")
+	ip(t, "-n", "direct_netns", "link", "set", "lo", "alias", "nsnet:seed")
+	ip(t, "-n", "direct_netns", "link", "add", "inside0", "type", "veth", "peer", "name", "inside1")
+	ip(t, "link", "add", "veth0", "type", "veth", "peer", "name", "mine0")
+	ip(t, "link", "set", "veth0", "alias", "nsnet:seed")
+	r = e.run("up", seed)
+	if r.code != 1 {
+		t.Errorf("up over marked objects not in the ledger: exit %d", r.code)
+	}
+	wantIn(t, "marked, not in the ledger", r.err,
+		`seed.yaml:11:3: nodes.direct: namespace "direct_netns" carries lab seed's mark but is not in its ledger, so the lab did not make it`,
+		`seed.yaml:17:27: links[0].a.name: interface "veth0" in the host carries lab seed's mark but is not in its ledger, so the lab did not make it`)
+	if r := e.run("down", "seed"); r.code != 0 {
+		t.Errorf("down: %+v", r)
+	}
+	wantIn(t, "after down, the hand-made namespace's veth", ip(t, "-n", "direct_netns", "-br", "link"), "inside0")
+	wantIn(t, "after down, the hand-made host link", ip(t, "-br", "link", "show", "veth0"), "veth0")
+	ip(t, "link", "del", "veth0")
+	ip(t, "netns", "del", "direct_netns")
+	e.sameAs(before, "after refused up of marked objects")
+
 	// Objects the ledger lists but someone else remade by hand are left
 	// alone by down.
 	e.must("up", seed)

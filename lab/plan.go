@@ -205,8 +205,12 @@ func newPlanner(name string, st *State) *planner {
 		lk := &p.led.Links[i]
 		p.ledLnk[[2]string{lk.Netns, lk.Name}] = lk
 	}
+	// A namespace is the lab's when the ledger lists it (it is recorded
+	// before it is made) and its mark agrees, or it is the empty file an
+	// interrupted creation of it left. The mark alone proves nothing: a
+	// namespace made by hand may carry it.
 	for name, ns := range st.Netns {
-		if ns.Mark == p.mark || ns.Stale && p.ledNS[name] != nil {
+		if p.ledNS[name] != nil && (ns.Mark == p.mark || ns.Stale) {
 			p.owned[name] = true
 		}
 	}
@@ -247,6 +251,8 @@ func (p *planner) conflicts() {
 		switch {
 		case ns.Stale:
 			p.probs.add(n.at, "%q exists in the namespace directory but is not a namespace; remove it or choose another name (netns: NAME)", n.Netns)
+		case ns.Mark == p.mark:
+			p.probs.add(n.at, "namespace %q carries lab %s's mark but is not in its ledger, so the lab did not make it: delete it (ip netns del %s) or choose another name (netns: NAME)", n.Netns, p.lab.Name, n.Netns)
 		case marked && other != "":
 			p.probs.add(n.at, "namespace %q belongs to lab %s", n.Netns, other)
 		default:
@@ -261,6 +267,10 @@ func (p *planner) conflicts() {
 		}
 		ls := p.st.Host.Links[i.Name]
 		if ls == nil || ownsHostLink(p.mark, ls, p.ledLnk[[2]string{"", i.Name}]) {
+			continue
+		}
+		if ls.Alias == p.mark {
+			p.probs.add(i.at, "interface %q in the host carries lab %s's mark but is not in its ledger, so the lab did not make it: delete it (ip link del %s) or choose another name", i.Name, p.lab.Name, i.Name)
 			continue
 		}
 		p.probs.add(i.at, "interface %q already exists in the host and is not lab %s's: choose another name", i.Name, p.lab.Name)

@@ -344,6 +344,35 @@ func TestPlanConflicts(t *testing.T) {
 		t.Errorf("conflicts:\n%v\nwant:\n%s", err, want)
 	}
 
+	// The lab's own mark on objects its ledger does not list: made by
+	// hand, refused like any name in use.
+	st = &lab.State{
+		Host:  &lab.NSState{Links: map[string]*lab.LinkState{"veth0": {Index: 5, Kind: "veth", Alias: "nsnet:seed", MAC: "02:00:00:00:00:01"}}},
+		Netns: map[string]*lab.NSState{"direct_netns": {Mark: "nsnet:seed"}},
+	}
+	_, err = lab.PlanUp(l, st)
+	want = file + `:11:3: nodes.direct: namespace "direct_netns" carries lab seed's mark but is not in its ledger, so the lab did not make it: delete it (ip netns del direct_netns) or choose another name (netns: NAME)` + "\n" +
+		file + `:17:27: links[0].a.name: interface "veth0" in the host carries lab seed's mark but is not in its ledger, so the lab did not make it: delete it (ip link del veth0) or choose another name`
+	if err == nil || err.Error() != want || !errors.Is(err, lab.ErrInvalid) {
+		t.Errorf("marked, not in the ledger:\n%v\nwant:\n%s", err, want)
+	}
+	// The same objects listed in the ledger (an up interrupted after
+	// writing it, before finishing) are the lab's: they are completed.
+	st = upState(l)
+	st.Ledger.Complete = false
+	delete(st.Netns["direct_netns"].Links, "veth1")
+	st.Netns["direct_netns"].LoUp = false
+	if _, err := lab.PlanUp(l, st); err != nil {
+		t.Errorf("an interrupted up's objects were refused: %v", err)
+	}
+	// A teardown of a ledger that does not list a marked namespace leaves
+	// it: the ledger is what down deletes from.
+	st = upState(l)
+	st.Ledger.Nodes = []ledger.Node{{Name: "host"}}
+	if p := lab.PlanDown("seed", st); slices.ContainsFunc(p.Steps, func(s lab.Step) bool { return s.Op == lab.OpDelNetns }) {
+		t.Errorf("down deleted a namespace its ledger does not list: %v", p.Steps)
+	}
+
 	// A host link with the lab's MAC but no alias (nsnet died before
 	// setting it) and in the ledger is the lab's: no conflict.
 	st = upState(l)

@@ -100,14 +100,18 @@ func (ls *LinkState) hasAddr(p netip.Prefix) bool {
 }
 
 // ownsHostLink decides whether a link in a namespace the lab does not own is
-// the lab's: it carries the lab's alias, or it has no alias yet and the MAC
-// the lab gives it at creation (nsnet died before setting the alias) and
-// the ledger lists it.
+// the lab's: the ledger lists it (every link the lab makes is recorded
+// before it is made), and it carries the lab's alias, or it has no alias yet
+// and the MAC the lab gives it at creation (nsnet died before setting the
+// alias). The alias alone proves nothing: anyone can set it.
 func ownsHostLink(mark string, ls *LinkState, entry *ledger.Link) bool {
+	if entry == nil {
+		return false
+	}
 	if ls.Alias == mark {
 		return true
 	}
-	return ls.Alias == "" && entry != nil && entry.MAC != "" && strings.EqualFold(ls.MAC, entry.MAC)
+	return ls.Alias == "" && entry.MAC != "" && strings.EqualFold(ls.MAC, entry.MAC)
 }
 
 // hasRoute reports whether the namespace has the route: same destination
