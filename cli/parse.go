@@ -76,7 +76,7 @@ func usagef(ctx, format string, a ...any) error {
 // Parse only collects their arguments.
 func isLabCommand(obj string) bool {
 	switch obj {
-	case "up", "down", "plan", "status", "labs", "exec", "check", "bench":
+	case "up", "down", "plan", "status", "labs", "exec", "check", "bench", "perf":
 		return true
 	}
 	return false

@@ -114,6 +114,8 @@ func (e *Env) Run(c Command) (int, error) {
 		return e.check(c)
 	case "bench":
 		return e.bench(c)
+	case "perf":
+		return e.perf(c)
 	}
 	return e.lab(c)
 }

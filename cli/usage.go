@@ -39,4 +39,7 @@ Labs (declarative topologies from a YAML file):
   labs                            list labs
   exec LAB NODE -- CMD ARGS...    run a command in a node
   check FILE|LAB [--all]          reachability and isolation expectations
+  perf LAB FROM TO [-t SECONDS]   TCP throughput FROM -> TO (nsnet runs the receiver in TO)
+  perf LAB FROM TO --icmp [-c N] [-i SECONDS] [-W SECONDS]
+                                  round trips and loss over N echo requests, N in flight at once
 `

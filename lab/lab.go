@@ -63,6 +63,18 @@ func (l *Lab) Mark() string { return MarkPrefix + l.Name }
 // Node returns the named node, or nil.
 func (l *Lab) Node(name string) *Node { return l.nodes[name] }
 
+// NodeWith returns the node that has addr on one of its interfaces, or nil.
+func (l *Lab) NodeWith(addr netip.Addr) *Node {
+	for _, n := range l.Nodes {
+		for _, p := range n.Addresses() {
+			if p.Addr() == addr {
+				return n
+			}
+		}
+	}
+	return nil
+}
+
 // Node is a network namespace of the lab, or the host.
 type Node struct {
 	Name string
