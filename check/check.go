@@ -100,6 +100,15 @@ type Expectation struct {
 	Addr   netip.Addr
 	Proto  Proto
 	Want   Want
+
+	// Bounds are figures to measure once the target answers (latency,
+	// loss, rate); with any, the expectation passes only if all hold. They
+	// are measured with echo requests (Probes of them, DefaultProbes when
+	// zero) and a TCP run to a receiver nsnet starts in ToNS, one
+	// expectation at a time so that runs do not disturb each other.
+	Bounds []Bound
+	Probes int
+	ToNS   *netns.NS // the target's namespace, for a rate
 }
 
 // Result is an expectation's outcome.
@@ -114,6 +123,9 @@ type Result struct {
 	// Err is set when the probe could not run at all.
 	Err  error
 	Pass bool
+	// Measures are the Bounds with what was measured, when the target
+	// answered.
+	Measures []Measure
 }
 
 // Options tune Run.
@@ -124,6 +136,8 @@ type Options struct {
 	// Parallel bounds concurrent connection probes (default 256). ICMP
 	// probes are all sent at once through probe.Sweep.
 	Parallel int
+	// RateTime is how long a rate bound is measured (DefaultRateTime).
+	RateTime time.Duration
 }
 
 // Run evaluates every expectation in parallel. Results are in input order.
@@ -137,8 +151,13 @@ func Run(ctx context.Context, exps []Expectation, opt Options) []Result {
 	res := make([]Result, len(exps))
 	var icmp []int
 	var pairs []probe.Pair
+	var measured []int
 	for i, e := range exps {
 		res[i].Expectation = e
+		if len(e.Bounds) > 0 {
+			measured = append(measured, i)
+			continue
+		}
 		if e.Proto.Name == "icmp" {
 			icmp = append(icmp, i)
 			pairs = append(pairs, probe.Pair{From: e.FromNS, To: e.Addr})
@@ -159,7 +178,7 @@ func Run(ctx context.Context, exps []Expectation, opt Options) []Result {
 	}()
 	sem := make(chan struct{}, opt.Parallel)
 	for i := range exps {
-		if exps[i].Proto.Name == "icmp" {
+		if exps[i].Proto.Name == "icmp" || len(exps[i].Bounds) > 0 {
 			continue
 		}
 		wg.Add(1)
@@ -178,6 +197,13 @@ func Run(ctx context.Context, exps []Expectation, opt Options) []Result {
 		}(&res[i])
 	}
 	wg.Wait()
+	for _, i := range measured {
+		if r := &res[i]; r.Want != Reach {
+			r.Err = fmt.Errorf("%s: a bound is measured on a path that must reach, not be isolated", r.Bounds[0])
+		} else {
+			measure(ctx, r, opt)
+		}
+	}
 	for i := range res {
 		r := &res[i]
 		if r.Err != nil {
@@ -186,6 +212,9 @@ func Run(ctx context.Context, exps []Expectation, opt Options) []Result {
 			continue
 		}
 		r.Pass = r.Reached == (r.Want == Reach)
+		if len(r.Bounds) > 0 {
+			r.Pass = r.Reached && boundsPass(*r)
+		}
 	}
 	return res
 }
@@ -194,7 +223,7 @@ func Run(ctx context.Context, exps []Expectation, opt Options) []Result {
 // namespace gone); everything else is an answer about the network.
 func runError(err error) error {
 	var op *probe.OpError
-	if errors.As(err, &op) && op.Op == "socket" {
+	if errors.As(err, &op) && (op.Op == "socket" || op.Op == "listen") {
 		return err
 	}
 	var nop *net.OpError

@@ -57,7 +57,20 @@ func detail(r Result) string {
 	if !r.Reached {
 		return r.Cause
 	}
-	return ""
+	return measures(r)
+}
+
+// measures lists the measured bounds, the failed ones marked.
+func measures(r Result) string {
+	var parts []string
+	for _, m := range r.Measures {
+		s := m.String()
+		if !m.Pass {
+			s = "FAILED " + s
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func target(r Result) string {
@@ -94,6 +107,17 @@ type JSONResult struct {
 	LatencyMS float64 `json:"latency_ms,omitempty"`
 	Cause     string  `json:"cause,omitempty"`
 	Error     string  `json:"error,omitempty"`
+	// Measures are the expectation's bounds with what was measured.
+	Measures []JSONMeasure `json:"measures,omitempty"`
+}
+
+// JSONMeasure is one measured bound: metric latency (seconds), loss (a
+// fraction) or rate (bits per second).
+type JSONMeasure struct {
+	Metric string  `json:"metric"`
+	Bound  string  `json:"bound"`
+	Got    float64 `json:"got"`
+	Pass   bool    `json:"pass"`
 }
 
 // JSONReport is the document WriteJSON writes.
@@ -118,6 +142,9 @@ func Report(rs []Result) JSONReport {
 		}
 		if r.Err != nil {
 			j.Error = r.Err.Error()
+		}
+		for _, m := range r.Measures {
+			j.Measures = append(j.Measures, JSONMeasure{Metric: m.Metric, Bound: m.Text, Got: m.Got, Pass: m.Pass})
 		}
 		rep.Results = append(rep.Results, j)
 	}
@@ -160,7 +187,11 @@ type junitMessage struct {
 // CaseName is how a result is named in JUnit and elsewhere:
 // "FROM -> TO PROTO EXPECT".
 func CaseName(r Result) string {
-	return fmt.Sprintf("%s -> %s %s %s", r.From, target(r), r.Proto, r.Want)
+	name := fmt.Sprintf("%s -> %s %s %s", r.From, target(r), r.Proto, r.Want)
+	for _, b := range r.Bounds {
+		name += " " + b.String()
+	}
+	return name
 }
 
 // WriteJUnit writes the results as a JUnit XML report, one test case per
@@ -175,8 +206,11 @@ func WriteJUnit(w io.Writer, suite string, rs []Result) error {
 			c.Error = &junitMessage{Message: r.Err.Error(), Text: r.Err.Error()}
 		case !r.Pass:
 			msg := "reached"
-			if !r.Reached {
+			switch {
+			case !r.Reached:
 				msg = "not reached: " + r.Cause
+			case len(r.Bounds) > 0:
+				msg = "out of bounds: " + measures(r)
 			}
 			c.Failure = &junitMessage{Message: msg, Text: fmt.Sprintf("expected %s, %s", r.Want, msg)}
 		}

@@ -112,7 +112,13 @@ func (e *Env) check(c Command) (int, error) {
 		if err != nil {
 			return 2, err
 		}
-		exps = append(exps, check.Expectation{From: x.From, FromNS: ns, To: x.To, Addr: x.Addr, Proto: x.Proto, Want: x.Want})
+		ce := check.Expectation{From: x.From, FromNS: ns, To: x.To, Addr: x.Addr, Proto: x.Proto, Want: x.Want, Bounds: x.Bounds, Probes: x.Probes}
+		if len(x.Bounds) > 0 && x.ToNode != "" {
+			if ce.ToNS, err = open(x.ToNode); err != nil {
+				return 2, err
+			}
+		}
+		exps = append(exps, ce)
 	}
 	if len(exps) == 0 && !ca.all {
 		return 2, fmt.Errorf("check: lab %s has no expectations (add an expect: section, or use --all)", l.Name)

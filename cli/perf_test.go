@@ -92,3 +92,54 @@ func TestPerf(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckBounds: a lab file asserts measured figures of its own paths;
+// a bound that does not hold fails the check and says what was measured.
+func TestCheckBounds(t *testing.T) {
+	leakCheck(t)
+	state := []string{"NSNET_STATE_DIR=" + t.TempDir()}
+	file := filepath.Join(t.TempDir(), "bounds.yaml")
+	text := perfLab + `expect:
+  - {from: h1, to: h2, latency: "<30ms", loss: "<2%", rate: ">8mbit"}
+  - {from: h2, to: "fd77::1", loss: "<=0%", probes: 300}
+  - {from: h1, to: h2, latency: "<1us"}
+`
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) result { return nsnetIn(t, state, args...) }
+	if r := run("up", file); r.code != 0 {
+		t.Fatalf("up: %+v", r)
+	}
+	t.Cleanup(func() { run("down", "perfpair") })
+	r := run("check", file)
+	t.Log(r.out)
+	if r.code != 1 || !strings.Contains(r.out, "2 passed, 1 failed, 0 errors") {
+		t.Fatalf("check: %+v", r)
+	}
+	for _, want := range []string{"(want <30ms), loss 0.00% (want <2%), rate ", "mbit (want >8mbit)", "loss 0.00% (want <=0%)", "FAIL    h1    h2 (10.77.0.2)  icmp", "FAILED latency "} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, r.out)
+		}
+	}
+	r = run("-j", "check", "perfpair")
+	var rep struct {
+		Results []struct {
+			Result   string
+			Measures []struct {
+				Metric, Bound string
+				Got           float64
+				Pass          bool
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(r.out), &rep); err != nil || len(rep.Results) != 3 {
+		t.Fatalf("JSON: %v %+v", err, r)
+	}
+	if m := rep.Results[0].Measures; len(m) != 3 || m[2].Metric != "rate" || m[2].Got < 8e6 || !m[2].Pass {
+		t.Errorf("measures: %+v", rep.Results[0])
+	}
+	if m := rep.Results[2]; m.Result != "fail" || len(m.Measures) != 1 || m.Measures[0].Pass || m.Measures[0].Got <= 0 {
+		t.Errorf("failed bound: %+v", m)
+	}
+}

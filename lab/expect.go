@@ -17,6 +17,13 @@ type Expectation struct {
 	Addr  netip.Addr // the address probed: To's, or To's node's first (IPv4 first)
 	Proto check.Proto
 	Want  check.Want
+	// Bounds are figures the path must show (latency: "<30ms", loss:
+	// "<2%", rate: ">8mbit"), measured with Probes echo requests (0: the
+	// check's default) and a TCP run to a receiver in ToNode.
+	Bounds []check.Bound
+	Probes int
+	// ToNode is the node that holds Addr, or "" when none of the lab's does.
+	ToNode string
 
 	at loc
 }
@@ -24,14 +31,21 @@ type Expectation struct {
 type expectSpec struct {
 	At                    loc
 	From, To, Proto, Want sval
+	Latency, Loss, Rate   sval
+	Probes                ival
 }
 
 // expect reads {from: NODE, to: NODE|ADDR, proto: icmp|tcp:P|udp:P|http:P/PATH,
-// expect: reach|isolated}; proto defaults to icmp and expect to reach.
+// expect: reach|isolated, latency: BOUND, loss: BOUND, rate: BOUND, probes: N};
+// proto defaults to icmp and expect to reach.
 func (p *parser) expect(n *yaml.Node, path string) *expectSpec {
 	e := &expectSpec{At: at(n, path)}
-	f := p.fields(n, path, "from", "to", "proto", "expect")
-	for key, dst := range map[string]*sval{"from": &e.From, "to": &e.To, "proto": &e.Proto, "expect": &e.Want} {
+	f := p.fields(n, path, "from", "to", "proto", "expect", "latency", "loss", "rate", "probes")
+	if v, ok := f["probes"]; ok {
+		e.Probes = p.int(v, path+".probes")
+	}
+	for key, dst := range map[string]*sval{"from": &e.From, "to": &e.To, "proto": &e.Proto, "expect": &e.Want,
+		"latency": &e.Latency, "loss": &e.Loss, "rate": &e.Rate} {
 		if v, ok := f[key]; ok {
 			*dst = p.str(v, path+"."+key)
 		} else if (key == "from" || key == "to") && n.Kind == yaml.MappingNode {
@@ -72,6 +86,9 @@ func (r *resolver) expectations(s *spec) {
 				continue
 			}
 			x.Addr = a.Unmap()
+			if n := r.lab.NodeWith(x.Addr); n != nil {
+				x.ToNode = n.Name
+			}
 		} else {
 			n := r.lab.nodes[es.To.V]
 			if n == nil {
@@ -83,6 +100,10 @@ func (r *resolver) expectations(s *spec) {
 				r.add(es.To.At, "node %s has no address to probe: write one of its addresses instead", es.To.V)
 				continue
 			}
+			x.ToNode = n.Name
+		}
+		if !r.bounds(es, &x) {
+			continue
 		}
 		r.lab.Expect = append(r.lab.Expect, x)
 	}
@@ -125,4 +146,54 @@ func (r *resolver) responders(n *Node, ns *nodeSpec) {
 		seen[key] = v.At
 		n.Responders = append(n.Responders, p.String())
 	}
+}
+
+// bounds reads an expectation's latency, loss and rate bounds and probes.
+func (r *resolver) bounds(es *expectSpec, x *Expectation) bool {
+	ok := true
+	var first loc
+	for _, b := range []struct {
+		metric string
+		v      sval
+	}{{check.Latency, es.Latency}, {check.Loss, es.Loss}, {check.Rate, es.Rate}} {
+		if !b.v.set() {
+			continue
+		}
+		if first.Line == 0 {
+			first = b.v.At
+		}
+		bd, err := check.ParseBound(b.metric, b.v.V)
+		if err != nil {
+			r.add(b.v.At, "%v", err)
+			ok = false
+			continue
+		}
+		if b.metric == check.Rate && x.ToNode == "" {
+			r.add(b.v.At, "rate is measured with a TCP receiver nsnet runs in the target node, and no node of this lab has %s", x.Addr)
+			ok = false
+			continue
+		}
+		x.Bounds = append(x.Bounds, bd)
+	}
+	if es.Probes.set() {
+		if es.Probes.V < 1 || es.Probes.V > 1_000_000 {
+			r.add(es.Probes.At, "probes %d: must be from 1 to 1000000", es.Probes.V)
+			ok = false
+		} else if !es.Latency.set() && !es.Loss.set() {
+			r.add(es.Probes.At, "probes is the number of echo requests that measure latency or loss: give one of them")
+			ok = false
+		}
+		x.Probes = es.Probes.V
+	}
+	if first.Line > 0 {
+		if x.Want != check.Reach {
+			r.add(first, "latency, loss and rate are measured on a path that must reach: drop \"expect: isolated\"")
+			ok = false
+		}
+		if es.Proto.set() && x.Proto.Name != "icmp" {
+			r.add(es.Proto.At, "latency and loss are measured with echo requests and rate with nsnet's own TCP receiver: drop proto %s", es.Proto.V)
+			ok = false
+		}
+	}
+	return ok
 }
