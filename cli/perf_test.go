@@ -117,7 +117,7 @@ func TestCheckBounds(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.out, "2 passed, 1 failed, 0 errors") {
 		t.Fatalf("check: %+v", r)
 	}
-	for _, want := range []string{"(want <30ms), loss 0.00% (want <2%), rate ", "mbit (want >8mbit)", "loss 0.00% (want <=0%)", "FAIL    h1    h2 (10.77.0.2)  icmp", "FAILED latency "} {
+	for _, want := range []string{"(want <30ms), loss 0.00% (want <2%), rate ", "bit (want >8mbit)", "loss 0.00% (want <=0%)", "FAIL    h1    h2 (10.77.0.2)  icmp", "FAILED latency "} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, r.out)
 		}
