@@ -16,10 +16,11 @@ const benchInsideArg = "--inside-sandbox"
 // bench compares nsnet with iproute2 and a tuned netlink loop, always in a
 // fresh sandbox.
 func (e *Env) bench(c Command) (int, error) {
-	if len(c.Argv) > 0 && c.Argv[0] == benchInsideArg {
-		return e.benchInside(c.Argv[1:], c.Opts.JSON)
+	flags := benchFlagArgs(c)
+	if c.has(benchInsideArg) {
+		return e.benchInside(flags, c.Opts.JSON)
 	}
-	if _, err := parseBenchArgs(c.Argv); err != nil {
+	if _, err := parseBenchArgs(flags); err != nil {
 		return 2, err
 	}
 	args := []string{e.Exe}
@@ -27,7 +28,24 @@ func (e *Env) bench(c Command) (int, error) {
 		args = append(args, "-j")
 	}
 	args = append(args, "bench", benchInsideArg)
-	return sandbox.Run(append(args, c.Argv...), e.Stdin, e.Stdout, e.Stderr)
+	return sandbox.Run(append(args, flags...), e.Stdin, e.Stdout, e.Stderr)
+}
+
+// benchFlagArgs turns bench's parsed options back into arguments, for its
+// own parser and for the run inside the sandbox.
+func benchFlagArgs(c Command) []string {
+	var args []string
+	for _, f := range []string{"--mode", "--n", "--reps", "--runners", "--each-max", "--ping", "--exec"} {
+		v, ok := c.Flags[f]
+		switch {
+		case !ok:
+		case f == "--ping":
+			args = append(args, f)
+		default:
+			args = append(args, f, v)
+		}
+	}
+	return args
 }
 
 // benchArgs are bench's parsed arguments.

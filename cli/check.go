@@ -24,36 +24,14 @@ type checkArgs struct {
 	timeout time.Duration
 }
 
-func parseCheckArgs(args []string) (checkArgs, error) {
-	ca := checkArgs{timeout: time.Second}
-	const usage = "usage: nsnet check FILE|LAB [--all] [--junit FILE] [--timeout SECONDS]"
-	for len(args) > 0 {
-		switch a := args[0]; a {
-		case "--all":
-			ca.all, args = true, args[1:]
-		case "--junit", "--timeout":
-			if len(args) < 2 {
-				return ca, usagef("check", "%s needs a value (%s)", a, usage)
-			}
-			if a == "--junit" {
-				ca.junit = args[1]
-			} else {
-				f, err := strconv.ParseFloat(args[1], 64)
-				if err != nil || f < 0.01 || f > 60 {
-					return ca, usagef("check", "--timeout %q: must be seconds from 0.01 to 60", args[1])
-				}
-				ca.timeout = time.Duration(f * float64(time.Second))
-			}
-			args = args[2:]
-		default:
-			if ca.target != "" || (len(a) > 1 && a[0] == '-') {
-				return ca, usagef("check", "unexpected argument %q (%s)", a, usage)
-			}
-			ca.target, args = a, args[1:]
+func parseCheckArgs(c Command) (checkArgs, error) {
+	ca := checkArgs{timeout: time.Second, target: c.Args[0], all: c.has("--all"), junit: c.Flags["--junit"]}
+	if v, ok := c.Flags["--timeout"]; ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0.01 || f > 60 {
+			return ca, usagef("check", "--timeout %q: must be seconds from 0.01 to 60", v)
 		}
-	}
-	if ca.target == "" {
-		return ca, usagef("check", "missing lab file or lab name (%s)", usage)
+		ca.timeout = time.Duration(f * float64(time.Second))
 	}
 	return ca, nil
 }
@@ -75,7 +53,7 @@ type matrixJSON struct {
 // check runs a lab's expectations (and with --all, every pair of nodes by
 // ICMP). Exit 1 when an expectation fails, 2 when the check could not run.
 func (e *Env) check(c Command) (int, error) {
-	ca, err := parseCheckArgs(c.Argv)
+	ca, err := parseCheckArgs(c)
 	if err != nil {
 		return 2, err
 	}
@@ -189,20 +167,29 @@ func (e *Env) check(c Command) (int, error) {
 // checkLab finds the lab with its expectations: from the file given, or
 // from the file the lab was brought up from.
 func (e *Env) checkLab(target string, opt lab.Options) (*lab.Lab, error) {
+	var fromFile *lab.Lab
+	name := ""
 	if fi, err := os.Stat(target); err == nil && fi.Mode().IsRegular() {
-		return lab.Load(target)
-	}
-	name, err := lab.NameOf(target, opt)
-	if err != nil {
+		l, err := lab.Load(target)
+		if err != nil {
+			return nil, err
+		}
+		fromFile, name = l, l.Name
+	} else if name, err = lab.NameOf(target, opt); err != nil {
 		return nil, err
 	}
-	// The ledger names the file; no need to observe the kernel for that.
+	// The ledger says whether the lab is up and names its file; no need to
+	// observe the kernel for that. A file and a name say the same when the
+	// lab is not up.
 	led, err := ledger.Store{Dir: opt.StateDir}.Read(name)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && led.File == "") {
-		return nil, fmt.Errorf("check: lab %s is not up (see nsnet labs)", name)
+		return nil, fmt.Errorf("check: lab %s is not up (bring it up with: nsnet up FILE; see nsnet labs)", name)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if fromFile != nil {
+		return fromFile, nil
 	}
 	l, err := lab.Load(led.File)
 	if errors.Is(err, fs.ErrNotExist) {

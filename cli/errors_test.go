@@ -60,7 +60,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{[]string{"route", "add", "10.9.0.0/16", "via", "fd00::1"}, "different address families"},
 		{[]string{"ping", "-c", "0", "127.0.0.1"}, "count must be a whole number"},
 		{[]string{"ping", "example.com"}, "names are not resolved"},
-		{[]string{"frobnicate"}, `unknown object "frobnicate"`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"--frob", "link"}, `unknown option "--frob"`},
 	} {
 		before := takeSnapshot(t)
@@ -72,8 +72,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		if !strings.Contains(r.err, tc.want) {
 			t.Errorf("nsnet %q: stderr %q, want it to contain %q", tc.args, r.err, tc.want)
 		}
-		if n := strings.Count(strings.TrimSpace(r.err), "\n"); n != 0 {
-			t.Errorf("nsnet %q: error is %d lines, want one: %q", tc.args, n+1, r.err)
+		if msg := errorLine(r.err); strings.Count(msg, "\n") != 0 || msg == "" {
+			t.Errorf("nsnet %q: error is not one line (and the usage): %q", tc.args, r.err)
 		}
 		if after := takeSnapshot(t); !reflect.DeepEqual(before, after) {
 			t.Errorf("nsnet %q changed state:\nbefore %+v\nafter  %+v", tc.args, before, after)
@@ -126,4 +126,21 @@ func TestSandboxCommand(t *testing.T) {
 	if r := nsnet(t, "sandbox", "--", "sh", "-c", "exit 3"); r.code != 3 {
 		t.Errorf("sandbox exit code = %d, want 3", r.code)
 	}
+}
+
+// errorLine is the error of an nsnet run's stderr: its first line, when the
+// lines after it are the usage that follows a wrong command line; "" when
+// there is more.
+func errorLine(stderr string) string {
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	for i, l := range lines[1:] {
+		switch {
+		case i == 0 && strings.HasPrefix(l, "usage: nsnet "):
+		case i > 0 && strings.HasPrefix(l, "       nsnet "):
+		case i == len(lines)-2 && strings.HasPrefix(l, "Run \"nsnet help"):
+		default:
+			return ""
+		}
+	}
+	return lines[0]
 }

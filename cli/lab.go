@@ -21,12 +21,9 @@ func (e *Env) lab(c Command) (int, error) {
 		debug.SetMemoryLimit(labMemoryLimit)
 	}
 	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, Exe: e.Exe, Log: e.Stderr}
-	args := c.Argv
+	args := c.Args
 	switch c.Object {
 	case "plan", "up":
-		if len(args) != 1 {
-			return 2, usagef(c.Object, "expected one lab file: nsnet %s FILE", c.Object)
-		}
 		l, err := lab.Load(args[0])
 		if err != nil {
 			return 1, err
@@ -53,9 +50,6 @@ func (e *Env) lab(c Command) (int, error) {
 		}
 		return 0, nil
 	case "down":
-		if len(args) != 1 {
-			return 2, usagef("down", "expected a lab file or a lab name: nsnet down FILE|LAB")
-		}
 		name, err := lab.NameOf(args[0], opt)
 		if err != nil {
 			return 1, err
@@ -75,9 +69,6 @@ func (e *Env) lab(c Command) (int, error) {
 		}
 		return 0, nil
 	case "status":
-		if len(args) > 1 {
-			return 2, usagef("status", "expected at most one lab: nsnet status [LAB]")
-		}
 		name := ""
 		if len(args) == 1 {
 			var err error
@@ -91,37 +82,28 @@ func (e *Env) lab(c Command) (int, error) {
 		}
 		return 0, lab.WriteStatus(e.Stdout, st, c.Opts.JSON)
 	case "labs":
-		if len(args) > 0 {
-			return 2, usagef("labs", "unexpected argument %q", args[0])
-		}
 		ls, err := lab.Labs(opt)
 		if err != nil {
 			return 1, err
 		}
 		return 0, lab.WriteLabs(e.Stdout, ls, c.Opts.JSON)
 	case "exec":
-		if len(args) >= 4 && args[0] == lab.GateArg && args[3] == "--" {
+		if c.has(labGateFlag) {
 			// A lab process waiting to be recorded before it runs.
-			err := lab.Gate(args[1], args[2], args[4:])
+			err := lab.Gate(args[0], args[1], c.Argv)
 			return 127, fmt.Errorf("lab process: %w", err)
 		}
-		if len(args) < 3 {
-			return 2, usagef("exec", "expected: nsnet exec LAB NODE -- CMD [ARGS...]")
-		}
-		argv := args[2:]
-		if argv[0] == "--" {
-			argv = argv[1:]
-		}
-		if len(argv) == 0 {
-			return 2, usagef("exec", "missing command: nsnet exec LAB NODE -- CMD [ARGS...]")
-		}
-		err := lab.Exec(args[0], args[1], argv, opt)
+		err := lab.Exec(args[0], args[1], c.Argv, opt)
 		// Exec only returns on failure, possibly inside the namespace:
 		// report and exit.
-		return 1, fmt.Errorf("exec %s %s %s: %w", args[0], args[1], argv[0], err)
+		return 1, fmt.Errorf("exec %s %s %s: %w", args[0], args[1], c.Argv[0], err)
 	}
 	return 2, fmt.Errorf("%s: not implemented yet", c.Object)
 }
+
+// labGateFlag marks the exec that nsnet up starts for a lab process: it
+// waits until the process is recorded, then becomes it.
+const labGateFlag = lab.GateArg
 
 func printNotes(e *Env, p *lab.Plan) {
 	for _, n := range p.Notes {

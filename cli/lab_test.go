@@ -17,13 +17,13 @@ func TestLabUsage(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"up"}, 2, "up: expected one lab file: nsnet up FILE"},
-		{[]string{"plan", "a.yaml", "b.yaml"}, 2, "plan: expected one lab file"},
-		{[]string{"down"}, 2, "down: expected a lab file or a lab name"},
-		{[]string{"status", "a", "b"}, 2, "status: expected at most one lab"},
+		{[]string{"up"}, 2, "nsnet: up: missing FILE\nusage: nsnet up FILE\n"},
+		{[]string{"plan", "a.yaml", "b.yaml"}, 2, "plan: unexpected argument \"b.yaml\"\nusage: nsnet plan FILE\n"},
+		{[]string{"down"}, 2, "down: missing FILE|LAB\nusage: nsnet down FILE|LAB\n"},
+		{[]string{"status", "a", "b"}, 2, "status: unexpected argument \"b\"\nusage: nsnet status [FILE|LAB] [-j]\n"},
 		{[]string{"labs", "x"}, 2, `labs: unexpected argument "x"`},
-		{[]string{"exec", "lab", "node"}, 2, "exec: expected: nsnet exec LAB NODE -- CMD [ARGS...]"},
-		{[]string{"exec", "lab", "node", "--"}, 2, "exec: missing command"},
+		{[]string{"exec", "lab", "node"}, 2, "exec: missing CMD\nusage: nsnet exec LAB NODE [--] CMD [ARGS...]\n"},
+		{[]string{"exec", "lab", "node", "--"}, 2, "exec: missing CMD"},
 		{[]string{"exec", "nolab", "node", "--", "true"}, 1, "no lab named nolab is up"},
 		{[]string{"status", "nolab"}, 1, "no lab named nolab is up"},
 		{[]string{"up", "/nonexistent/lab.yaml"}, 1, "read lab file: open /nonexistent/lab.yaml: no such file or directory"},

@@ -7,6 +7,7 @@ package cli
 import (
 	"fmt"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -26,8 +27,8 @@ type Options struct {
 // Command is one parsed command line.
 type Command struct {
 	Opts   Options
-	Object string // link, addr, route, netns, ping, sandbox, demo, help, version, or a lab command
-	Verb   string // add, del, set, show, list, exec
+	Object string // the command's name in the table (commands.go): link, addr, ..., up, check
+	Verb   string // its verb (add, del, set, show, list, exec), for commands that have verbs
 
 	Name  string // link, namespace or device name
 	Peer  string // link add ... peer name PEER
@@ -52,7 +53,13 @@ type Command struct {
 	Listen string // serve PROTO HOST:PORT
 	URL    string // fetch URL
 
-	Argv []string // netns exec NAME ARGV..., sandbox -- ARGV..., lab commands' arguments
+	// Args are a table command's positional arguments and Flags its own
+	// options given (a switch maps to ""); Argv is a command line passed on
+	// as given (netns exec NAME ARGV..., sandbox -- ARGV..., exec LAB NODE
+	// ARGV...).
+	Args  []string
+	Flags map[string]string
+	Argv  []string
 }
 
 // UsageError is a command line that cannot be parsed. It names the rule.
@@ -72,147 +79,415 @@ func usagef(ctx, format string, a ...any) error {
 	return &UsageError{Context: ctx, Msg: fmt.Sprintf(format, a...)}
 }
 
-// isLabCommand reports the commands handled by the lab and check packages;
-// Parse only collects their arguments.
-func isLabCommand(obj string) bool {
-	switch obj {
-	case "up", "down", "plan", "status", "labs", "exec", "check", "bench", "perf":
+// Parse parses a command line (without the program name).
+func Parse(args []string) (Command, error) {
+	var c Command
+	help := false
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			i++
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			break
+		}
+		n, err := c.optionBefore(args[i:], &help)
+		if err != nil {
+			return c, err
+		}
+		i += n - 1
+	}
+	rest := args[i:]
+	if help {
+		return helpCommand(rest), nil
+	}
+	if c.Object == "version" {
+		if len(rest) > 0 {
+			return c, usagef("version", "unexpected argument %q", rest[0])
+		}
+		return c, nil
+	}
+	if len(rest) == 0 {
+		return helpCommand(nil), nil
+	}
+	s, err := lookup(rest[0])
+	if err != nil {
+		return c, err
+	}
+	return parseFor(c, s, rest[1:])
+}
+
+// helpCommand is "nsnet help TOPIC...".
+func helpCommand(topic []string) Command {
+	return Command{Object: "help", Args: topic}
+}
+
+// lookup finds the command a word names: a command's own name first, then
+// ip's object abbreviations in ip's order.
+func lookup(word string) (*cmdSpec, error) {
+	specs := commands()
+	for _, s := range specs {
+		if s.is(word, false) {
+			return s, nil
+		}
+	}
+	for _, o := range ipObjects() {
+		if !matches(word, o) {
+			continue
+		}
+		for _, s := range specs {
+			if s.is(o, false) {
+				return s, nil
+			}
+		}
+		return nil, usagef("", "%q is ip's %q object, which nsnet does not implement%s", word, o, suggest(word, specs))
+	}
+	return nil, usagef("", "unknown command %q%s", word, suggest(word, specs))
+}
+
+// parseFor parses the arguments after command s's name.
+func parseFor(c Command, s *cmdSpec, args []string) (Command, error) {
+	c.Object = s.name
+	leaf, path := s, s.name
+	if len(s.verbs) > 0 {
+		switch {
+		case len(args) == 0:
+			leaf = s.verb(s.dflt)
+		case isHelpFlag(args[0]):
+			return helpCommand([]string{s.name}), nil
+		default:
+			v := s.verb(args[0])
+			switch {
+			case v == nil && s.ip && isGlobalOption(args[0]):
+				return c, usagef(s.name, "options go before the object, as in ip: nsnet %s %s ...", args[0], s.name)
+			case v == nil:
+				return c, usagef(s.name, "unknown command %q (commands: %s)", args[0], strings.Join(verbNames(s), ", "))
+			case v.missing:
+				return c, usagef(s.name, "%q is ip %s's %q, which nsnet does not implement (commands: %s)", args[0], s.name, v.name, strings.Join(verbNames(s), ", "))
+			case v.name == "help":
+				return helpCommand([]string{s.name}), nil
+			}
+			leaf, args = v, args[1:]
+		}
+		c.Verb = leaf.name
+		path += " " + leaf.name
+	}
+	if leaf.parse != nil {
+		if wantsHelp(leaf, args) {
+			return helpCommand(strings.Fields(path)), nil
+		}
+		if s.ip {
+			for _, a := range args[:helpScan(leaf, args)] {
+				if isGlobalOption(a) {
+					return c, usagef(path, "options go before the object, as in ip: nsnet %s %s ...", a, path)
+				}
+			}
+		}
+		var err error
+		if c, err = leaf.parse(c, args); err != nil {
+			return c, err
+		}
+	} else {
+		var help bool
+		var err error
+		if c, help, err = parseFlags(leaf, path, c, args); err != nil || help {
+			if help {
+				return helpCommand(strings.Fields(path)), nil
+			}
+			return c, err
+		}
+	}
+	if extra := c.Opts.given() &^ leaf.opts; extra != 0 {
+		return c, usagef(path, "option %s does not apply to \"nsnet %s\"%s", extra.names(), path, leaf.opts.applies())
+	}
+	return c, nil
+}
+
+func verbNames(s *cmdSpec) []string {
+	var ns []string
+	for _, v := range s.verbs {
+		if !v.missing && !v.hidden {
+			ns = append(ns, v.name)
+		}
+	}
+	return ns
+}
+
+func isHelpFlag(a string) bool { return a == "-h" || a == "--help" || a == "-help" }
+
+// helpScan is how many of args are nsnet's before a command line that is
+// passed on as given (netns exec NAME CMD...).
+func helpScan(s *cmdSpec, args []string) int {
+	n := len(args)
+	if s.rest != nil && len(s.args) < n {
+		n = len(s.args)
+	}
+	for i, a := range args[:n] {
+		if a == "--" {
+			return i
+		}
+	}
+	return n
+}
+
+func wantsHelp(s *cmdSpec, args []string) bool {
+	for _, a := range args[:helpScan(s, args)] {
+		if isHelpFlag(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseFlags reads a command's own options, the global options (which the
+// lab commands take after the verb too), positional arguments and the
+// command line passed on after them. help is true for -h or --help.
+func parseFlags(s *cmdSpec, path string, c Command, args []string) (Command, bool, error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			if s.rest == nil {
+				return c, false, usagef(path, "unexpected argument %q", a)
+			}
+			c.Argv = args[i+1:]
+			break
+		}
+		flag := strings.HasPrefix(a, "-") && a != "-"
+		if !flag && s.rest != nil && len(c.Args) == len(s.args) {
+			c.Argv = args[i:]
+			break
+		}
+		if !flag {
+			if len(c.Args) == len(s.args) {
+				return c, false, usagef(path, "unexpected argument %q", a)
+			}
+			c.Args = append(c.Args, a)
+			continue
+		}
+		if isHelpFlag(a) {
+			return c, true, nil
+		}
+		name, val, hasVal := strings.Cut(a, "=")
+		if f := s.flag(name); f != nil {
+			switch {
+			case f.value == "" && hasVal:
+				return c, false, usagef(path, "option %s takes no value", name)
+			case f.value != "" && !hasVal:
+				if i+1 >= len(args) {
+					return c, false, usagef(path, "option %s needs a value (%s %s)", name, name, f.value)
+				}
+				i++
+				val = args[i]
+			}
+			if c.Flags == nil {
+				c.Flags = map[string]string{}
+			}
+			c.Flags[name] = val
+			continue
+		}
+		n, err := c.optionAfter(args[i:])
+		if err != nil {
+			return c, false, usagef(path, "%v%s", err, suggestFlag(name, s))
+		}
+		i += n - 1
+	}
+	if len(c.Args) < s.required() {
+		return c, false, usagef(path, "missing %s", s.args[len(c.Args)].name)
+	}
+	if s.rest != nil && !s.rest.optional && len(c.Argv) == 0 && !c.has(labGateFlag) {
+		return c, false, usagef(path, "missing %s", s.rest.name)
+	}
+	return c, false, nil
+}
+
+func (s *cmdSpec) required() int {
+	n := 0
+	for _, a := range s.args {
+		if !a.optional {
+			n++
+		}
+	}
+	return n
+}
+
+// has reports whether the command line gave one of the command's switches.
+func (c Command) has(flag string) bool {
+	_, ok := c.Flags[flag]
+	return ok
+}
+
+// flagArgs are the command's own options as arguments again ("-t", "2",
+// "--icmp"), sorted, for a command that reads them with a parser of its own.
+func (c Command) flagArgs() []string {
+	names := make([]string, 0, len(c.Flags))
+	for n := range c.Flags {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var args []string
+	for _, n := range names {
+		args = append(args, n)
+		if v := c.Flags[n]; v != "" {
+			args = append(args, v)
+		}
+	}
+	return args
+}
+
+// given is the set of global options the command line gave.
+func (o Options) given() optSet {
+	var s optSet
+	if o.NS != "" {
+		s |= optNS
+	}
+	if o.Brief {
+		s |= optBrief
+	}
+	if o.JSON {
+		s |= optJSON
+	}
+	if o.Family != 0 {
+		s |= optFamily
+	}
+	return s
+}
+
+func (s optSet) list() []string {
+	var ns []string
+	for _, o := range []struct {
+		bit  optSet
+		name string
+	}{{optNS, "-n NS"}, {optBrief, "-br"}, {optJSON, "-j"}, {optFamily, "-4/-6"}} {
+		if s&o.bit != 0 {
+			ns = append(ns, o.name)
+		}
+	}
+	return ns
+}
+
+func (s optSet) names() string { return strings.Join(s.list(), " and ") }
+
+func (s optSet) applies() string {
+	if s == 0 {
+		return " (it takes none of -n, -br, -j, -4, -6)"
+	}
+	return " (options that apply: " + strings.Join(s.list(), ", ") + ")"
+}
+
+// ipOptionNames are ip's options in the order ip (ip/ip.c) tries them;
+// ip reads "--x" as "-x" and takes the first option the word is a prefix
+// of, except for the ones it compares whole (exactOpt).
+func ipOptionNames() []string {
+	return []string{
+		"-loops", "-family", "-4", "-6", "-0", "-M", "-B", "-human", "-human-readable",
+		"-iec", "-stats", "-statistics", "-details", "-resolve", "-oneline", "-timestamp",
+		"-tshort", "-Version", "-force", "-batch", "-brief", "-json", "-pretty", "-rcvbuf",
+		"-color", "-help", "-netns", "-Numeric", "-all", "-echo",
+	}
+}
+
+func exactOpt(o string) bool {
+	switch o {
+	case "-4", "-6", "-0", "-M", "-B", "-echo":
 		return true
 	}
 	return false
 }
 
-// Parse parses a command line (without the program name).
-func Parse(args []string) (Command, error) {
-	var c Command
-	i := 0
-	for ; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			break
+// optionBefore reads one option before the object, as ip reads it, and
+// returns how many arguments it took. -h is help (ip reads it as -human,
+// which nsnet has no use for; every other tool reads it as help).
+func (c *Command) optionBefore(args []string, help *bool) (int, error) {
+	a := args[0]
+	switch a {
+	case "-h":
+		*help = true
+		return 1, nil
+	case "-v", "-version", "--version":
+		// ip spells it -V / -Version; everyone else --version.
+		c.Object = "version"
+		return 1, nil
+	}
+	opt := a
+	if strings.HasPrefix(opt, "--") {
+		opt = opt[1:]
+	}
+	for _, o := range ipOptionNames() {
+		if !(opt == o || !exactOpt(o) && matches(opt, o)) {
+			continue
 		}
-		opt := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
-		switch opt {
-		case "n", "netns":
-			if i+1 >= len(args) {
-				return c, usagef("", "option %s needs a namespace name", a)
-			}
-			i++
-			if err := netns.ValidateName(args[i]); err != nil {
-				return c, usagef("", "option %s: %v", a, err)
-			}
-			c.Opts.NS = args[i]
-		case "br", "brief":
-			c.Opts.Brief = true
-		case "j", "json":
-			c.Opts.JSON = true
-		case "4":
-			c.Opts.Family = 4
-		case "6":
-			c.Opts.Family = 6
-		case "h", "help":
-			c.Object = "help"
-			return c, nil
-		case "V", "version":
+		switch o {
+		case "-help":
+			*help = true
+		case "-Version":
 			c.Object = "version"
-			return c, nil
+		case "-brief":
+			c.Opts.Brief = true
+		case "-json":
+			c.Opts.JSON = true
+		case "-4":
+			c.Opts.Family = 4
+		case "-6":
+			c.Opts.Family = 6
+		case "-netns":
+			return c.setNS(a, args)
 		default:
-			return c, usagef("", "unknown option %q (options: -n NS, -br, -j, -4, -6, -h, -V)", a)
+			return 0, usagef("", "option %q is ip's %s, which nsnet does not implement (options: -n NS, -br, -j, -4, -6, -h, -V)", a, o)
 		}
+		return 1, nil
 	}
-	rest := args[i:]
-	if len(rest) == 0 {
-		c.Object = "help"
-		return c, nil
-	}
-	obj, rest := rest[0], rest[1:]
-	switch {
-	case matches(obj, "link", 1):
-		c.Object = "link"
-		return parseLink(c, rest)
-	case matches(obj, "address", 1) || obj == "addr":
-		c.Object = "addr"
-		return parseAddr(c, rest)
-	case matches(obj, "route", 1):
-		c.Object = "route"
-		return parseRoute(c, rest)
-	case obj == "netns":
-		c.Object = "netns"
-		return parseNetns(c, rest)
-	case obj == "ping":
-		c.Object = "ping"
-		return parsePing(c, rest)
-	case obj == "sandbox":
-		c.Object = "sandbox"
-		if len(rest) > 0 && rest[0] == "--" {
-			rest = rest[1:]
-		}
-		c.Argv = rest
-		return c, nil
-	case obj == "serve":
-		c.Object = "serve"
-		return parseServe(c, rest)
-	case obj == "fetch":
-		c.Object = "fetch"
-		return parseFetch(c, rest)
-	case obj == "demo" && len(rest) == 1 && rest[0] == demoInsideArg:
-		c.Object = obj
-		c.Argv = rest
-		return c, nil
-	case obj == "demo", obj == "help", obj == "version":
-		c.Object = obj
-		if len(rest) > 0 {
-			return c, usagef(obj, "unexpected argument %q", rest[0])
-		}
-		return c, nil
-	case isLabCommand(obj):
-		c.Object = obj
-		c.Argv = rest
-		return c, nil
-	}
-	return c, usagef("", "unknown object %q (objects: link, addr, route, netns, ping, serve, fetch, sandbox, demo, up, down, plan, status, labs, exec, check)", obj)
+	return 0, usagef("", "unknown option %q (options: -n NS, -br, -j, -4, -6, -h, -V)", a)
 }
 
-// matches reports whether word is a prefix of full at least min bytes long,
-// which is how iproute2 accepts "l", "li", "lin" for "link".
-func matches(word, full string, min int) bool {
-	return len(word) >= min && len(word) <= len(full) && full[:len(word)] == word
+// optionAfter reads a global option given after a lab command's verb. Only
+// the full forms are taken there: abbreviations would collide with the
+// command's own options.
+func (c *Command) optionAfter(args []string) (int, error) {
+	a := args[0]
+	name, val, hasVal := strings.Cut(a, "=")
+	switch name {
+	case "-j", "--json", "-json":
+		c.Opts.JSON = true
+	case "-br", "--brief", "-brief":
+		c.Opts.Brief = true
+	case "-4":
+		c.Opts.Family = 4
+	case "-6":
+		c.Opts.Family = 6
+	case "-n", "--netns", "-netns":
+		if hasVal {
+			return c.setNS(name, []string{name, val})
+		}
+		return c.setNS(a, args)
+	default:
+		return 0, fmt.Errorf("unknown option %q", a)
+	}
+	if hasVal {
+		return 0, fmt.Errorf("option %s takes no value", name)
+	}
+	return 1, nil
 }
 
-func parseLink(c Command, args []string) (Command, error) {
-	if len(args) == 0 {
-		c.Verb = "show"
-		return c, nil
+func (c *Command) setNS(opt string, args []string) (int, error) {
+	if len(args) < 2 {
+		return 0, usagef("", "option %s needs a namespace name", opt)
 	}
-	verb, args := args[0], args[1:]
-	switch {
-	case verb == "add":
-		c.Verb = "add"
-		return parseLinkAdd(c, args)
-	case verb == "del" || verb == "delete":
-		c.Verb = "del"
-		name, rest, err := devName("link del", args)
-		if err != nil {
-			return c, err
-		}
-		c.Name = name
-		return c, noMore("link del", rest)
-	case verb == "set":
-		c.Verb = "set"
-		return parseLinkSet(c, args)
-	case verb == "show" || verb == "list" || verb == "ls" || verb == "lst":
-		c.Verb = "show"
-		if len(args) == 0 {
-			return c, nil
-		}
-		name, rest, err := devName("link show", args)
-		if err != nil {
-			return c, err
-		}
-		c.Name = name
-		return c, noMore("link show", rest)
+	if err := netns.ValidateName(args[1]); err != nil {
+		return 0, usagef("", "option %s: %v", opt, err)
 	}
-	return c, usagef("link", "unknown command %q (commands: add, del, set, show)", verb)
+	c.Opts.NS = args[1]
+	return 2, nil
+}
+
+// isGlobalOption reports the options that belong before an iproute2 object.
+func isGlobalOption(a string) bool {
+	switch a {
+	case "-j", "--json", "-json", "-br", "--brief", "-brief", "-4", "-6", "-n", "--netns", "-netns":
+		return true
+	}
+	return false
 }
 
 // devName reads "NAME" or "dev NAME".
@@ -396,169 +671,6 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
-func parseAddr(c Command, args []string) (Command, error) {
-	if len(args) == 0 {
-		c.Verb = "show"
-		return c, nil
-	}
-	verb, args := args[0], args[1:]
-	switch {
-	case verb == "add" || verb == "del" || verb == "delete":
-		c.Verb = verb
-		if verb == "delete" {
-			c.Verb = "del"
-		}
-		ctx := "addr " + c.Verb
-		for len(args) > 0 {
-			switch kw := args[0]; {
-			case kw == "dev":
-				name, rest, err := devName(ctx, args)
-				if err != nil {
-					return c, err
-				}
-				c.Name, args = name, rest
-			case kw == "local":
-				if len(args) < 2 {
-					return c, usagef(ctx, `"local" needs an address`)
-				}
-				args = args[1:]
-			case !c.Prefix.IsValid():
-				p, err := ParsePrefix(kw)
-				if err != nil {
-					return c, usagef(ctx, "%v", err)
-				}
-				c.Prefix, args = p, args[1:]
-			default:
-				return c, usagef(ctx, "unknown keyword %q (expected: ADDR/LEN dev NAME)", kw)
-			}
-		}
-		if !c.Prefix.IsValid() {
-			return c, usagef(ctx, "missing address (ADDR/LEN)")
-		}
-		if c.Name == "" {
-			return c, usagef(ctx, `missing "dev NAME"`)
-		}
-		return c, nil
-	case verb == "show" || verb == "list" || verb == "ls" || verb == "lst":
-		c.Verb = "show"
-		if len(args) == 0 {
-			return c, nil
-		}
-		name, rest, err := devName("addr show", args)
-		if err != nil {
-			return c, err
-		}
-		c.Name = name
-		return c, noMore("addr show", rest)
-	}
-	return c, usagef("addr", "unknown command %q (commands: add, del, show)", verb)
-}
-
-func parseRoute(c Command, args []string) (Command, error) {
-	if len(args) == 0 {
-		c.Verb = "show"
-		return c, nil
-	}
-	verb, args := args[0], args[1:]
-	switch {
-	case verb == "add" || verb == "del" || verb == "delete":
-		c.Verb = verb
-		if verb == "delete" {
-			c.Verb = "del"
-		}
-		ctx := "route " + c.Verb
-		dstSet := false
-		for len(args) > 0 {
-			switch kw := args[0]; {
-			case kw == "via":
-				if len(args) < 2 {
-					return c, usagef(ctx, `"via" needs a gateway address`)
-				}
-				gw, err := netip.ParseAddr(args[1])
-				if err != nil || gw.Zone() != "" {
-					return c, usagef(ctx, "invalid gateway %q: expected an IPv4 or IPv6 address", args[1])
-				}
-				c.Gateway, args = gw.Unmap(), args[2:]
-			case kw == "dev":
-				name, rest, err := devName(ctx, args)
-				if err != nil {
-					return c, err
-				}
-				c.Name, args = name, rest
-			case !dstSet && kw == "default":
-				dstSet, args = true, args[1:]
-			case !dstSet:
-				p, err := ParsePrefix(kw)
-				if err != nil {
-					return c, usagef(ctx, "%v", err)
-				}
-				c.Prefix, dstSet, args = p.Masked(), true, args[1:]
-			default:
-				return c, usagef(ctx, "unknown keyword %q (expected: PREFIX|default [via GW] [dev NAME])", kw)
-			}
-		}
-		if !dstSet {
-			return c, usagef(ctx, "missing destination (PREFIX or default)")
-		}
-		if !c.Gateway.IsValid() && c.Name == "" {
-			return c, usagef(ctx, `needs "via GW" or "dev NAME"`)
-		}
-		if c.Prefix.IsValid() && c.Gateway.IsValid() && c.Prefix.Addr().Is4() != c.Gateway.Is4() {
-			return c, usagef(ctx, "destination %s and gateway %s are different address families", c.Prefix, c.Gateway)
-		}
-		return c, nil
-	case verb == "show" || verb == "list" || verb == "ls":
-		c.Verb = "show"
-		return c, noMore("route show", args)
-	}
-	return c, usagef("route", "unknown command %q (commands: add, del, show)", verb)
-}
-
-func parseNetns(c Command, args []string) (Command, error) {
-	if len(args) == 0 {
-		c.Verb = "list"
-		return c, nil
-	}
-	verb, args := args[0], args[1:]
-	switch verb {
-	case "add", "del", "delete":
-		c.Verb = verb
-		if verb == "delete" {
-			c.Verb = "del"
-		}
-		ctx := "netns " + c.Verb
-		if len(args) == 0 {
-			return c, usagef(ctx, "missing namespace name")
-		}
-		if err := netns.ValidateName(args[0]); err != nil {
-			return c, usagef(ctx, "%v", err)
-		}
-		c.Name = args[0]
-		return c, noMore(ctx, args[1:])
-	case "list", "ls", "show":
-		c.Verb = "list"
-		return c, noMore("netns list", args)
-	case "exec":
-		c.Verb = "exec"
-		if len(args) == 0 {
-			return c, usagef("netns exec", "missing namespace name")
-		}
-		if err := netns.ValidateName(args[0]); err != nil {
-			return c, usagef("netns exec", "%v", err)
-		}
-		c.Name = args[0]
-		c.Argv = args[1:]
-		if len(c.Argv) > 0 && c.Argv[0] == "--" {
-			c.Argv = c.Argv[1:]
-		}
-		if len(c.Argv) == 0 {
-			return c, usagef("netns exec", "missing command")
-		}
-		return c, nil
-	}
-	return c, usagef("netns", "unknown command %q (commands: add, del, list, exec)", verb)
-}
-
 func parsePing(c Command, args []string) (Command, error) {
 	const ctx = "ping"
 	c.Count = -1
@@ -660,6 +772,151 @@ func parseFetch(c Command, args []string) (Command, error) {
 	}
 	if c.URL == "" {
 		return c, usagef(ctx, "missing URL (http://HOST:PORT/PATH)")
+	}
+	return c, nil
+}
+
+func parseLinkDel(c Command, args []string) (Command, error) {
+	name, rest, err := devName("link del", args)
+	if err != nil {
+		return c, err
+	}
+	c.Name = name
+	return c, noMore("link del", rest)
+}
+
+func parseLinkShow(c Command, args []string) (Command, error) {
+	return parseShowDev("link show", c, args)
+}
+func parseAddrShow(c Command, args []string) (Command, error) {
+	return parseShowDev("addr show", c, args)
+}
+
+// parseShowDev reads "show [[dev] NAME]" of link and addr.
+func parseShowDev(ctx string, c Command, args []string) (Command, error) {
+	if len(args) == 0 {
+		return c, nil
+	}
+	name, rest, err := devName(ctx, args)
+	if err != nil {
+		return c, err
+	}
+	c.Name = name
+	return c, noMore(ctx, rest)
+}
+
+func parseAddrModify(c Command, args []string) (Command, error) {
+	ctx := "addr " + c.Verb
+	for len(args) > 0 {
+		switch kw := args[0]; {
+		case kw == "dev":
+			name, rest, err := devName(ctx, args)
+			if err != nil {
+				return c, err
+			}
+			c.Name, args = name, rest
+		case kw == "local":
+			if len(args) < 2 {
+				return c, usagef(ctx, `"local" needs an address`)
+			}
+			args = args[1:]
+		case !c.Prefix.IsValid():
+			p, err := ParsePrefix(kw)
+			if err != nil {
+				return c, usagef(ctx, "%v", err)
+			}
+			c.Prefix, args = p, args[1:]
+		default:
+			return c, usagef(ctx, "unknown keyword %q (expected: ADDR/LEN dev NAME)", kw)
+		}
+	}
+	if !c.Prefix.IsValid() {
+		return c, usagef(ctx, "missing address (ADDR/LEN)")
+	}
+	if c.Name == "" {
+		return c, usagef(ctx, `missing "dev NAME"`)
+	}
+	return c, nil
+}
+
+func parseRouteModify(c Command, args []string) (Command, error) {
+	ctx := "route " + c.Verb
+	dstSet := false
+	for len(args) > 0 {
+		switch kw := args[0]; {
+		case kw == "via":
+			if len(args) < 2 {
+				return c, usagef(ctx, `"via" needs a gateway address`)
+			}
+			gw, err := netip.ParseAddr(args[1])
+			if err != nil || gw.Zone() != "" {
+				return c, usagef(ctx, "invalid gateway %q: expected an IPv4 or IPv6 address", args[1])
+			}
+			c.Gateway, args = gw.Unmap(), args[2:]
+		case kw == "dev":
+			name, rest, err := devName(ctx, args)
+			if err != nil {
+				return c, err
+			}
+			c.Name, args = name, rest
+		case !dstSet && kw == "default":
+			dstSet, args = true, args[1:]
+		case !dstSet:
+			p, err := ParsePrefix(kw)
+			if err != nil {
+				return c, usagef(ctx, "%v", err)
+			}
+			c.Prefix, dstSet, args = p.Masked(), true, args[1:]
+		default:
+			return c, usagef(ctx, "unknown keyword %q (expected: PREFIX|default [via GW] [dev NAME])", kw)
+		}
+	}
+	if !dstSet {
+		return c, usagef(ctx, "missing destination (PREFIX or default)")
+	}
+	if !c.Gateway.IsValid() && c.Name == "" {
+		return c, usagef(ctx, `needs "via GW" or "dev NAME"`)
+	}
+	if c.Prefix.IsValid() && c.Gateway.IsValid() && c.Prefix.Addr().Is4() != c.Gateway.Is4() {
+		return c, usagef(ctx, "destination %s and gateway %s are different address families", c.Prefix, c.Gateway)
+	}
+	return c, nil
+}
+
+func parseRouteShow(c Command, args []string) (Command, error) {
+	return c, noMore("route show", args)
+}
+
+func parseNetnsList(c Command, args []string) (Command, error) {
+	return c, noMore("netns list", args)
+}
+
+func parseNetnsName(c Command, args []string) (Command, error) {
+	ctx := "netns " + c.Verb
+	if len(args) == 0 {
+		return c, usagef(ctx, "missing namespace name")
+	}
+	if err := netns.ValidateName(args[0]); err != nil {
+		return c, usagef(ctx, "%v", err)
+	}
+	c.Name = args[0]
+	return c, noMore(ctx, args[1:])
+}
+
+func parseNetnsExec(c Command, args []string) (Command, error) {
+	if len(args) == 0 {
+		return c, usagef("netns exec", "missing namespace name")
+	}
+	if err := netns.ValidateName(args[0]); err != nil {
+		return c, usagef("netns exec", "%v", err)
+	}
+	c.Name = args[0]
+	c.Argv = args[1:]
+	if len(c.Argv) > 0 && c.Argv[0] == "--" {
+		c.Argv = c.Argv[1:]
+	}
+	if len(c.Argv) == 0 {
+		return c, usagef("netns exec", "missing command")
 	}
 	return c, nil
 }

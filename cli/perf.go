@@ -113,7 +113,7 @@ type perfReport struct {
 // runs the receiver itself in the target node, as iperf -s would), or with
 // --icmp round-trip and loss statistics over many echo requests.
 func (e *Env) perf(c Command) (int, error) {
-	pa, err := parsePerfArgs(c.Argv)
+	pa, err := parsePerfArgs(append(c.Args, c.flagArgs()...))
 	if err != nil {
 		return 2, err
 	}

@@ -77,7 +77,7 @@ func TestPerf(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"perf", "perfpair", "h1"}, "expected a lab, a source node and a target"},
+		{[]string{"perf", "perfpair", "h1"}, "perf: missing TO\nusage: nsnet perf LAB FROM TO [-t SECONDS] [-j]\n"},
 		{[]string{"perf", "perfpair", "h1", "h3"}, `"h3" is neither a node of lab perfpair nor an IP address`},
 		{[]string{"perf", "perfpair", "h9", "h2"}, `lab perfpair has no node "h9"`},
 		{[]string{"perf", "perfpair", "h1", "10.77.0.99"}, "the TCP run needs a node to run its receiver in"},

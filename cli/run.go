@@ -53,21 +53,36 @@ func Main(args []string) int {
 	return e.Main(args)
 }
 
-// Main runs one command line in e.
+// Main runs one command line in e. A wrong command line is said in one
+// line followed by the command's usage, on stderr, exit 2.
 func (e *Env) Main(args []string) int {
 	c, err := Parse(args)
 	if err != nil {
-		fmt.Fprintf(e.Stderr, "nsnet: %v (see \"nsnet help\")\n", err)
+		fmt.Fprintf(e.Stderr, "nsnet: %v\n", err)
+		fmt.Fprint(e.Stderr, usageHint(usageContext(err)))
 		return 2
 	}
 	code, err := e.Run(c)
 	if err != nil {
 		fmt.Fprintln(e.Stderr, "nsnet: "+Explain(err, args))
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			fmt.Fprint(e.Stderr, usageHint(ue.Context))
+			return 2
+		}
 		if code == 0 {
 			code = 1
 		}
 	}
 	return code
+}
+
+func usageContext(err error) string {
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return ue.Context
+	}
+	return ""
 }
 
 // Explain renders err as one line and adds the way out where there is one.
@@ -82,46 +97,18 @@ func Explain(err error, args []string) string {
 
 // Run executes a parsed command and returns its exit code.
 func (e *Env) Run(c Command) (int, error) {
-	switch c.Object {
-	case "help":
-		fmt.Fprint(e.Stdout, usageText)
-		return 0, nil
-	case "version":
-		fmt.Fprintln(e.Stdout, "nsnet", Version)
-		return 0, nil
-	case "link":
-		return 0, e.link(c)
-	case "addr":
-		return 0, e.addr(c)
-	case "route":
-		return 0, e.route(c)
-	case "netns":
-		return e.netnsCmd(c)
-	case "ping":
-		return e.ping(c)
-	case "serve":
-		return e.serve(c)
-	case "fetch":
-		return e.fetch(c)
-	case "sandbox":
-		return sandbox.Run(c.Argv, e.Stdin, e.Stdout, e.Stderr)
-	case "demo":
-		if len(c.Argv) == 1 && c.Argv[0] == demoInsideArg {
-			return e.demoInside()
+	for _, s := range commands() {
+		if s.name != c.Object {
+			continue
 		}
-		return e.demo()
-	case "check":
-		return e.check(c)
-	case "bench":
-		return e.bench(c)
-	case "perf":
-		return e.perf(c)
+		run := s.run
+		if v := s.verb(c.Verb); c.Verb != "" && v != nil && v.run != nil {
+			run = v.run
+		}
+		return run(e, c)
 	}
-	return e.lab(c)
+	return 2, usagef("", "unknown command %q", c.Object)
 }
-
-// Version is set at build time with -ldflags "-X ...cli.Version=...".
-var Version = "dev"
 
 func (e *Env) target(c Command) (*netns.NS, error) {
 	if c.Opts.NS != "" {
