@@ -63,14 +63,9 @@ type Config struct {
 	IPAM             IPAMConfig
 	DNS              types.DNS
 
-	// IPs are addresses the runtime asks for (capability "ips"), at most
-	// one per subnet of the built-in allocator. With a delegated IPAM
-	// plugin they are its business (it gets the configuration as is) and
-	// only their syntax is checked here: IPs stays empty.
-	IPs []netip.Addr
-	// MAC is the container interface's address the runtime asks for
-	// (capability "mac"); nil lets the kernel pick.
-	MAC net.HardwareAddr
+	// runtime is what runtimeConfig asks of the attachment, checked by
+	// Request.
+	runtime wireRequest
 
 	// PrevResult is the result of the previous ADD (CHECK, DEL), if any.
 	PrevResult *types100.Result
@@ -114,12 +109,10 @@ type wireConf struct {
 	// BackgroundDelete: see Config.BackgroundDelete.
 	BackgroundDelete bool `json:"backgroundDelete,omitempty"`
 	// RuntimeConfig carries what the runtime passes for the capabilities
-	// the configuration declares; nsnet reads "ips" and "mac", and leaves
-	// the rest (portMappings, bandwidth, ...) to the plugins they are for.
-	RuntimeConfig struct {
-		IPs []string `json:"ips,omitempty"`
-		MAC string   `json:"mac,omitempty"`
-	} `json:"runtimeConfig"`
+	// the configuration declares; nsnet reads "ips" and "mac" (see
+	// Request), and leaves the rest (portMappings, bandwidth, ...) to the
+	// plugins they are for.
+	RuntimeConfig wireRequest `json:"runtimeConfig"`
 }
 
 type wireIPAM struct {
@@ -184,6 +177,7 @@ func ParseConfig(raw []byte) (*Config, error) {
 		Hairpin:          w.HairpinMode,
 		DNS:              w.DNS,
 		ValidAttachments: w.ValidAttachments,
+		runtime:          w.RuntimeConfig,
 		Raw:              raw,
 	}
 	if err := checkName(w.Name); err != nil {
@@ -240,9 +234,6 @@ func ParseConfig(raw []byte) (*Config, error) {
 			}
 		}
 	}
-	if err := parseRuntime(w, c); err != nil {
-		return nil, err
-	}
 	if w.RawPrevResult != nil {
 		pc := w.PluginConf
 		if err := version.ParsePrevResult(&pc); err != nil {
@@ -255,61 +246,6 @@ func ParseConfig(raw []byte) (*Config, error) {
 		c.PrevResult = r
 	}
 	return c, nil
-}
-
-// parseRuntime checks the runtime's requests: a unicast MAC; addresses that
-// the built-in allocator could hand out (in a subnet, not its network,
-// gateway or broadcast address), one per subnet.
-func parseRuntime(w wireConf, c *Config) error {
-	if m := w.RuntimeConfig.MAC; m != "" {
-		mac, err := net.ParseMAC(m)
-		switch {
-		case err != nil || len(mac) != 6:
-			return &ConfigError{Field: "runtimeConfig.mac", Rule: fmt.Sprintf("%q is not a MAC address such as c2:11:22:33:44:55", m)}
-		case mac[0]&1 != 0:
-			return &ConfigError{Field: "runtimeConfig.mac", Rule: fmt.Sprintf("%s is a multicast address: an interface needs a unicast one", mac)}
-		case bytes.Equal(mac, make([]byte, 6)):
-			return &ConfigError{Field: "runtimeConfig.mac", Rule: "00:00:00:00:00:00 is not an interface address"}
-		}
-		c.MAC = mac
-	}
-	taken := map[netip.Prefix]int{}
-	for i, s := range w.RuntimeConfig.IPs {
-		field := fmt.Sprintf("runtimeConfig.ips[%d]", i)
-		a, err := netip.ParseAddr(s)
-		bits := -1
-		if p, perr := netip.ParsePrefix(s); perr == nil {
-			a, bits, err = p.Addr(), p.Bits(), nil
-		}
-		if err != nil || a.Zone() != "" || a.Is4In6() {
-			return &ConfigError{Field: field, Rule: fmt.Sprintf("%q is not an address such as 10.88.0.5 or 10.88.0.5/16", s)}
-		}
-		if !c.IPAM.Builtin() {
-			continue // the delegated plugin reads the request itself
-		}
-		var subnet netip.Prefix
-		for _, p := range c.IPAM.Subnets {
-			if p.Contains(a) {
-				subnet = p
-			}
-		}
-		switch {
-		case !subnet.IsValid():
-			return &ConfigError{Field: field, Rule: fmt.Sprintf("%s is in none of ipam.subnets", a)}
-		case bits >= 0 && bits != subnet.Bits():
-			return &ConfigError{Field: field, Rule: fmt.Sprintf("%s: the prefix length is the subnet's, /%d", s, subnet.Bits())}
-		case a == gatewayOf(subnet):
-			return &ConfigError{Field: field, Rule: fmt.Sprintf("%s is the gateway of %s", a, subnet)}
-		case !pool(subnet).Contains(a):
-			return &ConfigError{Field: field, Rule: fmt.Sprintf("%s is the network or broadcast address of %s", a, subnet)}
-		}
-		if j, dup := taken[subnet]; dup {
-			return &ConfigError{Field: field, Rule: fmt.Sprintf("a second address of %s (runtimeConfig.ips[%d] is one): an attachment has one per subnet", subnet, j)}
-		}
-		taken[subnet] = i
-		c.IPs = append(c.IPs, a)
-	}
-	return nil
 }
 
 func checkName(name string) error {

@@ -136,9 +136,6 @@ func FuzzParseConfig(f *testing.F) {
 		if c.Hairpin && c.Mode != ModeBridge {
 			t.Fatal("hairpin accepted in ptp mode")
 		}
-		if c.MAC != nil && (len(c.MAC) != 6 || c.MAC[0]&1 != 0) {
-			t.Fatalf("accepted MAC %s", c.MAC)
-		}
 		if !c.IPAM.Builtin() {
 			return
 		}
@@ -148,12 +145,6 @@ func FuzzParseConfig(f *testing.F) {
 				t.Fatalf("accepted subnets %v", c.IPAM.Subnets)
 			}
 			fams[p.Addr().Is4()] = true
-		}
-		for _, a := range c.IPs {
-			i := slices.IndexFunc(c.IPAM.Subnets, func(p netip.Prefix) bool { return p.Contains(a) })
-			if i < 0 || !pool(c.IPAM.Subnets[i]).Contains(a) {
-				t.Fatalf("accepted requested address %s for subnets %v", a, c.IPAM.Subnets)
-			}
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
@@ -22,15 +23,15 @@ type lease struct {
 	Allocated []netip.Addr // built-in allocator only
 }
 
-// allocateBuiltin takes one address of every configured subnet. On error
-// nothing stays allocated.
-func allocateBuiltin(s *store, cfg *Config, owner string) (lease, error) {
+// allocateBuiltin takes one address of every configured subnet: the one
+// asked for (Request.IPs) or a free one. On error nothing stays allocated.
+func allocateBuiltin(s *store, cfg *Config, want []netip.Addr, owner string) (lease, error) {
 	var l lease
 	for _, subnet := range cfg.IPAM.Subnets {
 		var a netip.Addr
 		var err error
-		if i := slices.IndexFunc(cfg.IPs, subnet.Contains); i >= 0 {
-			a, err = cfg.IPs[i], s.take(cfg.IPs[i], owner)
+		if i := slices.IndexFunc(want, subnet.Contains); i >= 0 {
+			a, err = want[i], s.take(want[i], owner)
 		} else {
 			a, err = s.allocate(subnet, owner)
 		}
@@ -106,6 +107,23 @@ func (d delegate) add(ctx context.Context) (lease, error) {
 		return lease{}, &DelegateError{Plugin: d.cfg.IPAM.Type, Verb: "ADD", Err: err}
 	}
 	return leaseFromResult(d.cfg.IPAM.Type, r)
+}
+
+// honoured fails when a delegated plugin's lease lacks an address the
+// runtime asked for: a plugin that ignores requests (dhcp, or one that does
+// not read CNI_ARGS) must not leave the container with an address nobody
+// asked for.
+func honoured(plugin string, want []netip.Addr, l lease) error {
+	for _, a := range want {
+		if !slices.ContainsFunc(l.IPs, func(ip recordIP) bool { return ip.Addr.Addr() == a }) {
+			var gave []string
+			for _, ip := range l.IPs {
+				gave = append(gave, ip.Addr.String())
+			}
+			return &DelegateError{Plugin: plugin, Verb: "ADD", Err: fmt.Errorf("requested address %s not honoured (it gave %s)", a, strings.Join(gave, ", "))}
+		}
+	}
+	return nil
 }
 
 // leaseFromResult checks an IPAM result before anything is built from it.

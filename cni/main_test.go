@@ -49,6 +49,9 @@ func TestMain(m *testing.M) {
 	case "fakeipam":
 		fakeIPAM()
 		os.Exit(0)
+	case "portmap":
+		oldPortmap()
+		os.Exit(0)
 	}
 	flag.Parse()
 	if !sandbox.Inside() && benchmarking() {
@@ -72,9 +75,11 @@ func (b *buildFirst) Run() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if err := standIn(dir, "fakeipam"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	for _, name := range []string{"fakeipam", "portmap"} {
+		if err := standIn(dir, name); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
 	switch bin := os.Getenv("NSNET_CNI_TEST_BIN"); {
 	case bin != "":

@@ -115,10 +115,12 @@ func refuseOwnNS(path string, own *netns.NS) error {
 	return nil
 }
 
-// attachment is what ADD and CHECK both work on: the configuration, and
-// the host's and the container's namespaces with a handle bound to each.
+// attachment is what ADD and CHECK both work on: the configuration, the
+// runtime's request, and the host's and the container's namespaces with a
+// handle bound to each.
 type attachment struct {
 	cfg            *Config
+	req            Request
 	hostNS, contNS *netns.NS
 	host, cont     *kernel.Handle
 }
@@ -131,7 +133,11 @@ func openAttachment(args *skel.CmdArgs) (*attachment, error) {
 	if err := checkArgs(args, true); err != nil {
 		return nil, err
 	}
-	a := &attachment{cfg: cfg}
+	req, err := cfg.Request(args.Args)
+	if err != nil {
+		return nil, err
+	}
+	a := &attachment{cfg: cfg, req: req}
 	if a.hostNS, a.host, err = kernel.OpenCurrent(); err != nil {
 		return nil, err
 	}
@@ -182,10 +188,15 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 	d := delegate{exec: p.Exec, cfg: cfg, args: args}
 	var l lease
 	if cfg.IPAM.Builtin() {
-		l, err = allocateBuiltin(st, cfg, key)
-	} else if l, err = d.add(ctx); err != nil {
-		// The spec: a failed delegated ADD is followed by its DEL.
-		err = errors.Join(err, d.run(ctx, "DEL"))
+		l, err = allocateBuiltin(st, cfg, a.req.IPs, key)
+	} else {
+		if l, err = d.add(ctx); err == nil {
+			err = honoured(cfg.IPAM.Type, a.req.IPs, l)
+		}
+		if err != nil {
+			// The spec: a failed delegated ADD is followed by its DEL.
+			err = errors.Join(err, d.run(ctx, "DEL"))
+		}
 	}
 	if err != nil {
 		return err
@@ -197,7 +208,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		Mode:        cfg.Mode,
 		HostVeth:    hostVethName(cfg.Network, args.ContainerID, args.IfName),
 		MTU:         cfg.MTU,
-		MAC:         cfg.MAC.String(), // "" when the runtime did not choose
+		MAC:         a.req.MAC.String(), // "" when the runtime did not choose
 		IPAM:        cfg.IPAM.Type,
 		Routes:      l.Routes,
 		Allocated:   l.Allocated,
@@ -424,6 +435,9 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 		if owner != key {
 			return &CheckError{What: fmt.Sprintf("address %s is no longer reserved for this attachment", a)}
 		}
+	}
+	if err := checkRequest(a.req, r); err != nil {
+		return err
 	}
 	if !cfg.IPAM.Builtin() {
 		if err := (delegate{exec: p.Exec, cfg: cfg, args: args}).run(context.Background(), "CHECK"); err != nil {

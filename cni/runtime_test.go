@@ -2,6 +2,8 @@ package cni_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,11 +13,12 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 )
 
-// TestRuntimeConfig: the "ips" and "mac" capabilities, as Podman uses them
-// for --ip and --mac-address: the container gets exactly what it asks for,
-// CHECK holds it to that, an address held by another attachment is refused
-// with code 11 and nothing left taken, and bad requests are configuration
-// errors naming the field.
+// TestRuntimeConfig: the "ips" and "mac" capabilities (Podman uses ips for
+// several addresses; see TestCNIArgsRequests for --ip and --mac-address):
+// the container gets exactly what it asks for, CHECK holds it to that, an
+// address held by another attachment is refused with code 11 and nothing
+// left taken, bad requests are configuration errors naming the field, and
+// the DEL after a refused ADD succeeds.
 func TestRuntimeConfig(t *testing.T) {
 	before := takeSnapshot(t)
 	d := nsDir(t)
@@ -76,6 +79,12 @@ func TestRuntimeConfig(t *testing.T) {
 	} {
 		_, err := add(c2, tc.caps)
 		wantCNIError(t, err, types.ErrInvalidNetworkConfig, tc.field, tc.rule)
+		// The runtime's DEL after the failed ADD, with the same
+		// arguments, succeeds: DEL does not judge requests.
+		rc := &libcni.RuntimeConf{ContainerID: c2.id, NetNS: c2.path, IfName: "eth0", CapabilityArgs: tc.caps}
+		if err := n.cni.DelNetworkList(ctx, n.list, rc); err != nil {
+			t.Errorf("DEL after the refused ADD with %v: %v", tc.caps, err)
+		}
 	}
 
 	// A container without requests still gets an address of its own.
@@ -92,5 +101,191 @@ func TestRuntimeConfig(t *testing.T) {
 	if err := n.gc(); err != nil {
 		t.Fatal(err)
 	}
+	before.assertSame(t)
+}
+
+// addArgs is an ADD as Podman's CNI backend makes it: CNI_ARGS pairs and
+// capability arguments.
+func (r *rt) addArgs(c *container, args [][2]string, caps map[string]any) (*types100.Result, error) {
+	rc := &libcni.RuntimeConf{ContainerID: c.id, NetNS: c.path, IfName: "eth0", Args: args, CapabilityArgs: caps}
+	res, err := r.cni.AddNetworkList(context.Background(), r.list, rc)
+	if err != nil {
+		return nil, err
+	}
+	return types100.GetResult(res)
+}
+
+func (r *rt) delArgs(c *container, args [][2]string, caps map[string]any) error {
+	rc := &libcni.RuntimeConf{ContainerID: c.id, NetNS: c.path, IfName: "eth0", Args: args, CapabilityArgs: caps}
+	return r.cni.DelNetworkList(context.Background(), r.list, rc)
+}
+
+// podmanArgs are the CNI_ARGS Podman 4 (CNI backend) sends, with extra
+// pairs such as IP and MAC for --ip and --mac-address.
+func podmanArgs(name string, extra ...string) [][2]string {
+	args := [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAME", name}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		args = append(args, [2]string{extra[i], extra[i+1]})
+	}
+	return args
+}
+
+func addrStrings(t *testing.T, res *types100.Result) []string {
+	t.Helper()
+	var got []string
+	for _, a := range resultAddrs(t, res) {
+		got = append(got, a.String())
+	}
+	return got
+}
+
+// TestCNIArgsRequests: Podman's --ip and --mac-address arrive as the IP and
+// MAC CNI_ARGS (not as capabilities, which it uses only for several
+// addresses). The container gets exactly what it asks for, under the rules of
+// the ips and mac capabilities: a held address is refused with code 11 and
+// nothing kept, a bad request is code 4 naming CNI_ARGS. Unknown keys are
+// refused unless IgnoreUnknown is set, as the reference plugins do.
+func TestCNIArgsRequests(t *testing.T) {
+	before := takeSnapshot(t)
+	d := nsDir(t)
+	// No capabilities declared: CNI_ARGS do not depend on them.
+	n := newNet(t, "cniargs", dualStack("bridge"))
+
+	c1 := newContainer(t, d, "c1")
+	res, err := n.addArgs(c1, podmanArgs("c1", "IP", "10.77.0.7", "MAC", "c2:11:22:33:44:55"), nil)
+	if err != nil {
+		t.Fatalf("ADD with IP and MAC in CNI_ARGS: %v", err)
+	}
+	if got := addrStrings(t, res); len(got) != 2 || got[0] != "10.77.0.7/24" {
+		t.Errorf("addresses %v, want 10.77.0.7/24 and one of fd77::/64", got)
+	}
+	l, _, err := linkIn(t, c1.ns, "eth0")
+	if err != nil || l.MAC.String() != "c2:11:22:33:44:55" {
+		t.Errorf("eth0 in the container: mac %v, %v; want c2:11:22:33:44:55", l.MAC, err)
+	}
+	if err := n.check(c1); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+
+	// Held by c1: refused with code 11, nothing kept.
+	c2 := newContainer(t, d, "c2")
+	_, err = n.addArgs(c2, podmanArgs("c2", "IP", "10.77.0.7"), nil)
+	wantCNIError(t, err, types.ErrTryAgainLater, "10.77.0.7", "held by attachment c1:eth0")
+	if _, taken := n.allocations(); len(taken) != 2 {
+		t.Errorf("after the refused ADD, addresses taken: %v, want c1's two", taken)
+	}
+	// The runtime's DEL after a failed ADD carries the same arguments,
+	// and must succeed: DEL does not judge requests.
+	if err := n.delArgs(c2, podmanArgs("c2", "IP", "10.77.0.7"), nil); err != nil {
+		t.Errorf("DEL after the refused ADD: %v", err)
+	}
+
+	for _, tc := range []struct {
+		args  [][2]string
+		caps  map[string]any
+		code  uint
+		parts []string
+	}{
+		{podmanArgs("c2", "IP", "10.99.0.5"), nil, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", "IP=10.99.0.5", "none of ipam.subnets"}},
+		{podmanArgs("c2", "IP", "10.77.0.1"), nil, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", "gateway"}},
+		{podmanArgs("c2", "IP", "10.77.0.255"), nil, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", "broadcast"}},
+		{podmanArgs("c2", "IP", "10.77.0.5/16"), nil, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", "/24"}},
+		{podmanArgs("c2", "IP", "10.77.0.5,10.77.0.6"), nil, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", "one per subnet"}},
+		{podmanArgs("c2", "IP", "banana"), nil, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", "not an address"}},
+		{podmanArgs("c2", "MAC", "01:00:5e:00:00:01"), nil, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", "MAC=", "multicast"}},
+		{podmanArgs("c2", "MAC", "nope"), nil, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", "not a MAC"}},
+		// Unknown keys only pass with IgnoreUnknown, which must be a boolean.
+		{[][2]string{{"FOO", "bar"}}, nil, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", `"FOO"`, "IgnoreUnknown"}},
+		{[][2]string{{"IgnoreUnknown", "0"}, {"FOO", "bar"}}, nil, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", `"FOO"`}},
+		{[][2]string{{"IgnoreUnknown", "yes"}}, nil, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", "IgnoreUnknown", "yes"}},
+		{[][2]string{{"IP", "10.77.0.5=x"}}, nil, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", "KEY=VALUE"}},
+		// Both conventions at once must agree.
+		{podmanArgs("c2", "IP", "10.77.0.5"), map[string]any{"ips": []string{"10.77.0.6"}}, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", "IP=10.77.0.5", "runtimeConfig.ips[0]", "10.77.0.6"}},
+		{podmanArgs("c2", "MAC", "c2:00:00:00:00:01"), map[string]any{"mac": "c2:00:00:00:00:02"}, types.ErrInvalidEnvironmentVariables, []string{"CNI_ARGS", "runtimeConfig.mac", "c2:00:00:00:00:02"}},
+	} {
+		caps := tc.caps
+		nn := n
+		if caps != nil {
+			nn = capsNet(t, n)
+		}
+		_, err := nn.addArgs(c2, tc.args, caps)
+		wantCNIError(t, err, tc.code, tc.parts...)
+		if err := nn.delArgs(c2, tc.args, caps); err != nil {
+			t.Errorf("DEL after the refused ADD with %v %v: %v", tc.args, caps, err)
+		}
+	}
+	if _, taken := n.allocations(); len(taken) != 2 {
+		t.Errorf("after the refused ADDs, addresses taken: %v, want c1's two", taken)
+	}
+
+	// Several addresses in one IP (as the reference static plugin takes
+	// them), K8S_POD_* without IgnoreUnknown (a convention nsnet knows),
+	// and IgnoreUnknown=true.
+	res, err = n.addArgs(c2, [][2]string{{"K8S_POD_NAMESPACE", "default"}, {"K8S_POD_NAME", "c2"}, {"K8S_POD_INFRA_CONTAINER_ID", "c2"}, {"K8S_POD_UID", "u"}, {"IP", "fd77::8, 10.77.0.8/24"}}, nil)
+	if err != nil {
+		t.Fatalf("ADD with two addresses in IP: %v", err)
+	}
+	if got := addrStrings(t, res); !slices.Equal(got, []string{"10.77.0.8/24", "fd77::8/64"}) {
+		t.Errorf("addresses %v, want 10.77.0.8/24 and fd77::8/64", got)
+	}
+	n.mustDel(c2)
+	c3 := newContainer(t, d, "c3")
+	if _, err := n.addArgs(c3, [][2]string{{"IgnoreUnknown", "true"}, {"SOMETHING", "else"}}, nil); err != nil {
+		t.Errorf("ADD with IgnoreUnknown=true: %v", err)
+	}
+	n.mustDel(c3)
+
+	// The same address from both conventions is one request.
+	cn := capsNet(t, n)
+	res, err = cn.addArgs(c2, podmanArgs("c2", "IP", "10.77.0.9", "MAC", "c2:00:00:00:00:09"), map[string]any{"ips": []string{"10.77.0.9/24"}, "mac": "C2:00:00:00:00:09"})
+	if err != nil {
+		t.Fatalf("ADD with the same address and MAC in CNI_ARGS and runtimeConfig: %v", err)
+	}
+	if got := addrStrings(t, res); got[0] != "10.77.0.9/24" {
+		t.Errorf("addresses %v, want 10.77.0.9/24 first", got)
+	}
+	if err := cn.del(c2); err != nil {
+		t.Fatal(err)
+	}
+	n.mustDel(c1)
+	n.assertNoAllocations()
+	if err := n.gc(); err != nil {
+		t.Fatal(err)
+	}
+	before.assertSame(t)
+}
+
+// capsNet is network n with the ips and mac capabilities declared, sharing
+// its state.
+func capsNet(t *testing.T, n *rt) *rt {
+	t.Helper()
+	p := n.conf()
+	p["capabilities"] = map[string]bool{"ips": true, "mac": true}
+	c := newNet(t, n.list.Name, p)
+	c.cni = n.cni
+	return c
+}
+
+// TestDelegatedRequests: with a delegated IPAM plugin, a requested address
+// is the plugin's to honour (it gets the same CNI_ARGS and configuration),
+// but one it ignores fails the ADD, followed by the plugin's DEL.
+func TestDelegatedRequests(t *testing.T) {
+	before := takeSnapshot(t)
+	d := nsDir(t)
+	log := filepath.Join(t.TempDir(), "ipam.log")
+	n := newNet(t, "delegreq", plugin{"mode": "ptp", "ipam": map[string]any{"type": "fakeipam", "logFile": log, "address": "10.80.0.7/24", "gateway": "10.80.0.1"}})
+	c := newContainer(t, d, "dr")
+	if _, err := n.addArgs(c, podmanArgs("dr", "IP", "10.80.0.7"), nil); err != nil {
+		t.Fatalf("ADD asking for the address the plugin gives: %v", err)
+	}
+	n.mustDel(c)
+	os.Remove(log)
+	_, err := n.addArgs(c, podmanArgs("dr", "IP", "10.80.0.9"), nil)
+	wantCNIError(t, err, types.ErrInternal, "fakeipam", "10.80.0.9", "not honoured")
+	b, _ := os.ReadFile(log)
+	if got := strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", " | "); got != "ADD dr eth0 | DEL dr eth0" {
+		t.Errorf("delegated calls after an ignored request: %s", got)
+	}
+	n.assertNoAllocations()
 	before.assertSame(t)
 }
