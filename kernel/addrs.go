@@ -230,3 +230,21 @@ func (h *Handle) Routes() ([]Route, error) {
 	}
 	return out, nil
 }
+
+// Local reports whether the namespace takes packets to a as its own, which
+// is whether the kernel has the address's local route (`ip route get`
+// answers "local"). An IPv6 address given to a link while it was down gets
+// that route only once the link is up and ready, a while after the link
+// itself reports carrier: a packet to the address is dropped until then.
+func (h *Handle) Local(a netip.Addr) (bool, error) {
+	rs, err := h.nl.RouteGet(a.AsSlice())
+	if err != nil {
+		return false, opErr("route get", a.String(), err)
+	}
+	for _, r := range rs {
+		if r.Type == unix.RTN_LOCAL {
+			return true, nil
+		}
+	}
+	return false, nil
+}

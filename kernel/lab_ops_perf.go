@@ -554,7 +554,17 @@ type LinkInfo struct {
 	Alias string
 	MAC   net.HardwareAddr
 	Qdisc string // the root queueing discipline, as `ip link` names it
+	// BridgePort is set when the link is a port of a bridge; PortState is
+	// then its STP state (PortForwarding once it passes frames).
+	BridgePort bool
+	PortState  uint8
 }
+
+// PortForwarding is the bridge port state (IFLA_BRPORT_STATE,
+// BR_STATE_FORWARDING) in which a port passes frames. A port whose link just
+// got carrier is disabled until the kernel's link watch enables it, so a
+// frame sent through the bridge before is dropped.
+const PortForwarding = 3
 
 // GetLink reads one link by index (after sending what is queued): one round
 // trip, where a dump of a namespace with thousands of links costs
@@ -769,10 +779,48 @@ func parseLinkInfo(data []byte) (LinkInfo, bool) {
 			li.Alias = cString(a[4:n])
 		case unix.IFLA_QDISC:
 			li.Qdisc = cString(a[4:n])
+		case unix.IFLA_LINKINFO:
+			li.BridgePort, li.PortState = parsePortInfo(a[4:n])
 		}
 		a = a[min(align4(n), len(a)):]
 	}
 	return li, true
+}
+
+// parsePortInfo reads IFLA_LINKINFO's slave kind and, for a bridge port, the
+// port's state from its slave data.
+func parsePortInfo(info []byte) (bridgePort bool, state uint8) {
+	var data []byte
+	eachAttr(info, func(typ uint16, v []byte) {
+		switch typ {
+		case unix.IFLA_INFO_SLAVE_KIND:
+			bridgePort = cString(v) == "bridge"
+		case unix.IFLA_INFO_SLAVE_DATA:
+			data = v
+		}
+	})
+	if !bridgePort {
+		return false, 0
+	}
+	eachAttr(data, func(typ uint16, v []byte) {
+		if typ == unix.IFLA_BRPORT_STATE && len(v) >= 1 {
+			state = v[0]
+		}
+	})
+	return true, state
+}
+
+// eachAttr calls fn with the type (flags masked off) and value of each
+// netlink attribute in a, stopping at the first malformed one.
+func eachAttr(a []byte, fn func(typ uint16, v []byte)) {
+	for len(a) >= 4 {
+		n := int(binary.NativeEndian.Uint16(a))
+		if n < 4 || n > len(a) {
+			return
+		}
+		fn(binary.NativeEndian.Uint16(a[2:])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER), a[4:n])
+		a = a[min(align4(n), len(a)):]
+	}
 }
 
 // linkQdiscs dumps the namespace's links and returns each one's root

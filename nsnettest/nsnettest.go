@@ -35,7 +35,6 @@ import (
 
 	"github.com/nsnet/nsnet/check"
 	"github.com/nsnet/nsnet/internal/sandbox"
-	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/lab"
 	"github.com/nsnet/nsnet/netns"
 	"github.com/nsnet/nsnet/probe"
@@ -241,17 +240,14 @@ func (l *Lab) Expect(t testing.TB, from, to, proto string, want check.Want) {
 }
 
 // SetLink takes a node's interface down or brings it back up: a fault to
-// inject and repair.
+// inject and repair. It returns once the change is in force: after
+// SetLink(..., false) nothing passes the link, and after SetLink(..., true)
+// the link works as the lab file made it (both ends have carrier, bridge
+// ports forward, and the addresses, routes and neighbour entries the kernel
+// flushed when the link went down are back), so a check right after it
+// sees the repaired link. Bringing an end up while its peer is down is an
+// error: that link cannot work.
 func (l *Lab) SetLink(node, iface string, up bool) error {
-	return l.Node(node).with(func(ns *netns.NS) error {
-		h, err := kernel.Open(ns)
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		if up {
-			return h.SetUp(iface)
-		}
-		return h.SetDown(iface)
-	})
+	l.Node(node) // an unknown node is a bug in the test
+	return lab.SetLink(l.spec, node, iface, up, l.opt)
 }
