@@ -120,6 +120,10 @@ func record(p *Plan, old *ledger.Ledger, host ledger.NSID) *ledger.Ledger {
 			continue
 		}
 		for _, sc := range n.Sysctls {
+			if sc.Iface != nil {
+				// A key of a host end the lab makes goes with it.
+				continue
+			}
 			e := ledger.Sysctl{Node: n.Name, Key: sc.Key, New: sc.Value}
 			if i := slices.IndexFunc(old.Sysctls, func(o ledger.Sysctl) bool { return o.Key == sc.Key }); i >= 0 {
 				// The value from before the first up is the one to

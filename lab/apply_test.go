@@ -60,7 +60,12 @@ func (r *recorder) Run(s lab.Step) error {
 			}
 		}
 	case lab.OpSysctl:
-		if s.Node.IsHost() {
+		if sc := s.Node.Sysctls[s.Index]; sc.Iface != nil {
+			// Goes with the interface, which the ledger must have.
+			if !r.recorded(sc.Iface.Node.Netns, sc.Iface.Name) {
+				r.t.Errorf("sysctl %s set on an interface the ledger does not have", sc.Key)
+			}
+		} else if s.Node.IsHost() {
 			key := s.Node.Sysctls[s.Index].Key
 			found := false
 			for _, sc := range r.saved.Sysctls {
@@ -170,4 +175,54 @@ func TestApplyNothing(t *testing.T) {
 	if !p.Empty() || p.Summary() != "no changes" {
 		t.Fatalf("plan for an unchanged lab: %s", render(t, p))
 	}
+}
+
+// TestInterfaceSysctls: a key of an interface the lab makes is set once the
+// interface exists, before it has addresses and is up; again only when it
+// drifted or the interface is made anew. In the host it goes with the
+// interface: the ledger keeps no value to restore for it.
+func TestInterfaceSysctls(t *testing.T) {
+	l := parse(t, "lab: sc\nnodes:\n  a: {sysctls: {net.ipv4.ip_forward: 1, net.ipv6.conf.eth0.accept_dad: 0}}\n"+
+		"  host: {sysctls: {net.ipv4.conf.h0.forwarding: 1, net.ipv4.ip_forward: 1}}\n"+
+		"links:\n  - {a: {node: a, name: eth0, addresses: [10.0.0.1/24]}, b: {node: host, name: h0, addresses: [10.0.0.2/24]}}\n")
+	st := &lab.State{Host: &lab.NSState{Links: map[string]*lab.LinkState{}, Sysctls: map[string]string{"net.ipv4.ip_forward": "0"}}}
+	p, err := lab.PlanUp(l, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{t: t, mark: l.Mark()}
+	if _, err := lab.Apply(p, r, r, lab.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, r.lines,
+		"ip netns add sc-a", "ip -n sc-a link set lo alias nsnet:sc",
+		"ip -n sc-a link set lo up",
+		"sysctl -qw net.ipv4.ip_forward=1",
+		"ip netns exec sc-a sysctl -qw net.ipv4.ip_forward=1",
+		"ip link add h0 type veth peer name eth0 netns sc-a",
+		"ip link set h0 alias nsnet:sc",
+		"ip link set h0 addrgenmode none",
+		"sysctl -qw net.ipv4.conf.h0.forwarding=1",
+		"ip addr add 10.0.0.2/24 dev h0",
+		"ip link set h0 up",
+		"ip neigh replace 10.0.0.1 lladdr 0e:86:10:ea:bf:7e dev h0 nud permanent",
+		"ip -n sc-a link set eth0 alias nsnet:sc",
+		"ip -n sc-a link set eth0 addrgenmode none",
+		"ip netns exec sc-a sysctl -qw net.ipv6.conf.eth0.accept_dad=0",
+		"ip -n sc-a addr add 10.0.0.1/24 dev eth0",
+		"ip -n sc-a link set eth0 up",
+		"ip -n sc-a neigh replace 10.0.0.2 lladdr 4e:de:e0:56:16:ab dev eth0 nud permanent",
+	)
+	if len(r.saved.Sysctls) != 1 || r.saved.Sysctls[0].Key != "net.ipv4.ip_forward" {
+		t.Errorf("ledger sysctls %+v, want only the host's net.ipv4.ip_forward", r.saved.Sysctls)
+	}
+
+	// Up as written: nothing. Drifted: just that key.
+	up := upState(l)
+	wantLines(t, planLines(t, l, up))
+	up.Netns["sc-a"].Sysctls["net.ipv6.conf.eth0.accept_dad"] = "1"
+	up.Host.Sysctls["net.ipv4.conf.h0.forwarding"] = "0"
+	wantLines(t, planLines(t, l, up),
+		"sysctl -qw net.ipv4.conf.h0.forwarding=1",
+		"ip netns exec sc-a sysctl -qw net.ipv6.conf.eth0.accept_dad=0")
 }

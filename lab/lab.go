@@ -203,11 +203,17 @@ type Route struct {
 // IsDefault reports whether the route is a default route.
 func (r Route) IsDefault() bool { return !r.To.IsValid() }
 
-// Sysctl is a /proc/sys value to set in a node, by dotted key.
+// Sysctl is a /proc/sys value to set in a node, by dotted key: a key the
+// kernel keeps per network namespace (see CheckSysctls).
 type Sysctl struct {
 	Key, Value string
+	// Iface is the lab interface a per-interface key names
+	// (net.ipv4.conf.eth0.rp_filter), nil for a key of the whole
+	// namespace. Such a key is set once the interface exists, and goes
+	// with it.
+	Iface *Interface
 
-	at loc
+	keyAt, at loc
 }
 
 // Process is a command to keep running in a node while the lab is up.

@@ -427,10 +427,15 @@ func (p *planner) namespaces() {
 	}
 }
 
+// sysctls sets the node-wide keys; those of an interface are set with it
+// (configure).
 func (p *planner) sysctls() {
 	for _, n := range p.lab.Nodes {
 		ns := p.st.ns(n.Netns)
 		for i, sc := range n.Sysctls {
+			if sc.Iface != nil {
+				continue
+			}
 			if ns != nil && !p.fresh[n.Netns] {
 				if cur, ok := ns.Sysctls[sc.Key]; ok && cur == sc.Value {
 					continue
@@ -512,6 +517,21 @@ func (p *planner) configure(i *Interface, ls *LinkState) {
 	}
 	if ls != nil && i.MTU != 0 && ls.MTU != i.MTU {
 		p.add(Step{Op: OpSetMTU, Iface: i})
+	}
+	// The interface's own sysctls, before it has addresses and is up, so
+	// that keys such as accept_dad or disable_ipv6 apply from the start.
+	for j, sc := range i.Node.Sysctls {
+		if sc.Iface != i {
+			continue
+		}
+		if ls != nil {
+			if ns := p.st.ns(i.Node.Netns); ns != nil {
+				if cur, ok := ns.Sysctls[sc.Key]; ok && cur == sc.Value {
+					continue
+				}
+			}
+		}
+		p.add(Step{Op: OpSysctl, Node: i.Node, Index: int32(j)})
 	}
 	if i.IPv6() && (ls == nil || !ls.hasAddr(i.LinkLocal())) {
 		p.add(Step{Op: OpLinkLocal, Iface: i})

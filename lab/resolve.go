@@ -769,12 +769,33 @@ func (r *resolver) sysctls(n *Node, ns *nodeSpec) {
 			r.add(sc.Key.At, "%v", err)
 			continue
 		}
+		if !strings.HasPrefix(sc.Key.V, "net.") {
+			// The rest of /proc/sys is the machine's: a node has its own
+			// network namespace and nothing else.
+			r.add(sc.Key.At, "%s is not a network sysctl: a node may set only net.* keys the kernel keeps per network namespace (this one would change the whole machine)", sc.Key.V)
+			continue
+		}
 		if strings.ContainsAny(sc.Value.V, "\n\x00") {
 			r.add(sc.Value.At, "a sysctl value is one line")
 			continue
 		}
-		n.Sysctls = append(n.Sysctls, Sysctl{Key: sc.Key.V, Value: normSysctl(sc.Value.V), at: sc.Value.At})
+		n.Sysctls = append(n.Sysctls, Sysctl{Key: sc.Key.V, Value: normSysctl(sc.Value.V), Iface: sysctlIface(n, sc.Key.V), keyAt: sc.Key.At, at: sc.Value.At})
 	}
+}
+
+// sysctlIface is the lab interface of n that a per-interface key names
+// (net.ipv4.conf.eth0.rp_filter: eth0), or nil: the last component but the
+// key's own that is the name of one of n's interfaces. Whether that
+// component really is where the kernel puts interface names (a directory
+// holding lo in a fresh namespace) is checked with the kernel (CheckSysctls).
+func sysctlIface(n *Node, key string) *Interface {
+	c := strings.Split(key, ".")
+	for i := len(c) - 2; i >= 2; i-- {
+		if it := n.Interface(c[i]); it != nil {
+			return it
+		}
+	}
+	return nil
 }
 
 // normSysctl writes a value the way the kernel prints it back, so that an

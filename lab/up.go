@@ -135,6 +135,9 @@ func Up(l *Lab, opt Options) (*Result, error) {
 			}
 		}
 	}
+	if err := CheckSysctls(l); err != nil {
+		return nil, err
+	}
 	s, err := open(l.Name, opt)
 	if err != nil {
 		return nil, err
@@ -203,6 +206,9 @@ func Down(name string, opt Options) (*Result, error) {
 // PlanFor computes what Up would do now, changing nothing (and taking no lock:
 // it may be read while another nsnet works on the lab).
 func PlanFor(l *Lab, opt Options) (*Plan, error) {
+	if err := CheckSysctls(l); err != nil {
+		return nil, err
+	}
 	store := opt.store()
 	led, err := store.Read(l.Name)
 	if errors.Is(err, fs.ErrNotExist) {

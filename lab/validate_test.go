@@ -112,6 +112,12 @@ func badLabs() []badLab {
 			[]string{`bad.yaml:3:21: nodes.a.routes[0].to: destination 10.9.0.1/16 has host bits set: did you mean 10.9.0.0/16?`}},
 		{"bad sysctl key", "lab: x\nnodes:\n  a: {sysctls: {net/ipv4: 1}}\n",
 			[]string{`bad.yaml:3:17: nodes.a.sysctls.net/ipv4: sysctl key "net/ipv4": must be dotted words without '/', spaces or NUL`}},
+		{"machine-wide sysctls", "lab: x\nnodes:\n  a: {sysctls: {kernel.hostname: x, vm.swappiness: 10, fs.file-max: 1000}}\n",
+			[]string{
+				`bad.yaml:3:17: nodes.a.sysctls.kernel.hostname: kernel.hostname is not a network sysctl: a node may set only net.* keys the kernel keeps per network namespace (this one would change the whole machine)`,
+				`bad.yaml:3:37: nodes.a.sysctls.vm.swappiness: vm.swappiness is not a network sysctl: a node may set only net.* keys the kernel keeps per network namespace (this one would change the whole machine)`,
+				`bad.yaml:3:56: nodes.a.sysctls.fs.file-max: fs.file-max is not a network sysctl: a node may set only net.* keys the kernel keeps per network namespace (this one would change the whole machine)`,
+			}},
 		{"empty process", "lab: x\nnodes:\n  a: {processes: [{cmd: []}]}\n",
 			[]string{`bad.yaml:3:25: nodes.a.processes[0].cmd: command is empty`}},
 		{"YAML syntax error", "lab: x\nnodes: [\n",

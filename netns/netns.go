@@ -300,3 +300,40 @@ func SysctlPath(key string) (string, error) {
 	}
 	return "/proc/sys/" + s, nil
 }
+
+// Scratch runs fn on a thread of its own inside a new network namespace that
+// nothing else can see or enter: a place to ask the kernel what a fresh
+// namespace holds (its /proc/sys/net, say) or to try a change harmlessly.
+// The namespace ends when fn returns. fn must not start goroutines.
+//
+// The thread goes back to the caller's namespace before it is unlocked; if
+// that fails it is never unlocked, and the runtime ends it. (Relying on the
+// goroutine's exit alone is not enough: when it runs on the main thread, the
+// runtime parks that thread for good instead, and the namespace lives on.)
+func Scratch(fn func() error) error {
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- &OpError{Op: "create scratch", Err: err}
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			ch <- &OpError{Op: "create scratch", Err: err}
+			return
+		}
+		fnErr := fn()
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			// Never unlock: the runtime will terminate this thread.
+			ch <- errors.Join(fnErr, &OpError{Op: "restore", Path: "(scratch)", Err: err})
+			return
+		}
+		runtime.UnlockOSThread()
+		ch <- fnErr
+	}()
+	return <-ch
+}

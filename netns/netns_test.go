@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -275,5 +276,57 @@ func TestThreadHygiene(t *testing.T) {
 	}
 	if len(tasks) < 2 {
 		t.Fatalf("only %d threads seen", len(tasks))
+	}
+}
+
+// TestScratch: fn runs in a namespace of its own, a change made there stays
+// there, and no thread of the process is left in it.
+func TestScratch(t *testing.T) {
+	sandbox.Require(t)
+	orig, err := netns.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	want, _ := orig.ID()
+	err = netns.Scratch(func() error {
+		var st unix.Stat_t
+		if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+			return err
+		}
+		if (netns.ID{Dev: st.Dev, Ino: st.Ino}) == want {
+			return errors.New("fn ran in the caller's namespace")
+		}
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); err != nil || strings.TrimSpace(string(b)) != "0" {
+		t.Fatalf("the scratch namespace's change reached the caller's: %q, %v", b, err)
+	}
+	// The runtime ends the thread just after fn returns.
+	var stray []string
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		stray = nil
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			var st unix.Stat_t
+			if err := unix.Stat(filepath.Join("/proc/self/task", task.Name(), "ns/net"), &st); err != nil {
+				continue // exited meanwhile
+			}
+			if (netns.ID{Dev: st.Dev, Ino: st.Ino}) != want {
+				stray = append(stray, task.Name())
+			}
+		}
+		if len(stray) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(stray) > 0 {
+		t.Errorf("threads %v are still in another namespace", stray)
 	}
 }
