@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsnet/nsnet/nsnettest"
 )
@@ -65,7 +66,7 @@ func Example() {
 	go serveHello(ln)
 
 	fmt.Println(ask(l))
-	l.SetLink("client", "eth0", false)
+	l.SetLinkState("client", "eth0", false)
 	fmt.Println(ask(l))
 	// Output:
 	// hello from the server namespace
@@ -93,10 +94,8 @@ func TestClientServerAcrossNamespaces(t *testing.T) {
 	if got := ask(l); got != "hello from the server namespace" {
 		t.Fatalf("before the fault: %q", got)
 	}
-	if err := l.SetLink("client", "eth0", false); err != nil {
-		t.Fatal(err)
-	}
-	l.Expect(t, "client", "server", "tcp:7000", nsnettest.Isolated)
+	l.SetLink(t, "client", "eth0", false)
+	l.Expect(t, "client", "server", "tcp:7000", nsnettest.Isolated, nsnettest.Timeout(300*time.Millisecond))
 	r, err := l.Check("client", "server", "icmp", nsnettest.Reach)
 	if err != nil || r.Pass || r.Cause != "link down (eth0)" {
 		t.Errorf("after link down: %+v %v", r, err)
@@ -104,9 +103,7 @@ func TestClientServerAcrossNamespaces(t *testing.T) {
 	if got := ask(l); got != "no answer" {
 		t.Fatalf("after the fault: %q", got)
 	}
-	if err := l.SetLink("client", "eth0", true); err != nil {
-		t.Fatal(err)
-	}
+	l.SetLink(t, "client", "eth0", true)
 	out, err := l.Node("client").Run("nsnet-does-not-exist")
 	if err == nil {
 		t.Errorf("a missing command ran: %q", out)

@@ -59,11 +59,11 @@ func TestSetLinkUpIsInForce(t *testing.T) {
 		rounds = 40
 	}
 	for i := 0; i < rounds && !t.Failed(); i++ {
-		if err := l.SetLink("client", "eth0", false); err != nil {
+		if err := l.SetLinkState("client", "eth0", false); err != nil {
 			t.Fatal(err)
 		}
 		l.Expect(t, "client", "10.7.1.1", "tcp:7000", nsnettest.Isolated)
-		if err := l.SetLink("client", "eth0", true); err != nil {
+		if err := l.SetLinkState("client", "eth0", true); err != nil {
 			t.Fatal(err)
 		}
 		l.Expect(t, "client", "10.7.1.1", "tcp:7000", nsnettest.Reach)
@@ -81,10 +81,10 @@ func TestSetLinkPeerSide(t *testing.T) {
 	l := nsnettest.Up(t, faultLab)
 	listen(t, l, "server", "10.7.1.1:7001")
 	for i := 0; i < 40 && !t.Failed(); i++ {
-		if err := l.SetLink("server", "eth0", false); err != nil {
+		if err := l.SetLinkState("server", "eth0", false); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.SetLink("server", "eth0", true); err != nil {
+		if err := l.SetLinkState("server", "eth0", true); err != nil {
 			t.Fatal(err)
 		}
 		l.Expect(t, "client", "10.7.1.1", "tcp:7001", nsnettest.Reach)
@@ -96,22 +96,22 @@ func TestSetLinkPeerSide(t *testing.T) {
 // instead of returning a link that cannot work.
 func TestSetLinkErrors(t *testing.T) {
 	l := nsnettest.Up(t, pairLab)
-	if err := l.SetLink("client", "eth9", true); err == nil {
+	if err := l.SetLinkState("client", "eth9", true); err == nil {
 		t.Error("SetLink of an interface the node does not have succeeded")
 	}
-	if err := l.SetLink("server", "eth0", false); err != nil {
+	if err := l.SetLinkState("server", "eth0", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.SetLink("client", "eth0", false); err != nil {
+	if err := l.SetLinkState("client", "eth0", false); err != nil {
 		t.Fatal(err)
 	}
-	err := l.SetLink("client", "eth0", true)
+	err := l.SetLinkState("client", "eth0", true)
 	if err == nil {
 		t.Error("SetLink(up) returned success with the peer down")
 	} else {
 		t.Logf("as expected: %v", err)
 	}
-	if err := l.SetLink("server", "eth0", true); err != nil {
+	if err := l.SetLinkState("server", "eth0", true); err != nil {
 		t.Fatalf("with both ends up: %v", err)
 	}
 	l.Expect(t, "client", "server", "icmp", nsnettest.Reach)
@@ -128,10 +128,10 @@ func TestSetLinkCarrier(t *testing.T) {
 		rounds = 50
 	}
 	for i := 0; i < rounds && !t.Failed(); i++ {
-		if err := l.SetLink("client", "eth0", false); err != nil {
+		if err := l.SetLinkState("client", "eth0", false); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.SetLink("client", "eth0", true); err != nil {
+		if err := l.SetLinkState("client", "eth0", true); err != nil {
 			t.Fatal(err)
 		}
 		l.Expect(t, "client", "server", "tcp:7002", nsnettest.Reach)
@@ -167,10 +167,10 @@ func TestSetLinkBridgePort(t *testing.T) {
 		rounds = 40
 	}
 	for i := 0; i < rounds && !t.Failed(); i++ {
-		if err := l.SetLink("client", "eth0", false); err != nil {
+		if err := l.SetLinkState("client", "eth0", false); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.SetLink("client", "eth0", true); err != nil {
+		if err := l.SetLinkState("client", "eth0", true); err != nil {
 			t.Fatal(err)
 		}
 		l.Expect(t, "client", "10.8.0.2", "tcp:7003", nsnettest.Reach)

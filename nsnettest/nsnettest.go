@@ -28,6 +28,8 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +57,18 @@ const (
 type Lab struct {
 	spec *lab.Lab
 	opt  lab.Options
+
+	// mu guards what the test changed and has not yet undone, for the
+	// report of a failing test.
+	mu     sync.Mutex
+	active map[*change]struct{}
+	dumped bool
+}
+
+// change is one fault the test put in force, undone at cleanup.
+type change struct {
+	what string
+	link string // NODE:IFACE for a link taken down
 }
 
 // New brings up the lab described by yamlText, keeping its namespaces and
@@ -74,7 +88,7 @@ func New(yamlText, dir string) (*Lab, error) {
 		lab.Down(l.Name, opt)
 		return nil, fmt.Errorf("up %s: %w", l.Name, err)
 	}
-	return &Lab{spec: l, opt: opt}, nil
+	return &Lab{spec: l, opt: opt, active: map[*change]struct{}{}}, nil
 }
 
 // Close tears the lab down: everything it made is removed, and the
@@ -89,7 +103,12 @@ func (l *Lab) Close() error {
 }
 
 // Up is New for a test: the lab lives in t.TempDir(), goes down with
-// t.Cleanup, and any error fails the test at once.
+// t.Cleanup, and any error fails the test at once. When the test has
+// failed, the lab's state (every node's links, addresses, qdiscs and routes)
+// and the faults still in force are logged before anything is undone.
+//
+// Cleanups run last first: register the shutdown of servers that run in
+// the lab after Up, so that it runs before the lab goes down.
 func Up(t testing.TB, yamlText string) *Lab {
 	t.Helper()
 	sandbox.Require(t)
@@ -98,6 +117,7 @@ func Up(t testing.TB, yamlText string) *Lab {
 		t.Fatalf("nsnettest: %v", err)
 	}
 	t.Cleanup(func() {
+		l.reportFailure(t)
 		if err := l.Close(); err != nil {
 			t.Errorf("nsnettest: down %s: %v", l.spec.Name, err)
 		}
@@ -111,6 +131,22 @@ type Node struct {
 	lab  *Lab
 	spec *lab.Node
 }
+
+// Nodes lists the lab's nodes in file order (the host first when the lab
+// puts an interface in it).
+func (l *Lab) Nodes() []*Node {
+	out := make([]*Node, 0, len(l.spec.Nodes))
+	for _, n := range l.spec.Nodes {
+		if n.IsHost() && len(n.Interfaces) == 0 {
+			continue // the sandbox's namespace, which this lab does not use
+		}
+		out = append(out, &Node{Name: n.Name, lab: l, spec: n})
+	}
+	return out
+}
+
+// Name is the lab's name.
+func (l *Lab) Name() string { return l.spec.Name }
 
 // Node returns the named node. An unknown name is a bug in the test: it
 // panics.
@@ -187,21 +223,86 @@ func (n *Node) ListenPacket(network, addr string) (net.PacketConn, error) {
 	return pc, err
 }
 
-// Dial connects from the node to addr (IP:PORT), giving up after 2s.
+// Dial connects from the node to addr, which is IP:PORT or NODE:PORT (the
+// node's first address of the network's family: IPv4 unless the network is
+// tcp6 or udp6 or the node has none). Only ctx bounds the connect; use
+// DialWith for a Dialer's timeout, local address or keep-alive.
 func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return n.DialWith(ctx, nil, network, addr)
+}
+
+// DialWith is Dial with the settings of d (Timeout, Deadline, LocalAddr,
+// KeepAlive, Control); d may be nil.
+func (n *Node) DialWith(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	target, err := n.lab.resolve(network, addr)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
 	var c net.Conn
-	err := n.with(func(ns *netns.NS) error {
+	err = n.with(func(ns *netns.NS) error {
 		var err error
-		c, err = probe.DialContext(ctx, ns, &net.Dialer{Timeout: 2 * time.Second}, network, addr)
+		c, err = probe.DialContext(ctx, ns, d, network, target)
 		return err
 	})
 	return c, err
 }
 
+// Dialer returns a dial function for the node, with d's settings, for
+// clients that take one (http.Transport.DialContext, grpc.WithContextDialer,
+// database drivers): their connections start in the node.
+func (n *Node) Dialer(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return n.DialWith(ctx, d, network, addr)
+	}
+}
+
+// resolve turns NODE:PORT into IP:PORT; IP:PORT is kept as it is.
+func (l *Lab) resolve(network, addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return addr, nil
+	}
+	n := l.spec.Node(host)
+	if n == nil {
+		return "", fmt.Errorf("address %q: %q is neither an IP address nor a node of lab %s", addr, host, l.spec.Name)
+	}
+	node := &Node{Name: host, lab: l, spec: n}
+	fam := 4
+	if strings.HasSuffix(network, "6") {
+		fam = 6
+	}
+	a := node.Addr(fam)
+	if !a.IsValid() && !strings.HasSuffix(network, "4") && fam == 4 {
+		a = node.Addr(6)
+	}
+	if !a.IsValid() {
+		return "", fmt.Errorf("address %q: node %s has no address for %s", addr, host, network)
+	}
+	return net.JoinHostPort(a.String(), port), nil
+}
+
+// Option tunes Check and Expect.
+type Option func(*checkOptions)
+
+type checkOptions struct {
+	timeout time.Duration
+}
+
+// Timeout bounds the probe (default 1s): a reach expectation fails, and an
+// isolated one passes, when nothing answered within it.
+func Timeout(d time.Duration) Option { return func(o *checkOptions) { o.timeout = d } }
+
 // Check probes from a node to another node (its first IPv4 address, else
 // IPv6) or to an address, with proto: icmp, tcp:PORT, udp:PORT or
 // http:PORT/PATH.
-func (l *Lab) Check(from, to, proto string, want check.Want) (check.Result, error) {
+func (l *Lab) Check(from, to, proto string, want check.Want, opts ...Option) (check.Result, error) {
+	var o checkOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	p, err := check.ParseProto(proto)
 	if err != nil {
 		return check.Result{}, err
@@ -218,7 +319,7 @@ func (l *Lab) Check(from, to, proto string, want check.Want) (check.Result, erro
 	}
 	var r check.Result
 	err = l.Node(from).with(func(ns *netns.NS) error {
-		r = check.Run(context.Background(), []check.Expectation{{From: from, FromNS: ns, To: to, Addr: addr, Proto: p, Want: want}}, check.Options{})[0]
+		r = check.Run(context.Background(), []check.Expectation{{From: from, FromNS: ns, To: to, Addr: addr, Proto: p, Want: want}}, check.Options{Timeout: o.timeout})[0]
 		return r.Err
 	})
 	return r, err
@@ -226,9 +327,9 @@ func (l *Lab) Check(from, to, proto string, want check.Want) (check.Result, erro
 
 // Expect is Check for a test: a failed expectation is reported with its
 // likely cause (no route, link down, no listener, filtered/timeout).
-func (l *Lab) Expect(t testing.TB, from, to, proto string, want check.Want) {
+func (l *Lab) Expect(t testing.TB, from, to, proto string, want check.Want, opts ...Option) {
 	t.Helper()
-	r, err := l.Check(from, to, proto, want)
+	r, err := l.Check(from, to, proto, want, opts...)
 	switch {
 	case err != nil:
 		t.Errorf("nsnettest: %s %s %s: probe could not run: %v", from, to, proto, err)
@@ -239,15 +340,55 @@ func (l *Lab) Expect(t testing.TB, from, to, proto string, want check.Want) {
 	}
 }
 
-// SetLink takes a node's interface down or brings it back up: a fault to
-// inject and repair. It returns once the change is in force: after
-// SetLink(..., false) nothing passes the link, and after SetLink(..., true)
-// the link works as the lab file made it (both ends have carrier, bridge
-// ports forward, and the addresses, routes and neighbour entries the kernel
-// flushed when the link went down are back), so a check right after it
-// sees the repaired link. Bringing an end up while its peer is down is an
-// error: that link cannot work.
-func (l *Lab) SetLink(node, iface string, up bool) error {
+// SetLink takes a node's interface down (up false) or brings it back up,
+// failing the test on error, and returns once the change is in force (see
+// SetLinkState). An interface the test took down is brought back up at
+// cleanup.
+func (l *Lab) SetLink(t testing.TB, node, iface string, up bool) {
+	t.Helper()
+	if err := l.SetLinkState(node, iface, up); err != nil {
+		t.Fatalf("nsnettest: set link %s:%s %s: %v", node, iface, map[bool]string{true: "up", false: "down"}[up], err)
+	}
+	key := node + ":" + iface
+	if up {
+		l.endLink(key)
+		return
+	}
+	c := l.begin(fmt.Sprintf("link %s down", key))
+	c.link = key
+	t.Cleanup(func() {
+		l.reportFailure(t)
+		if !l.end(c) {
+			return // the test brought it back itself
+		}
+		if err := l.SetLinkState(node, iface, true); err != nil && !l.linkDown(l.peerOf(node, iface)) {
+			// A peer the test also took down comes back in its own
+			// cleanup, which runs next: only then can this end work.
+			t.Errorf("nsnettest: cleanup: set link %s up: %v", key, err)
+		}
+	})
+}
+
+// SetLinkState takes a node's interface down or brings it back up, for use
+// outside a test: it returns the error and undoes nothing by itself. It
+// returns once the change is in force: after SetLinkState(..., false)
+// nothing passes the link, and after SetLinkState(..., true) the link works
+// as the lab file made it (both ends have carrier, bridge ports forward,
+// and the addresses, routes and neighbour entries the kernel flushed when
+// the link went down are back), so a check right after it sees the
+// repaired link. Bringing an end up while its peer is down is an error:
+// that link cannot work.
+func (l *Lab) SetLinkState(node, iface string, up bool) error {
 	l.Node(node) // an unknown node is a bug in the test
 	return lab.SetLink(l.spec, node, iface, up, l.opt)
+}
+
+// peerOf names the other end of a veth, or "".
+func (l *Lab) peerOf(node, iface string) string {
+	if n := l.spec.Node(node); n != nil {
+		if i := n.Interface(iface); i != nil && i.Peer != nil {
+			return i.Peer.Node.Name + ":" + i.Peer.Name
+		}
+	}
+	return ""
 }

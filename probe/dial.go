@@ -17,6 +17,9 @@ import (
 // DialContext connects to addr (an IP literal and port; names would be
 // resolved in the caller's namespace, so they are refused) from inside ns.
 //
+// Of d, Timeout, Deadline, LocalAddr, KeepAlive and Control/ControlContext
+// are honoured (d may be nil); the context bounds the connect as well.
+//
 // Only socket(2) runs on a thread inside ns: the namespace is fixed when the
 // socket is made. The connect is then driven by the runtime poller from an
 // ordinary goroutine, so thousands of concurrent probes do not pin thousands
@@ -52,8 +55,11 @@ func DialContext(ctx context.Context, ns *netns.NS, d *net.Dialer, network, addr
 	}
 	f := os.NewFile(uintptr(fd), "probe")
 	defer f.Close()
-	deadline := time.Time{}
-	if d != nil && d.Timeout > 0 {
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	deadline := d.Deadline
+	if d.Timeout > 0 && (deadline.IsZero() || time.Now().Add(d.Timeout).Before(deadline)) {
 		deadline = time.Now().Add(d.Timeout)
 	}
 	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
@@ -67,6 +73,9 @@ func DialContext(ctx context.Context, ns *netns.NS, d *net.Dialer, network, addr
 	}
 	opErr := func(err error) error {
 		return &net.OpError{Op: "dial", Net: network, Addr: net.TCPAddrFromAddrPort(ap), Err: os.NewSyscallError("connect", err)}
+	}
+	if err := prepare(ctx, d, f, fd, fam, network, ap); err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: net.TCPAddrFromAddrPort(ap), Err: err}
 	}
 	err = unix.Connect(fd, sa)
 	if errors.Is(err, unix.EINPROGRESS) {
@@ -99,6 +108,11 @@ func DialContext(ctx context.Context, ns *netns.NS, d *net.Dialer, network, addr
 				if ctx.Err() != nil {
 					return nil, opErr(ctx.Err())
 				}
+				if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+					// The poller saw the context's deadline before the
+					// context did.
+					return nil, opErr(context.DeadlineExceeded)
+				}
 				return nil, &net.OpError{Op: "dial", Net: network, Addr: net.TCPAddrFromAddrPort(ap), Err: timeoutError{}}
 			}
 			return nil, opErr(werr)
@@ -114,7 +128,62 @@ func DialContext(ctx context.Context, ns *netns.NS, d *net.Dialer, network, addr
 		return nil, opErr(err)
 	}
 	c.SetDeadline(time.Time{})
+	if tc, ok := c.(*net.TCPConn); ok && d.KeepAlive >= 0 {
+		// net.Dialer's default: keep-alive on, every 15 s unless set.
+		tc.SetKeepAlive(true)
+		if d.KeepAlive > 0 {
+			tc.SetKeepAlivePeriod(d.KeepAlive)
+		}
+	}
 	return c, nil
+}
+
+// prepare applies the dialer's settings that act before connect: the local
+// address to bind and the Control hooks.
+func prepare(ctx context.Context, d *net.Dialer, f *os.File, fd, fam int, network string, ap netip.AddrPort) error {
+	if d.LocalAddr != nil {
+		var la netip.AddrPort
+		switch a := d.LocalAddr.(type) {
+		case *net.TCPAddr:
+			la = a.AddrPort()
+		case *net.UDPAddr:
+			la = a.AddrPort()
+		default:
+			return fmt.Errorf("local address %v: must be a *net.TCPAddr or *net.UDPAddr", d.LocalAddr)
+		}
+		ip := la.Addr().Unmap()
+		var sa unix.Sockaddr
+		switch {
+		case fam == unix.AF_INET && (ip.Is4() || !ip.IsValid()):
+			s4 := &unix.SockaddrInet4{Port: int(la.Port())}
+			if ip.IsValid() {
+				s4.Addr = ip.As4()
+			}
+			sa = s4
+		case fam == unix.AF_INET6 && (ip.Is6() || !ip.IsValid()):
+			s6 := &unix.SockaddrInet6{Port: int(la.Port())}
+			if ip.IsValid() {
+				s6.Addr = ip.As16()
+			}
+			sa = s6
+		default:
+			return fmt.Errorf("local address %v is not of the family of %v", d.LocalAddr, ap.Addr())
+		}
+		if err := unix.Bind(fd, sa); err != nil {
+			return os.NewSyscallError("bind", err)
+		}
+	}
+	if d.ControlContext == nil && d.Control == nil {
+		return nil
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if d.ControlContext != nil {
+		return d.ControlContext(ctx, network, ap.String(), rc)
+	}
+	return d.Control(network, ap.String(), rc)
 }
 
 type timeoutError struct{}
