@@ -155,3 +155,29 @@ func TestFailingTestLogsStateAndFaults(t *testing.T) {
 		t.Errorf("still active after cleanup: %v", a)
 	}
 }
+
+// Both ends of a link taken down: the cleanups bring them back last first,
+// the first of them while the other end is still down, without an error.
+func TestSetLinkBothEndsCleanup(t *testing.T) {
+	ok := t.Run("both", func(t *testing.T) {
+		l := nsnettest.Up(t, pairLab)
+		l.SetLink(t, "client", "eth0", false)
+		l.SetLink(t, "server", "eth0", false)
+		l.Expect(t, "client", "server", "icmp", nsnettest.Isolated, nsnettest.Timeout(200*time.Millisecond))
+	})
+	if !ok {
+		t.Error("the subtest failed")
+	}
+	ok = t.Run("undone", func(t *testing.T) {
+		l := nsnettest.Up(t, pairLab)
+		l.SetLink(t, "client", "eth0", false)
+		l.SetLink(t, "client", "eth0", true)
+		if a := l.Active(); len(a) != 0 {
+			t.Errorf("active after the test undid it: %v", a)
+		}
+		l.Expect(t, "client", "server", "icmp", nsnettest.Reach)
+	})
+	if !ok {
+		t.Error("the subtest failed")
+	}
+}
