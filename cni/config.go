@@ -63,9 +63,10 @@ type Config struct {
 	IPAM             IPAMConfig
 	DNS              types.DNS
 
-	// runtime is what runtimeConfig asks of the attachment, checked by
-	// Request.
+	// runtime is what runtimeConfig asks of the attachment, and args the
+	// configuration's "args" as received; Request reads both.
 	runtime wireRequest
+	args    json.RawMessage
 
 	// PrevResult is the result of the previous ADD (CHECK, DEL), if any.
 	PrevResult *types100.Result
@@ -113,6 +114,10 @@ type wireConf struct {
 	// Request), and leaves the rest (portMappings, bandwidth, ...) to the
 	// plugins they are for.
 	RuntimeConfig wireRequest `json:"runtimeConfig"`
+	// Args is the runtime's optional metadata; nsnet reads args.cni.ips
+	// and args.cni.mac (see Request) and ignores the rest, as the
+	// conventions ask.
+	Args json.RawMessage `json:"args,omitempty"`
 }
 
 type wireIPAM struct {
@@ -178,6 +183,7 @@ func ParseConfig(raw []byte) (*Config, error) {
 		DNS:              w.DNS,
 		ValidAttachments: w.ValidAttachments,
 		runtime:          w.RuntimeConfig,
+		args:             w.Args,
 		Raw:              raw,
 	}
 	if err := checkName(w.Name); err != nil {

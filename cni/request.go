@@ -2,6 +2,7 @@ package cni
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -21,13 +22,17 @@ import (
 //
 //   - runtimeConfig.ips and runtimeConfig.mac, the "ips" and "mac"
 //     capabilities (Podman 4 uses ips for several addresses);
+//   - args.cni.ips and args.cni.mac in the configuration (the CNI
+//     conventions' "args", read by host-local and bridge);
 //   - the IP and MAC keys of CNI_ARGS (Podman 4 sends --ip and
 //     --mac-address this way), IP a comma-separated list as the reference
-//     static plugin reads it.
+//     static plugin reads it. The conventions say that a plugin that
+//     understands args must ignore CNI_ARGS' IP when args.cni.ips is
+//     given; nsnet does, and likewise MAC for args.cni.mac.
 //
-// When several ways ask, they must agree: the same address twice is one
-// request, two different addresses of one subnet or two different MACs are
-// an error (the reference plugins would silently let one win).
+// Otherwise, when several ways ask, they must agree: the same address twice
+// is one request, two different addresses of one subnet or two different
+// MACs are an error (the reference plugins would silently let one win).
 type Request struct {
 	// IPs: with the built-in allocator, at most one per subnet, each an
 	// address it could hand out; with a delegated IPAM plugin, as asked
@@ -63,13 +68,29 @@ func (c *Config) Request(cniArgs string) (Request, error) {
 	if err != nil {
 		return Request{}, err
 	}
-	var ips, macs []asked
-	for i, s := range c.runtime.IPs {
-		field := fmt.Sprintf("runtimeConfig.ips[%d]", i)
-		ips = append(ips, asked{value: s, name: field, fail: configFail(field)})
+	args, err := decodeArgs(c.args)
+	if err != nil {
+		return Request{}, err
 	}
-	if m := c.runtime.MAC; m != "" {
-		macs = append(macs, asked{value: m, name: "runtimeConfig.mac", fail: configFail("runtimeConfig.mac")})
+	var ips, macs []asked
+	for _, w := range []struct {
+		prefix string
+		req    wireRequest
+	}{{"runtimeConfig", c.runtime}, {"args.cni", args}} {
+		for i, s := range w.req.IPs {
+			field := fmt.Sprintf("%s.ips[%d]", w.prefix, i)
+			ips = append(ips, asked{value: s, name: field, fail: configFail(field)})
+		}
+		if m := w.req.MAC; m != "" {
+			field := w.prefix + ".mac"
+			macs = append(macs, asked{value: m, name: field, fail: configFail(field)})
+		}
+	}
+	if len(args.IPs) > 0 {
+		env.ip = ""
+	}
+	if args.MAC != "" {
+		env.mac = ""
 	}
 	if env.ip != "" {
 		pair := "IP=" + env.ip
@@ -89,6 +110,34 @@ func (c *Config) Request(cniArgs string) (Request, error) {
 		return Request{}, err
 	}
 	return r, nil
+}
+
+// decodeArgs reads args.cni.ips and args.cni.mac. Anything else in args is
+// other plugins' business; only a cni section of the wrong shape is an
+// error, since the conventions reserve it.
+func decodeArgs(raw json.RawMessage) (wireRequest, error) {
+	var w wireRequest
+	var args map[string]json.RawMessage
+	if json.Unmarshal(raw, &args) != nil {
+		return w, nil // absent, null, or not an object: nothing for nsnet
+	}
+	var cni map[string]json.RawMessage
+	if v, ok := args["cni"]; !ok || string(v) == "null" {
+		return w, nil
+	} else if err := json.Unmarshal(v, &cni); err != nil {
+		return w, &ConfigError{Field: "args.cni", Rule: "must be an object, such as {\"ips\": [\"10.88.0.5/16\"]}"}
+	}
+	if v, ok := cni["ips"]; ok && string(v) != "null" {
+		if err := json.Unmarshal(v, &w.IPs); err != nil {
+			return w, &ConfigError{Field: "args.cni.ips", Rule: "must be a list of addresses, such as [\"10.88.0.5/16\", \"fd88::5\"]"}
+		}
+	}
+	if v, ok := cni["mac"]; ok && string(v) != "null" {
+		if err := json.Unmarshal(v, &w.MAC); err != nil {
+			return w, &ConfigError{Field: "args.cni.mac", Rule: "must be a string, such as \"c2:11:22:33:44:55\""}
+		}
+	}
+	return w, nil
 }
 
 func configFail(field string) func(string) error {

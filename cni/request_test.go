@@ -15,6 +15,7 @@ const requestConf = `{"cniVersion":"1.1.0","name":"n","type":"nsnet-cni","ipam":
 func TestRequest(t *testing.T) {
 	for _, tc := range []struct {
 		runtime string // the runtimeConfig object, or ""
+		cargs   string // the configuration's args, or ""
 		args    string // CNI_ARGS
 		ips     []string
 		mac     string
@@ -49,10 +50,28 @@ func TestRequest(t *testing.T) {
 		{args: "IP", err: `"IP" is not a KEY=VALUE pair`},
 		{args: "MAC=a=b", err: `"MAC=a=b" is not a KEY=VALUE pair`},
 		{runtime: `{"ips":["10.1.0.5","10.1.0.6"]}`, err: "runtimeConfig.ips[1]: 10.1.0.6 is a second address of 10.1.0.0/24 (runtimeConfig.ips[0] asks for 10.1.0.5)"},
+		// args.cni, the conventions' way: CNI_ARGS' IP and MAC are
+		// then ignored, as the conventions say; runtimeConfig must agree.
+		{cargs: `{"cni":{"ips":["10.1.0.4/24"],"mac":"c2:00:00:00:00:04"}}`, ips: []string{"10.1.0.4"}, mac: "c2:00:00:00:00:04"},
+		{cargs: `{"cni":{"ips":["10.1.0.4"]}}`, args: "IP=10.1.0.5;MAC=c2:00:00:00:00:05", ips: []string{"10.1.0.4"}, mac: "c2:00:00:00:00:05"},
+		{cargs: `{"cni":{"mac":"c2:00:00:00:00:04"}}`, args: "IP=10.1.0.5;MAC=c2:00:00:00:00:05", ips: []string{"10.1.0.5"}, mac: "c2:00:00:00:00:04"},
+		{cargs: `{"cni":{"ips":["10.1.0.4"]}}`, runtime: `{"ips":["10.1.0.4/24"]}`, ips: []string{"10.1.0.4"}},
+		{cargs: `{"labels":[{"key":"app","value":"x"}],"cni":{"labels":[{"key":"a","value":"b"}]}}`},
+		{cargs: `"not an object"`},
+		{cargs: `{"cni":null}`},
+		{cargs: `{"cni":{"ips":["10.1.0.4"]}}`, runtime: `{"ips":["10.1.0.3"]}`, err: "args.cni.ips[0]: 10.1.0.4 is a second address of 10.1.0.0/24 (runtimeConfig.ips[0] asks for 10.1.0.3)"},
+		{cargs: `{"cni":{"mac":"c2:00:00:00:00:04"}}`, runtime: `{"mac":"c2:00:00:00:00:03"}`, err: "args.cni.mac: c2:00:00:00:00:04 differs from runtimeConfig.mac"},
+		{cargs: `{"cni":{"ips":["10.9.0.4"]}}`, err: "args.cni.ips[0]: 10.9.0.4 is in none of ipam.subnets"},
+		{cargs: `{"cni":{"ips":"10.1.0.4"}}`, err: "args.cni.ips: must be a list"},
+		{cargs: `{"cni":{"mac":1}}`, err: "args.cni.mac: must be a string"},
+		{cargs: `{"cni":[]}`, err: "args.cni: must be an object"},
 	} {
 		conf := requestConf
 		if tc.runtime != "" {
 			conf += `,"runtimeConfig":` + tc.runtime
+		}
+		if tc.cargs != "" {
+			conf += `,"args":` + tc.cargs
 		}
 		c, err := ParseConfig([]byte(conf + "}"))
 		if err != nil {
@@ -130,6 +149,7 @@ func FuzzRequest(f *testing.F) {
 		{`{"cniVersion":"1.0.0","name":"n","ipam":{"type":"host-local","subnet":"10.2.0.0/24"},"runtimeConfig":{"ips":["10.2.0.7"]}}`, "IP=10.2.0.8"},
 		{requestConf + "}", "IgnoreUnknown=0;x=y"},
 		{requestConf + "}", "IP=10.1.0.7;IP=10.1.0.7;"},
+		{requestConf + `,"args":{"cni":{"ips":["10.1.0.4/24"],"mac":"c2:00:00:00:00:04"}}}`, "IP=10.1.0.5"},
 	} {
 		f.Add([]byte(s[0]), s[1])
 	}

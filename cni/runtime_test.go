@@ -289,3 +289,44 @@ func TestDelegatedRequests(t *testing.T) {
 	n.assertNoAllocations()
 	before.assertSame(t)
 }
+
+// TestArgsRequests: args.cni.ips and args.cni.mac, the CNI conventions' way
+// of asking in the configuration (host-local and bridge read them), are
+// honoured like the capabilities; CNI_ARGS' IP and MAC are ignored when
+// args asks, as the conventions require; a bad one is code 7 naming it.
+func TestArgsRequests(t *testing.T) {
+	before := takeSnapshot(t)
+	d := nsDir(t)
+	p := dualStack("bridge")
+	p["args"] = map[string]any{"cni": map[string]any{"ips": []string{"10.77.0.40/24", "fd77::40"}, "mac": "c2:00:00:00:00:40"}, "labels": []any{}}
+	n := newNet(t, "argsreq", p)
+	c := newContainer(t, d, "a1")
+	res, err := n.addArgs(c, podmanArgs("a1", "IP", "10.77.0.41", "MAC", "c2:00:00:00:00:41"), nil)
+	if err != nil {
+		t.Fatalf("ADD with args.cni: %v", err)
+	}
+	if got := addrStrings(t, res); !slices.Equal(got, []string{"10.77.0.40/24", "fd77::40/64"}) {
+		t.Errorf("addresses %v, want args.cni's 10.77.0.40/24 and fd77::40/64", got)
+	}
+	if l, _, err := linkIn(t, c.ns, "eth0"); err != nil || l.MAC.String() != "c2:00:00:00:00:40" {
+		t.Errorf("eth0 in the container: mac %v, %v; want args.cni's c2:00:00:00:00:40", l.MAC, err)
+	}
+	if err := n.check(c); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+	n.mustDel(c)
+
+	p = dualStack("bridge")
+	p["args"] = map[string]any{"cni": map[string]any{"ips": []string{"10.88.0.40"}}}
+	bad := newNet(t, "argsreq", p)
+	_, err = bad.add(c)
+	wantCNIError(t, err, types.ErrInvalidNetworkConfig, "args.cni.ips[0]", "none of ipam.subnets")
+	if err := bad.del(c); err != nil {
+		t.Errorf("DEL after the refused ADD: %v", err)
+	}
+	n.assertNoAllocations()
+	if err := n.gc(); err != nil {
+		t.Fatal(err)
+	}
+	before.assertSame(t)
+}
