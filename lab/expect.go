@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/nsnet/nsnet/check"
 )
