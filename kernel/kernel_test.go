@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/sandbox"
 	"github.com/nsnet/nsnet/kernel"
@@ -253,5 +254,91 @@ func TestLinksByName(t *testing.T) {
 	}
 	if m := infos[len(want)+1]; !ok[len(want)+1] || m.MAC.String() != mac.String() || m.Alias != "" {
 		t.Errorf("m: %+v", m)
+	}
+}
+
+// TestBatchLinkAttributes: what a repair compares and changes through the
+// batch. Links reports the IPv6 address generation mode and the
+// operational state (the netlink library reads neither); SetLink sets the
+// mode and the MAC; DelAddr removes an address and takes a missing one as
+// done.
+func TestBatchLinkAttributes(t *testing.T) {
+	ans, a := fresh(t)
+	bns, bh := fresh(t)
+	if err := a.AddVeth(kernel.Veth{Name: "a0", Peer: "b0", PeerNS: bns}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := kernel.OpenBatch(ans, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	info := func(name string) kernel.LinkInfo {
+		t.Helper()
+		l, err := a.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		links, err := b.Links()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, li := range links {
+			if li.Index == l.Index {
+				return li
+			}
+		}
+		t.Fatalf("%s not in the dump", name)
+		return kernel.LinkInfo{}
+	}
+	if m := info("a0").AddrGenMode; m != kernel.AddrGenModeEUI64 {
+		t.Errorf("a new link's addrgenmode is %d, want eui64", m)
+	}
+	if m := info("lo").AddrGenMode; m < 0 {
+		t.Errorf("lo: no IPv6 address generation mode (%d)", m)
+	}
+	l, _ := a.LinkByName("a0")
+	mac := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x2b}
+	p := netip.MustParsePrefix("fd00:2b::1/64")
+	if err := b.SetLink(l.Index, kernel.LinkChange{AddrGenNone: true, MAC: mac, Up: true}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddAddr(l.Index, p, kernel.AddrOptions{NoDAD: true}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := bh.SetUpIndex(1); err != nil {
+		t.Fatal(err)
+	}
+	if li := info("a0"); li.AddrGenMode != kernel.AddrGenModeNone || li.MAC.String() != mac.String() {
+		t.Errorf("after SetLink: %+v", li)
+	}
+	pl, _ := bh.LinkByName("b0")
+	if err := bh.SetUpIndex(pl.Index); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(3 * time.Second); info("a0").OperState != kernel.OperUp; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a0 is not operationally up: %+v", info("a0"))
+		}
+	}
+	for i := range 2 { // the second finds it gone: not an error
+		if err := b.DelAddr(l.Index, p, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Flush(); err != nil {
+			t.Fatalf("delete #%d: %v", i+1, err)
+		}
+	}
+	addrs, err := a.Addrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ad := range addrs {
+		if ad.LinkIndex == l.Index {
+			t.Errorf("a0 still has %v", ad.Prefix)
+		}
 	}
 }

@@ -184,6 +184,7 @@ func (b *Batch) queue(start int, tag int, ignore syscall.Errno, what string) err
 type LinkChange struct {
 	Alias       string
 	AddrGenNone bool // no IPv6 link-local address: addrgenmode none
+	MAC         net.HardwareAddr
 	MasterIndex int
 	MTU         int
 	Up          bool
@@ -202,6 +203,9 @@ func (b *Batch) SetLink(index int, c LinkChange, tag int) error {
 	}
 	if c.MTU != 0 {
 		b.attrU32(unix.IFLA_MTU, uint32(c.MTU))
+	}
+	if len(c.MAC) > 0 {
+		b.attr(unix.IFLA_ADDRESS, c.MAC)
 	}
 	if c.MasterIndex != 0 {
 		b.attrU32(unix.IFLA_MASTER, uint32(c.MasterIndex))
@@ -259,6 +263,19 @@ func (b *Batch) AddAddr(index int, p netip.Prefix, opt AddrOptions, tag int) err
 		b.attr(unix.IFA_BROADCAST, brd[:])
 	}
 	return b.queue(start, tag, unix.EEXIST, "add address")
+}
+
+// DelAddr queues the removal of an address (a missing one is not an error).
+func (b *Batch) DelAddr(index int, p netip.Prefix, tag int) error {
+	start := b.msg(unix.RTM_DELADDR, 0)
+	a := p.Addr().Unmap()
+	var m [unix.SizeofIfAddrmsg]byte
+	m[0] = family(a)
+	m[1] = uint8(p.Bits())
+	binary.NativeEndian.PutUint32(m[4:], uint32(index))
+	b.buf = append(b.buf, m[:]...)
+	b.attr(unix.IFA_LOCAL, addrBytes(a))
+	return b.queue(start, tag, unix.EADDRNOTAVAIL, "delete address")
 }
 
 // AddRoute queues a main-table unicast route, like Handle.AddRoute (r.Dev is
@@ -558,7 +575,22 @@ type LinkInfo struct {
 	// then its STP state (PortForwarding once it passes frames).
 	BridgePort bool
 	PortState  uint8
+	// OperState is IFLA_OPERSTATE (IF_OPER_UP is 6): the kernel sets it in
+	// its link watch work, after the carrier flag.
+	OperState uint8
+	// AddrGenMode is IFLA_INET6_ADDR_GEN_MODE (0 eui64, 1 none, ...): how
+	// the kernel makes the link's IPv6 link-local address; -1 when the
+	// link has no IPv6.
+	AddrGenMode int
 }
+
+// IPv6 address generation modes (include/uapi/linux/if_link.h) and the
+// operational state "up" (if.h).
+const (
+	AddrGenModeEUI64 = 0
+	AddrGenModeNone  = 1
+	OperUp           = 6
+)
 
 // PortForwarding is the bridge port state (IFLA_BRPORT_STATE,
 // BR_STATE_FORWARDING) in which a port passes frames. A port whose link just
@@ -766,24 +798,34 @@ func parseLinkInfo(data []byte) (LinkInfo, bool) {
 	if len(data) < unix.SizeofIfInfomsg {
 		return LinkInfo{}, false
 	}
-	li := LinkInfo{Index: int(int32(binary.NativeEndian.Uint32(data[4:]))), Flags: binary.NativeEndian.Uint32(data[8:])}
-	for a := data[unix.SizeofIfInfomsg:]; len(a) >= 4; {
-		n := int(binary.NativeEndian.Uint16(a))
-		if n < 4 || n > len(a) {
-			break
-		}
-		switch binary.NativeEndian.Uint16(a[2:]) {
+	li := LinkInfo{Index: int(int32(binary.NativeEndian.Uint32(data[4:]))), Flags: binary.NativeEndian.Uint32(data[8:]), AddrGenMode: -1}
+	eachAttr(data[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+		switch typ {
 		case unix.IFLA_ADDRESS:
-			li.MAC = net.HardwareAddr(slices.Clone(a[4:n]))
+			li.MAC = net.HardwareAddr(slices.Clone(v))
 		case unix.IFLA_IFALIAS:
-			li.Alias = cString(a[4:n])
+			li.Alias = cString(v)
 		case unix.IFLA_QDISC:
-			li.Qdisc = cString(a[4:n])
+			li.Qdisc = cString(v)
 		case unix.IFLA_LINKINFO:
-			li.BridgePort, li.PortState = parsePortInfo(a[4:n])
+			li.BridgePort, li.PortState = parsePortInfo(v)
+		case unix.IFLA_OPERSTATE:
+			if len(v) > 0 {
+				li.OperState = v[0]
+			}
+		case unix.IFLA_AF_SPEC:
+			eachAttr(v, func(af uint16, v []byte) {
+				if af != unix.AF_INET6 {
+					return
+				}
+				eachAttr(v, func(typ uint16, v []byte) {
+					if typ == unix.IFLA_INET6_ADDR_GEN_MODE && len(v) > 0 {
+						li.AddrGenMode = int(v[0])
+					}
+				})
+			})
 		}
-		a = a[min(align4(n), len(a)):]
-	}
+	})
 	return li, true
 }
 
@@ -823,10 +865,11 @@ func eachAttr(a []byte, fn func(typ uint16, v []byte)) {
 	}
 }
 
-// linkQdiscs dumps the namespace's links and returns each one's root
-// queueing discipline (IFLA_QDISC) by index. A dump that a concurrent change
+// Links dumps the namespace's links (after sending what is queued) with
+// what LinkInfo holds, which the netlink library does not read (IFLA_QDISC,
+// the IPv6 address generation mode). A dump that a concurrent change
 // interrupted is retried whole: partial results are never returned.
-func (b *Batch) linkQdiscs() (map[int]string, error) {
+func (b *Batch) Links() ([]LinkInfo, error) {
 	if err := b.Flush(); err != nil {
 		return nil, err
 	}
@@ -841,7 +884,7 @@ func (b *Batch) linkQdiscs() (map[int]string, error) {
 		if err := unix.Sendto(b.fd, buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 			return nil, &OpError{Op: "list links", Err: err}
 		}
-		out := map[int]string{}
+		var out []LinkInfo
 		intr := false
 		var failed error
 		err := b.receive(func(h *unix.NlMsghdr, data []byte) bool {
@@ -860,8 +903,8 @@ func (b *Batch) linkQdiscs() (map[int]string, error) {
 				}
 				return true
 			case unix.RTM_NEWLINK:
-				if li, ok := parseLinkInfo(data); ok && li.Qdisc != "" {
-					out[li.Index] = li.Qdisc
+				if li, ok := parseLinkInfo(data); ok {
+					out = append(out, li)
 				}
 			}
 			return false
@@ -890,5 +933,15 @@ func (h *Handle) Qdiscs() (map[int]string, error) {
 		return nil, err
 	}
 	defer b.Close()
-	return b.linkQdiscs()
+	links, err := b.Links()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]string, len(links))
+	for _, li := range links {
+		if li.Qdisc != "" {
+			out[li.Index] = li.Qdisc
+		}
+	}
+	return out, nil
 }

@@ -339,6 +339,24 @@ func TestSeedLifecycle(t *testing.T) {
 	wantIn(t, "up after link down", e.must("up", seed), "lab seed is up: 2 changes: 1 neighbour, 1 setting")
 	e.mustPing("seed", "direct", "10.200.0.2")
 
+	// Attributes the plan sets at creation, changed by hand, go back: the
+	// MAC (the peer's neighbour entry names it) and addrgenmode, whose
+	// kernel mode made a link-local address with DAD when the link came
+	// up: it goes too.
+	mac := strings.Fields(ip(t, "-br", "link", "show", "veth0"))[2]
+	ip(t, "link", "set", "veth0", "down")
+	ip(t, "link", "set", "veth0", "address", "02:00:00:00:00:09", "addrgenmode", "eui64")
+	ip(t, "link", "set", "veth0", "up")
+	wantIn(t, "kernel link-local", ip(t, "addr", "show", "veth0"), "inet6 fe80::")
+	wantIn(t, "plan after attributes changed", e.must("plan", seed),
+		"ip link set veth0 addrgenmode none", "ip link set veth0 address "+mac, "ip addr del fe80::")
+	e.must("up", seed)
+	if out := ip(t, "-d", "link", "show", "veth0") + ip(t, "addr", "show", "veth0"); !strings.Contains(out, "addrgenmode none") || !strings.Contains(out, mac) || strings.Contains(out, "inet6") {
+		t.Errorf("after up, veth0 is not as the plan makes it:\n%s", out)
+	}
+	wantIn(t, "plan after repair", e.must("plan", seed), "nothing to do")
+	e.mustPing("seed", "direct", "10.200.0.2")
+
 	for i := 0; i < 3; i++ {
 		r := e.run("down", seed)
 		if r.code != 0 {

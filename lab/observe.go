@@ -138,6 +138,15 @@ func (s *System) observeNS(c *conn, keys []string, withRoutes, withNeighs bool) 
 	if err != nil {
 		return nil, err
 	}
+	// The netlink library does not read the address generation mode.
+	infos, err := c.b.Links()
+	if err != nil {
+		return nil, err
+	}
+	genMode := make(map[int]int, len(infos))
+	for _, li := range infos {
+		genMode[li.Index] = li.AddrGenMode
+	}
 	ns := &NSState{Links: make(map[string]*LinkState, len(links))}
 	names := make(map[int]string, len(links))
 	byIndex := make(map[int]*LinkState, len(links))
@@ -149,15 +158,23 @@ func (s *System) observeNS(c *conn, keys []string, withRoutes, withNeighs bool) 
 			ns.Mark, ns.LoUp = l.Alias, l.Up()
 		}
 		ls := &LinkState{
-			Index: l.Index, Kind: l.Type, Alias: l.Alias, MAC: l.MAC.String(), Up: l.Up(), MTU: l.MTU,
+			Index: l.Index, Kind: l.Type, Alias: l.Alias, MAC: l.MAC.String(), Up: l.Up(), Running: l.OperState == "UP", MTU: l.MTU,
 			Master: names[l.MasterIndex], PeerIndex: l.ParentIndex,
+		}
+		if m, ok := genMode[l.Index]; ok && l.Index != loIndex {
+			ls.AddrGenAuto = m >= 0 && m != kernel.AddrGenModeNone
 		}
 		ns.Links[l.Name] = ls
 		byIndex[l.Index] = ls
 		c.idx[l.Name] = l.Index
 	}
 	for _, a := range addrs {
-		if ls := byIndex[a.LinkIndex]; ls != nil {
+		ls := byIndex[a.LinkIndex]
+		switch {
+		case ls == nil:
+		case a.Prefix.Addr().Is6() && a.Flags&unix.IFA_F_NODAD == 0:
+			ls.DAD = append(ls.DAD, a.Prefix)
+		default:
 			ls.Addrs = append(ls.Addrs, a.Prefix)
 		}
 	}

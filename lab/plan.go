@@ -25,9 +25,11 @@ const (
 	OpAddBridge                   // create a bridge
 	OpAddVeth                     // create a veth pair, peer directly in its namespace
 	OpSetAlias                    // mark a link with the lab's alias
-	OpAddrGenNone                 // no automatic IPv6 link-local address (and so no DAD) on a new link
+	OpAddrGenNone                 // no automatic IPv6 link-local address (and so no DAD) on a link
+	OpSetMAC                      // fix a drifted MAC address
 	OpSetMaster                   // make a veth end a bridge port
 	OpSetMTU                      // fix a drifted MTU
+	OpDelAddr                     // remove a link-local address that is not the lab's, or an address made with DAD
 	OpLinkLocal                   // add the IPv6 link-local address, without DAD
 	OpAddAddr                     // add an address
 	OpSetUp                       // bring a link up
@@ -60,12 +62,18 @@ type Removal struct {
 	Sysctl *ledger.Sysctl
 	// Links are the host links OpAwaitGone waits for.
 	Links []*ledger.Link
+	// Addr is the address OpDelAddr removes.
+	Addr netip.Prefix
 }
 
-// Addr is the address an OpAddAddr or OpLinkLocal step adds.
+// Addr is the address an OpAddAddr or OpLinkLocal step adds, or an
+// OpDelAddr step removes.
 func (s Step) Addr() netip.Prefix {
-	if s.Op == OpLinkLocal {
+	switch s.Op {
+	case OpLinkLocal:
 		return s.Iface.LinkLocal()
+	case OpDelAddr:
+		return s.Old.Addr
 	}
 	return s.Iface.Addrs[s.Index]
 }
@@ -103,6 +111,10 @@ type Plan struct {
 	// Notes explain what the plan leaves alone although the ledger lists
 	// it, because the kernel says it is not the lab's.
 	Notes []string
+	// Carrier are veth ends that were up but not yet operationally up when
+	// observed (an interrupted up brought them up a moment ago): up waits
+	// for them as for the ends it brings up itself.
+	Carrier []*Interface
 }
 
 // Empty reports whether the plan changes nothing.
@@ -110,21 +122,22 @@ func (p *Plan) Empty() bool { return len(p.Steps) == 0 }
 
 // planner holds the state of one planning run.
 type planner struct {
-	lab    *Lab
-	st     *State
-	mark   string
-	steps  []Step
-	probs  problems
-	old    map[string]string
-	led    *ledger.Ledger
-	owned  map[string]bool // namespaces that exist and are the lab's
-	fresh  map[string]bool // namespaces this plan creates
-	gone   map[string]bool // namespaces this plan deletes
-	made   map[*Interface]bool
-	notes  []string
-	ledNS  map[string]*ledger.Node    // by namespace
-	ledN   map[string]*ledger.Node    // by node name
-	ledLnk map[[2]string]*ledger.Link // (netns, name)
+	lab     *Lab
+	st      *State
+	mark    string
+	steps   []Step
+	probs   problems
+	old     map[string]string
+	led     *ledger.Ledger
+	owned   map[string]bool // namespaces that exist and are the lab's
+	fresh   map[string]bool // namespaces this plan creates
+	gone    map[string]bool // namespaces this plan deletes
+	made    map[*Interface]bool
+	notes   []string
+	carrier []*Interface
+	ledNS   map[string]*ledger.Node    // by namespace
+	ledN    map[string]*ledger.Node    // by node name
+	ledLnk  map[[2]string]*ledger.Link // (netns, name)
 	// Per node, the addresses of its interfaces and the single-address
 	// destinations of its routes by device (built when first needed).
 	nodeAddrs map[*Node]map[netip.Addr]bool
@@ -227,7 +240,7 @@ func (p *planner) plan() *Plan {
 	if cap(steps) > len(steps)+len(steps)/8 {
 		steps = slices.Clone(steps)
 	}
-	return &Plan{Lab: p.lab, Name: name, Mark: p.mark, Steps: steps, Ledger: p.st.Ledger, Old: p.old, Notes: p.notes}
+	return &Plan{Lab: p.lab, Name: name, Mark: p.mark, Steps: steps, Ledger: p.st.Ledger, Old: p.old, Notes: p.notes, Carrier: p.carrier}
 }
 
 func (p *planner) add(s Step) { p.steps = append(p.steps, s) }
@@ -505,12 +518,18 @@ func (p *planner) configure(i *Interface, ls *LinkState) {
 	if ls == nil || ls.Alias != p.mark {
 		p.add(Step{Op: OpSetAlias, Iface: i})
 	}
-	if ls == nil {
+	if ls == nil || ls.AddrGenAuto {
 		// Before the link is up, so the kernel never makes a link-local
 		// address of its own: that would run duplicate address detection
 		// (a router whose link-local address is tentative does not
 		// forward for a second or two) and, on a big bridge, flood it.
+		// An up interrupted after creating the link, or a hand, may have
+		// left the kernel's mode: every attribute a plan sets is
+		// compared, so a repaired lab is exactly a clean one.
 		p.add(Step{Op: OpAddrGenNone, Iface: i})
+	}
+	if ls != nil && ls.MAC != "" && !strings.EqualFold(ls.MAC, i.MAC.String()) {
+		p.add(Step{Op: OpSetMAC, Iface: i})
 	}
 	if i.Master != nil && (ls == nil || ls.Master != i.Master.Name) {
 		p.add(Step{Op: OpSetMaster, Iface: i})
@@ -533,6 +552,22 @@ func (p *planner) configure(i *Interface, ls *LinkState) {
 		}
 		p.add(Step{Op: OpSysctl, Node: i.Node, Index: int32(j)})
 	}
+	if ls != nil {
+		// What the kernel made while addrgenmode was not none (its
+		// link-local address, perhaps still tentative) goes, and so does
+		// a lab address that went through DAD: it is added back below,
+		// without.
+		for _, a := range ls.DAD {
+			if a.Addr().IsLinkLocalUnicast() || slices.Contains(i.Addrs, a) {
+				p.add(Step{Op: OpDelAddr, Iface: i, Old: &Removal{Addr: a}})
+			}
+		}
+		for _, a := range ls.Addrs {
+			if a.Addr().Is6() && a.Addr().IsLinkLocalUnicast() && (!i.IPv6() || a != i.LinkLocal()) {
+				p.add(Step{Op: OpDelAddr, Iface: i, Old: &Removal{Addr: a}})
+			}
+		}
+	}
 	if i.IPv6() && (ls == nil || !ls.hasAddr(i.LinkLocal())) {
 		p.add(Step{Op: OpLinkLocal, Iface: i})
 	}
@@ -543,6 +578,8 @@ func (p *planner) configure(i *Interface, ls *LinkState) {
 	}
 	if ls == nil || !ls.Up {
 		p.add(Step{Op: OpSetUp, Iface: i})
+	} else if !ls.Running && i.Kind == KindVeth {
+		p.carrier = append(p.carrier, i)
 	}
 	// After up: taking a link down flushes its neighbour entries.
 	var have map[NeighKey]string
@@ -600,7 +637,7 @@ func (p *planner) processes() {
 func (o Op) String() string {
 	names := [...]string{"", "stop process", "restore sysctl", "delete namespace", "delete link", "await removal",
 		"add namespace", "loopback up", "set sysctl", "add bridge", "add veth", "set alias",
-		"addrgenmode none", "set master", "set mtu", "add link-local address", "add address", "set up", "add neighbour", "add route", "start process"}
+		"addrgenmode none", "set mac", "set master", "set mtu", "delete address", "add link-local address", "add address", "set up", "add neighbour", "add route", "start process"}
 	if int(o) < len(names) {
 		return names[o]
 	}

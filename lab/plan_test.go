@@ -226,6 +226,35 @@ func TestPlanDrift(t *testing.T) {
 		"ip -n two-lans-switch link set h6-eth0 master lan2",
 	)
 
+	// What an interrupted up (or a hand) leaves that a clean up does not:
+	// the kernel's address generation with its DAD'd link-local address,
+	// a lab address added with DAD, a link-local address that is not the
+	// lab's, another MAC. Each attribute is put back; nothing else moves.
+	st = upState(l)
+	h1 := st.Netns["two-lans-h1"].Links["eth0"]
+	h1.AddrGenAuto = true
+	h1.DAD = []netip.Prefix{h1.Addrs[len(h1.Addrs)-1], h1.Addrs[1]} // its link-local and fd00:1::2
+	h1.Addrs = h1.Addrs[:1]
+	port := st.Netns["two-lans-switch"].Links["h1-eth0"]
+	port.AddrGenAuto = true
+	port.DAD = []netip.Prefix{netip.MustParsePrefix("fe80::1/64")}
+	port.Addrs = append(port.Addrs, netip.MustParsePrefix("fd00:9::9/64")) // by hand, nodad: not the plan's
+	port.DAD = append(port.DAD, netip.MustParsePrefix("fd00:9::8/64"))     // by hand, with DAD: not the plan's either
+	h3 := st.Netns["two-lans-h3"].Links["eth0"]
+	h3.Addrs = append(h3.Addrs, netip.MustParsePrefix("fe80::3/64"))
+	st.Netns["two-lans-h2"].Links["eth0"].MAC = "02:00:00:00:00:02"
+	wantLines(t, planLines(t, l, st),
+		"ip -n two-lans-switch link set h1-eth0 addrgenmode none",
+		"ip -n two-lans-switch addr del fe80::1/64 dev h1-eth0",
+		"ip -n two-lans-h1 link set eth0 addrgenmode none",
+		"ip -n two-lans-h1 addr del fe80::188f:9fff:fee2:cb80/64 dev eth0",
+		"ip -n two-lans-h1 addr del fd00:1::2/64 dev eth0",
+		"ip -n two-lans-h1 addr add fe80::188f:9fff:fee2:cb80/64 dev eth0 nodad",
+		"ip -n two-lans-h1 addr add fd00:1::2/64 dev eth0 nodad",
+		"ip -n two-lans-h2 link set eth0 address 56:bf:85:42:9e:5b",
+		"ip -n two-lans-h3 addr del fe80::3/64 dev eth0",
+	)
+
 	// A namespace deleted by hand (ip netns del) is made again, whole.
 	st = upState(l)
 	delete(st.Netns, "two-lans-h2")

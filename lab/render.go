@@ -59,8 +59,12 @@ func (s Step) Lines(mark string) []string {
 		return []string{fmt.Sprintf("ip%s link set %s alias %s", n, s.Iface.Name, mark)}
 	case OpAddrGenNone:
 		return []string{fmt.Sprintf("ip%s link set %s addrgenmode none", n, s.Iface.Name)}
+	case OpSetMAC:
+		return []string{fmt.Sprintf("ip%s link set %s address %s", n, s.Iface.Name, s.Iface.MAC)}
 	case OpSetMaster:
 		return []string{fmt.Sprintf("ip%s link set %s master %s", n, s.Iface.Name, s.Iface.Master.Name)}
+	case OpDelAddr:
+		return []string{fmt.Sprintf("ip%s addr del %s dev %s", n, s.Addr(), s.Iface.Name)}
 	case OpSetMTU:
 		return []string{fmt.Sprintf("ip%s link set %s mtu %d", n, s.Iface.Name, s.Iface.MTU)}
 	case OpAddAddr, OpLinkLocal:

@@ -54,15 +54,26 @@ type NSState struct {
 
 // LinkState is one interface as observed.
 type LinkState struct {
-	Index     int
-	Kind      string // "veth", "bridge", ...
-	Alias     string
-	MAC       string
-	Up        bool
+	Index int
+	Kind  string // "veth", "bridge", ...
+	Alias string
+	MAC   string
+	Up    bool
+	// Running is set when the link is operationally up (carrier, and the
+	// kernel's link watch has seen it).
+	Running   bool
 	MTU       int
 	Master    string // name of the bridge it is a port of
 	PeerIndex int    // a veth's peer ifindex (in the peer's namespace)
-	Addrs     []netip.Prefix
+	// AddrGenAuto is set when the kernel makes the link's IPv6 link-local
+	// address itself, with DAD (addrgenmode other than none): nsnet sets
+	// none on every link it makes.
+	AddrGenAuto bool
+	// Addrs are the addresses as nsnet adds them; DAD holds the IPv6 ones
+	// without IFA_F_NODAD instead (the kernel's own link-local address, or
+	// one added by hand), which nsnet never makes.
+	Addrs []netip.Prefix
+	DAD   []netip.Prefix
 }
 
 // RouteState is one route of the main table.

@@ -500,7 +500,7 @@ func (s *System) run(st Step) error {
 		return nil
 	case OpAddVeth:
 		return s.addVeth(st.Iface)
-	case OpSetAlias, OpAddrGenNone, OpSetMaster, OpSetMTU, OpSetUp:
+	case OpSetAlias, OpAddrGenNone, OpSetMAC, OpSetMaster, OpSetMTU, OpSetUp:
 		c, idx, err := s.ifaceConn(st.Iface)
 		if err != nil {
 			return err
@@ -511,6 +511,8 @@ func (s *System) run(st Step) error {
 			ch.Alias = s.mark
 		case OpAddrGenNone:
 			ch.AddrGenNone = true
+		case OpSetMAC:
+			ch.MAC = st.Iface.MAC
 		case OpSetMaster:
 			if ch.MasterIndex, err = c.index(st.Iface.Master.Name); err != nil {
 				return err
@@ -538,6 +540,16 @@ func (s *System) run(st Step) error {
 			return err
 		}
 		return c.b.AddAddr(idx, st.Addr(), kernel.AddrOptions{NoDAD: true}, tag)
+	case OpDelAddr:
+		c, idx, err := s.ifaceConn(st.Iface)
+		if err != nil {
+			return err
+		}
+		tag, err := s.tag(c, st)
+		if err != nil {
+			return err
+		}
+		return c.b.DelAddr(idx, st.Addr(), tag)
 	case OpAddNeigh:
 		c, idx, err := s.ifaceConn(st.Iface)
 		if err != nil {
@@ -734,23 +746,36 @@ func routeState(r kernel.Route, names map[int]string) RouteState {
 	return RouteState{To: to, Via: r.Gateway, Dev: names[r.LinkIndex]}
 }
 
-// AwaitCarrier waits until every veth end the plan brought up has carrier
-// (IFF_RUNNING). The kernel turns carrier on asynchronously, in its link
-// watch work, which batches events for up to a second, and a link passes no
-// traffic until then: without this wait, a ping right after up could fail.
-// It returns the links still without carrier after d.
+// AwaitCarrier waits until every veth end the plan brought up, and its peer,
+// is operationally up (IF_OPER_UP). The kernel turns carrier on
+// asynchronously, in its link watch work, which batches events for up to a
+// second, and a link passes no traffic until then: without this wait, a
+// ping right after up could fail. The peer counts too: a repair that brings
+// up one end of a pair whose other end was up already (an interrupted up)
+// changes the carrier of both; so do the ends it found up without carrier
+// (Plan.Carrier). It returns the links still not up after d.
 func (s *System) AwaitCarrier(p *Plan, d time.Duration) ([]string, error) {
 	byNS := map[string][]*Interface{}
 	var order []string
+	seen := map[*Interface]bool{}
+	wait := p.Carrier
 	for _, st := range p.Steps {
-		if st.Op != OpSetUp || st.Iface.Kind != KindVeth {
-			continue
+		if st.Op == OpSetUp && st.Iface.Kind == KindVeth {
+			wait = append(wait, st.Iface)
 		}
-		ns := st.Iface.Node.Netns
-		if _, ok := byNS[ns]; !ok {
-			order = append(order, ns)
+	}
+	for _, w := range wait {
+		for _, i := range []*Interface{w, w.Peer} {
+			if i == nil || seen[i] {
+				continue
+			}
+			seen[i] = true
+			ns := i.Node.Netns
+			if _, ok := byNS[ns]; !ok {
+				order = append(order, ns)
+			}
+			byNS[ns] = append(byNS[ns], i)
 		}
-		byNS[ns] = append(byNS[ns], st.Iface)
 	}
 	deadline := time.Now().Add(d)
 	var late []string
@@ -786,7 +811,7 @@ func (s *System) AwaitCarrier(p *Plan, d time.Duration) ([]string, error) {
 	return late, nil
 }
 
-// runningLinks reports which of the links have carrier, reading each by
+// runningLinks reports which of the links are up with carrier, reading each by
 // index: a namespace with a big bridge (or the host of 10,000
 // point-to-point links) holds thousands of links, and a dump of them is
 // megabytes.
@@ -804,7 +829,7 @@ func runningLinks(c *conn, want []*Interface) (map[string]bool, error) {
 		if err != nil {
 			return nil, err
 		}
-		running[i.Name] = l.Flags&unix.IFF_RUNNING != 0
+		running[i.Name] = l.Flags&unix.IFF_RUNNING != 0 && l.OperState == kernel.OperUp
 	}
 	return running, nil
 }

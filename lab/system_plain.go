@@ -72,7 +72,7 @@ func (s *System) runPlain(st Step) (handled bool, err error) {
 			c.idx[a.Name] = idx
 		}
 		return true, err
-	case OpSetAlias, OpAddrGenNone, OpSetMaster, OpSetMTU, OpSetUp, OpAddAddr, OpLinkLocal, OpAddNeigh:
+	case OpSetAlias, OpAddrGenNone, OpSetMAC, OpSetMaster, OpSetMTU, OpSetUp, OpDelAddr, OpAddAddr, OpLinkLocal, OpAddNeigh:
 		c, err := s.conn(st.Iface.Node.Netns)
 		if err != nil {
 			return true, err
@@ -90,6 +90,10 @@ func (s *System) runPlain(st Step) (handled bool, err error) {
 			return true, h.SetAliasIndex(idx, s.mark)
 		case OpAddrGenNone:
 			return true, h.SetAddrGenModeNone(idx)
+		case OpSetMAC:
+			return true, h.SetHardwareAddr(st.Iface.Name, st.Iface.MAC)
+		case OpDelAddr:
+			return true, ignore(h.DelAddr(st.Iface.Name, st.Addr()), fs.ErrNotExist)
 		case OpSetMaster:
 			m, err := c.index(st.Iface.Master.Name)
 			if err != nil {

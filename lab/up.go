@@ -158,13 +158,14 @@ func Up(l *Lab, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Empty() && s.led != nil && s.led.Complete && s.led.File == l.File {
-		return &Result{Plan: p, Ledger: s.led}, nil
+	led := s.led
+	if !p.Empty() || led == nil || !led.Complete || led.File != l.File {
+		if led, err = Apply(p, s.sys, opt.store(), ApplyOptions{Host: s.host, Progress: opt.Progress}); err != nil {
+			return &Result{Plan: p, Ledger: led}, err
+		}
 	}
-	led, err := Apply(p, s.sys, opt.store(), ApplyOptions{Host: s.host, Progress: opt.Progress})
-	if err != nil {
-		return &Result{Plan: p, Ledger: led}, err
-	}
+	// Even with nothing to change: an up killed while it waited for
+	// carrier left links that have none yet (Plan.Carrier).
 	late, err := s.sys.AwaitCarrier(p, settleTime)
 	if len(late) > 0 {
 		p.Notes = append(p.Notes, fmt.Sprintf("no carrier yet after %v on %s", settleTime, strings.Join(late, ", ")))
