@@ -70,7 +70,9 @@ type Config struct {
 
 	// PrevResult is the result of the previous ADD (CHECK, DEL), if any.
 	PrevResult *types100.Result
-	// ValidAttachments is the GC keep-list; nil outside GC.
+	// ValidAttachments is the GC keep-list (cni.dev/valid-attachments);
+	// nil when the configuration has none, non-nil (maybe empty) when it
+	// has the key, even as null.
 	ValidAttachments []types.GCAttachment
 
 	// Raw is the configuration exactly as received, for delegation.
@@ -131,6 +133,11 @@ type wireRoute struct {
 	GW  string `json:"gw,omitempty"`
 }
 
+// validAttachmentsKey carries GC's keep-list. libcni has sent it since GC
+// exists (v1.2.0); the spec's text called it cni.dev/attachments until
+// v1.2.3, and libcni v1.2.3 sends both.
+const validAttachmentsKey = "cni.dev/valid-attachments"
+
 // knownKey reports the top-level keys nsnet reads, plus those the spec lets
 // a runtime insert. Anything else is refused, so that a misspelt option
 // ("ipmasq") fails loudly instead of being ignored.
@@ -185,6 +192,9 @@ func ParseConfig(raw []byte) (*Config, error) {
 		runtime:          w.RuntimeConfig,
 		args:             w.Args,
 		Raw:              raw,
+	}
+	if _, ok := keys[validAttachmentsKey]; ok && c.ValidAttachments == nil {
+		c.ValidAttachments = []types.GCAttachment{}
 	}
 	if err := checkName(w.Name); err != nil {
 		return nil, err

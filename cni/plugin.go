@@ -507,6 +507,11 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	if cfg.ValidAttachments == nil {
+		// Without the keep-list every attachment would look stale: a
+		// GC that lost it must not take the network down.
+		return &ConfigError{Field: validAttachmentsKey, Rule: "required for GC: the attachments still in use (an empty list if none is)"}
+	}
 	hostNS, host, err := kernel.OpenCurrent()
 	if err != nil {
 		return err

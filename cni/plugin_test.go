@@ -2,6 +2,7 @@ package cni_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 	"github.com/vishvananda/netlink"
 
 	"github.com/nsnet/nsnet/internal/sandbox"
@@ -270,6 +272,44 @@ func TestGC(t *testing.T) {
 	// GC with nothing valid removes the rest, and the bridge with it.
 	if err := n.freshRuntime().gc(); err != nil {
 		t.Fatalf("GC: %v", err)
+	}
+	n.assertNoAllocations()
+	before.assertSame(t)
+}
+
+// TestGCWithoutKeepList: a GC whose configuration lacks
+// cni.dev/valid-attachments (a runtime other than libcni, or one following
+// the spec text before v1.2.3, which called it cni.dev/attachments) is
+// refused with code 7 and removes nothing; one with the key as null keeps
+// nothing, as libcni sends a nil list.
+func TestGCWithoutKeepList(t *testing.T) {
+	before := takeSnapshot(t)
+	d := nsDir(t)
+	n := newNet(t, "gckeep", dualStack("ptp"))
+	c := newContainer(t, d, "keep")
+	n.mustAdd(c)
+	gc := func(extra map[string]any) error {
+		conf := n.conf()
+		conf["cniVersion"], conf["name"] = "1.1.0", n.list.Name
+		for k, v := range extra {
+			conf[k] = v
+		}
+		b, err := json.Marshal(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}
+		return invoke.ExecPluginWithoutResult(context.Background(), filepath.Join(pluginDir, "nsnet-cni"), b, &invoke.Args{Command: "GC", Path: pluginDir}, exec)
+	}
+	for _, extra := range []map[string]any{nil, {"cni.dev/attachments": []map[string]string{{"containerID": "keep", "ifname": "eth0"}}}} {
+		err := gc(extra)
+		wantCNIError(t, err, types.ErrInvalidNetworkConfig, "cni.dev/valid-attachments", "required for GC")
+		if err := n.check(c); err != nil {
+			t.Fatalf("after a refused GC (%v): %v", extra, err)
+		}
+	}
+	if err := gc(map[string]any{"cni.dev/valid-attachments": nil}); err != nil {
+		t.Fatalf("GC with a null keep-list: %v", err)
 	}
 	n.assertNoAllocations()
 	before.assertSame(t)
