@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/fault"
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/probe"
 )
 
@@ -43,7 +44,7 @@ func ParseBound(metric, s string) (Bound, error) {
 		}
 	}
 	if b.Op == "" {
-		return b, fmt.Errorf("%s %q: must start with <, <=, > or >= (e.g. %s)", metric, s, example(metric))
+		return b, fmt.Errorf("%s %s: must start with <, <=, > or >= (e.g. %s)", metric, echo.Quote(s), example(metric))
 	}
 	switch metric {
 	case Latency:
@@ -65,7 +66,7 @@ func ParseBound(metric, s string) (Bound, error) {
 		}
 		b.Value = float64(r)
 	default:
-		return b, fmt.Errorf("unknown metric %q (known: latency, loss, rate)", metric)
+		return b, fmt.Errorf("unknown metric %s (known: latency, loss, rate)", echo.Quote(metric))
 	}
 	return b, nil
 }

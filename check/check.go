@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/netns"
 	"github.com/nsnet/nsnet/probe"
@@ -48,7 +49,7 @@ func ParseWant(s string) (Want, error) {
 	case "isolated":
 		return Isolated, nil
 	}
-	return 0, fmt.Errorf("expect %q: must be reach or isolated", s)
+	return 0, fmt.Errorf("expect %s: must be reach or isolated", echo.Quote(s))
 }
 
 // Proto is the probe: icmp, tcp:PORT, udp:PORT or http:PORT/PATH.
@@ -75,7 +76,7 @@ func ParseProto(s string) (Proto, error) {
 	}
 	name, rest, ok := strings.Cut(s, ":")
 	if !ok || (name != "tcp" && name != "udp" && name != "http") {
-		return Proto{}, fmt.Errorf("protocol %q: must be icmp, tcp:PORT, udp:PORT or http:PORT/PATH", s)
+		return Proto{}, fmt.Errorf("protocol %s: must be icmp, tcp:PORT, udp:PORT or http:PORT/PATH", echo.Quote(s))
 	}
 	port, path := rest, ""
 	if name == "http" {
@@ -87,7 +88,7 @@ func ParseProto(s string) (Proto, error) {
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
-		return Proto{}, fmt.Errorf("protocol %q: port must be 1-65535", s)
+		return Proto{}, fmt.Errorf("protocol %s: port must be 1-65535", echo.Quote(s))
 	}
 	return Proto{Name: name, Port: n, Path: path}, nil
 }

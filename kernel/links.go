@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/netns"
 )
 
@@ -31,7 +32,7 @@ type NameError struct {
 }
 
 func (e *NameError) Error() string {
-	return fmt.Sprintf("invalid interface name %q: %s", e.Name, e.Rule)
+	return fmt.Sprintf("invalid interface name %s: %s", echo.Quote(e.Name), e.Rule)
 }
 
 // ValidateLinkName applies the kernel's rules for interface names

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/nsnet/nsnet/internal/echo"
 )
 
 // ErrInvalid is matched (errors.Is) by every error that rejects a lab file
@@ -72,8 +74,11 @@ type problems struct {
 	errs []*FieldError
 }
 
+// add records a problem. Values in it are quoted short (echo.Quote) where
+// they are formatted; the rule is bounded again here, for what reaches it
+// through other errors (a YAML parser's message, say).
 func (p *problems) add(at loc, format string, a ...any) {
-	p.errs = append(p.errs, &FieldError{File: p.file, Line: at.Line, Col: at.Col, Path: at.Path, Rule: fmt.Sprintf(format, a...)})
+	p.errs = append(p.errs, &FieldError{File: p.file, Line: at.Line, Col: at.Col, Path: at.Path, Rule: echo.Lines(fmt.Sprintf(format, a...))})
 }
 
 // err returns the collected problems sorted by position, or nil.

@@ -7,6 +7,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/nsnet/nsnet/check"
+	"github.com/nsnet/nsnet/internal/echo"
 )
 
 // Expectation is one line of the lab's expect section: From must reach (or
@@ -82,7 +83,7 @@ func (r *resolver) expectations(s *spec) {
 		}
 		if a, err := netip.ParseAddr(es.To.V); err == nil {
 			if a.Zone() != "" {
-				r.add(es.To.At, "address %q: zones are not allowed", es.To.V)
+				r.add(es.To.At, "address %s: zones are not allowed", echo.Quote(es.To.V))
 				continue
 			}
 			x.Addr = a.Unmap()
@@ -92,7 +93,7 @@ func (r *resolver) expectations(s *spec) {
 		} else {
 			n := r.lab.nodes[es.To.V]
 			if n == nil {
-				r.add(es.To.At, "%q is neither a node of this lab nor an IP address", es.To.V)
+				r.add(es.To.At, "%s is neither a node of this lab nor an IP address", echo.Quote(es.To.V))
 				continue
 			}
 			x.Addr = firstAddr(n)
@@ -132,7 +133,7 @@ func (r *resolver) responders(n *Node, ns *nodeSpec) {
 	for _, v := range ns.Resps {
 		p, err := check.ParseProto(v.V)
 		if err == nil && p.Name == "icmp" {
-			err = fmt.Errorf("responder %q: the kernel answers icmp itself; responders are tcp:PORT, udp:PORT or http:PORT", v.V)
+			err = fmt.Errorf("responder %s: the kernel answers icmp itself; responders are tcp:PORT, udp:PORT or http:PORT", echo.Quote(v.V))
 		}
 		if err != nil {
 			r.add(v.At, "%v", err)
@@ -191,7 +192,7 @@ func (r *resolver) bounds(es *expectSpec, x *Expectation) bool {
 			ok = false
 		}
 		if es.Proto.set() && x.Proto.Name != "icmp" {
-			r.add(es.Proto.At, "latency and loss are measured with echo requests and rate with nsnet's own TCP receiver: drop proto %s", es.Proto.V)
+			r.add(es.Proto.At, "latency and loss are measured with echo requests and rate with nsnet's own TCP receiver: drop proto %s", echo.Clip(es.Proto.V))
 			ok = false
 		}
 	}

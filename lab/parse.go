@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/nsnet/nsnet/internal/echo"
 )
 
 // MaxFileSize bounds a lab file. A lab of 10,000 nodes is about a megabyte.
@@ -180,7 +182,7 @@ func yamlErrLoc(err error) loc {
 // describe an enormous lab, and labs are easier to read without them.
 func (p *parser) plain(n *yaml.Node, path string) bool {
 	if n.Kind == yaml.AliasNode {
-		p.add(at(n, path), "YAML aliases (*%s) are not supported in lab files", n.Value)
+		p.add(at(n, path), "YAML aliases (*%s) are not supported in lab files", echo.Clip(n.Value))
 		return false
 	}
 	return true
@@ -216,9 +218,9 @@ func (p *parser) entries(n *yaml.Node, path string) []keyValue {
 			p.add(at(k, path), "names must be plain strings, not %s", kindName(k))
 			continue
 		}
-		kp := path + "." + k.Value
+		kp := path + "." + echo.Clip(k.Value)
 		if prev, dup := seen[k.Value]; dup {
-			p.add(at(k, kp), "duplicate name %q (first defined at line %d)", k.Value, prev.Line)
+			p.add(at(k, kp), "duplicate name %s (first defined at line %d)", echo.Quote(k.Value), prev.Line)
 			continue
 		}
 		seen[k.Value] = at(k, kp)
@@ -244,7 +246,7 @@ func (p *parser) fields(n *yaml.Node, path string, allowed ...string) map[string
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		kp := join(path, k.Value)
+		kp := join(path, echo.Clip(k.Value))
 		if k.Kind != yaml.ScalarNode {
 			p.add(at(k, path), "keys must be plain strings, not %s", kindName(k))
 			continue
@@ -256,7 +258,7 @@ func (p *parser) fields(n *yaml.Node, path string, allowed ...string) map[string
 			}
 		}
 		if !known {
-			p.add(at(k, kp), "unknown field %q (known: %s)", k.Value, strings.Join(allowed, ", "))
+			p.add(at(k, kp), "unknown field %s (known: %s)", echo.Quote(k.Value), strings.Join(allowed, ", "))
 			continue
 		}
 		if _, dup := out[k.Value]; dup {
@@ -309,7 +311,7 @@ func (p *parser) int(n *yaml.Node, path string) ival {
 	}
 	v, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 32)
 	if err != nil {
-		p.add(at(n, path), "must be a whole number that fits in 32 bits, not %s", n.Value)
+		p.add(at(n, path), "must be a whole number that fits in 32 bits, not %s", echo.Clip(n.Value))
 		return ival{}
 	}
 	return ival{V: int(v), At: at(n, path)}
@@ -338,11 +340,11 @@ func kindName(n *yaml.Node) string {
 		case "!!null":
 			return "null"
 		case "!!int", "!!float":
-			return "the number " + n.Value
+			return "the number " + echo.Clip(n.Value)
 		case "!!bool":
-			return "the boolean " + n.Value
+			return "the boolean " + echo.Clip(n.Value)
 		}
-		return fmt.Sprintf("%q", n.Value)
+		return echo.Quote(n.Value)
 	}
 	return "an empty document"
 }

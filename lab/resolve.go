@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/ipalloc"
 	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/lab/ledger"
@@ -85,7 +86,7 @@ func resolve(s *spec, pr *problems) *Lab {
 		linkOf:   map[*linkSpec]*Link{},
 	}
 	if s.Name.set() && !ledger.ValidName(s.Name.V) {
-		r.add(s.Name.At, "invalid lab name %q: %s", s.Name.V, ledger.NameRule)
+		r.add(s.Name.At, "invalid lab name %s: %s", echo.Quote(s.Name.V), ledger.NameRule)
 	}
 	r.nodes(s)
 	r.bridgeDefs(s)
@@ -121,7 +122,7 @@ func (r *resolver) nodes(s *spec) {
 			continue
 		}
 		if !ledger.ValidName(name) {
-			r.add(ns.Name.At, "invalid node name %q: %s", name, ledger.NameRule)
+			r.add(ns.Name.At, "invalid node name %s: %s", echo.Quote(name), ledger.NameRule)
 		}
 		n.Netns = r.lab.Name + "-" + name
 		where := ns.Name.At
@@ -153,7 +154,7 @@ func (r *resolver) node(v sval) *Node {
 		for _, x := range r.lab.Nodes {
 			names = append(names, x.Name)
 		}
-		r.add(v.At, "no node named %q (nodes: %s)", v.V, strings.Join(names, ", "))
+		r.add(v.At, "no node named %s (nodes: %s)", echo.Quote(v.V), strings.Join(names, ", "))
 	}
 	return n
 }
@@ -198,10 +199,10 @@ func (r *resolver) bridgeDefs(s *spec) {
 			p, err := netip.ParsePrefix(sub.V)
 			switch {
 			case err != nil:
-				r.add(sub.At, "invalid subnet %q: expected a prefix such as 10.1.0.0/24 or fd00:1::/64", sub.V)
+				r.add(sub.At, "invalid subnet %s: expected a prefix such as 10.1.0.0/24 or fd00:1::/64", echo.Quote(sub.V))
 				continue
 			case p.Addr().Zone() != "" || p.Addr().Is4In6():
-				r.add(sub.At, "invalid subnet %q: zones and IPv4-mapped addresses are not allowed", sub.V)
+				r.add(sub.At, "invalid subnet %s: zones and IPv4-mapped addresses are not allowed", echo.Quote(sub.V))
 				continue
 			case p != p.Masked():
 				r.add(sub.At, "subnet %s has host bits set: did you mean %s?", p, p.Masked())
@@ -308,10 +309,10 @@ func (r *resolver) end(e, other *endSpec) *Interface {
 				names = append(names, x.Name)
 			}
 			if len(names) == 0 {
-				r.add(e.Bridge.At, "no bridge named %q: the lab defines no bridges", e.Bridge.V)
+				r.add(e.Bridge.At, "no bridge named %s: the lab defines no bridges", echo.Quote(e.Bridge.V))
 				return nil
 			}
-			r.add(e.Bridge.At, "no bridge named %q (bridges: %s)", e.Bridge.V, strings.Join(names, ", "))
+			r.add(e.Bridge.At, "no bridge named %s (bridges: %s)", echo.Quote(e.Bridge.V), strings.Join(names, ", "))
 			return nil
 		}
 		for _, a := range e.Addresses {
@@ -326,7 +327,7 @@ func (r *resolver) end(e, other *endSpec) *Interface {
 			}
 			name = other.Node.V + "-" + other.Name.V
 			if err := kernel.ValidateLinkName(name); err != nil {
-				r.add(e.At, "the default name for this port, %q, is invalid (%v): set %s.name", name, err, e.At.Path)
+				r.add(e.At, "the default name for this port, %s, is invalid (%v): set %s.name", echo.Quote(name), err, e.At.Path)
 				return nil
 			}
 		} else if err := kernel.ValidateLinkName(name); err != nil {
@@ -473,12 +474,12 @@ func sharedHostAddr(first addrUse, i *Interface, p netip.Prefix) bool {
 // staticAddr parses ADDR/LEN and refuses addresses no interface should have.
 func (r *resolver) staticAddr(a sval) (netip.Prefix, bool) {
 	if !strings.Contains(a.V, "/") {
-		r.add(a.At, "address %q needs a prefix length, e.g. %s/24 (or auto)", a.V, a.V)
+		r.add(a.At, "address %s needs a prefix length, e.g. %s/24 (or auto)", echo.Quote(a.V), echo.Clip(a.V))
 		return netip.Prefix{}, false
 	}
 	p, err := netip.ParsePrefix(a.V)
 	if err != nil || p.Addr().Zone() != "" || p.Addr().Is4In6() {
-		r.add(a.At, "invalid address %q: expected ADDR/LEN such as 10.1.0.2/24 or fd00:1::2/64, or auto", a.V)
+		r.add(a.At, "invalid address %s: expected ADDR/LEN such as 10.1.0.2/24 or fd00:1::2/64, or auto", echo.Quote(a.V))
 		return netip.Prefix{}, false
 	}
 	ad := p.Addr()
@@ -673,7 +674,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 			if err != nil {
 				a, aerr := netip.ParseAddr(rs.To.V)
 				if aerr != nil || a.Zone() != "" {
-					r.add(rs.To.At, "invalid destination %q: expected a prefix such as 10.2.0.0/24, or default", rs.To.V)
+					r.add(rs.To.At, "invalid destination %s: expected a prefix such as 10.2.0.0/24, or default", echo.Quote(rs.To.V))
 					ok = false
 					break
 				}
@@ -689,7 +690,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 		if rs.Via.set() {
 			a, err := netip.ParseAddr(rs.Via.V)
 			if err != nil || a.Zone() != "" || a.Is4In6() {
-				r.add(rs.Via.At, "invalid gateway %q: expected an IPv4 or IPv6 address", rs.Via.V)
+				r.add(rs.Via.At, "invalid gateway %s: expected an IPv4 or IPv6 address", echo.Quote(rs.Via.V))
 				ok = false
 			}
 			rt.Via = a
@@ -697,7 +698,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 		if rs.Dev.set() {
 			rt.Dev = rs.Dev.V
 			if n.Interface(rt.Dev) == nil {
-				r.add(rs.Dev.At, "node %s has no interface named %q", n.Name, rt.Dev)
+				r.add(rs.Dev.At, "node %s has no interface named %s", n.Name, echo.Quote(rt.Dev))
 				ok = false
 			}
 		}
@@ -772,7 +773,7 @@ func (r *resolver) sysctls(n *Node, ns *nodeSpec) {
 		if !strings.HasPrefix(sc.Key.V, "net.") {
 			// The rest of /proc/sys is the machine's: a node has its own
 			// network namespace and nothing else.
-			r.add(sc.Key.At, "%s is not a network sysctl: a node may set only net.* keys the kernel keeps per network namespace (this one would change the whole machine)", sc.Key.V)
+			r.add(sc.Key.At, "%s is not a network sysctl: a node may set only net.* keys the kernel keeps per network namespace (this one would change the whole machine)", echo.Clip(sc.Key.V))
 			continue
 		}
 		if strings.ContainsAny(sc.Value.V, "\n\x00") {

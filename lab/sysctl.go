@@ -176,9 +176,9 @@ func checkSysctls(l *Lab, fresh sysctlView, machine map[string]sysctlState) *pro
 				case sysctlWritable:
 					continue
 				case sysctlDir:
-					pr.add(sc.keyAt, "%s is a directory of sysctls, not one", sc.Key)
+					pr.add(sc.keyAt, "%s is a directory of sysctls, not one", echo.Clip(sc.Key))
 				case sysctlReadOnly:
-					pr.add(sc.keyAt, "%s cannot be set in a network namespace: the kernel shows it there read-only (a value of the whole machine, or one it only reports)", sc.Key)
+					pr.add(sc.keyAt, "%s cannot be set in a network namespace: the kernel shows it there read-only (a value of the whole machine, or one it only reports)", echo.Clip(sc.Key))
 				case sysctlAbsent:
 					pr.add(sc.keyAt, "%s", absentRule(n, sc, c, state, machine[path], ifaceKey, t))
 				}
@@ -196,7 +196,7 @@ func checkSysctls(l *Lab, fresh sysctlView, machine map[string]sysctlState) *pro
 					tried[k] = err
 				}
 				if err != nil {
-					pr.add(sc.at, "the kernel refuses %s for %s: %v", echo.Quote(sc.Value), sc.Key, err)
+					pr.add(sc.at, "the kernel refuses %s for %s: %v", echo.Quote(sc.Value), echo.Clip(sc.Key), err)
 					break
 				}
 			}
@@ -222,7 +222,7 @@ func ifaceComponent(c []string, iface *Interface) int {
 // the node will not have, it is the machine's, or it does not exist.
 func absentRule(n *Node, sc Sysctl, c []string, state func(string) sysctlState, machine sysctlState, iface bool, tmpl string) string {
 	if iface {
-		return fmt.Sprintf("no such sysctl for an interface: %s (the kernel has no /proc/sys/%s)", sc.Key, tmpl)
+		return fmt.Sprintf("no such sysctl for an interface: %s (the kernel has no /proc/sys/%s)", echo.Clip(sc.Key), echo.Clip(tmpl))
 	}
 	for i := len(c) - 2; i >= 2; i-- {
 		dir := strings.Join(c[:i], "/")
@@ -237,13 +237,13 @@ func absentRule(n *Node, sc Sysctl, c []string, state func(string) sysctlState, 
 		if len(names) > 0 {
 			have = "its interfaces: " + strings.Join(names, ", ")
 		}
-		return fmt.Sprintf("%s names interface %s, which node %s does not have: per-interface keys name all, default, lo or an interface the lab makes in the node (%s)", sc.Key, echo.Quote(c[i]), n.Name, have)
+		return fmt.Sprintf("%s names interface %s, which node %s does not have: per-interface keys name all, default, lo or an interface the lab makes in the node (%s)", echo.Clip(sc.Key), echo.Quote(c[i]), n.Name, have)
 	}
 	if machine == sysctlDir {
-		return fmt.Sprintf("%s is a directory of sysctls, not one", sc.Key)
+		return fmt.Sprintf("%s is a directory of sysctls, not one", echo.Clip(sc.Key))
 	}
 	if machine != sysctlAbsent {
-		return fmt.Sprintf("%s is global: the kernel keeps one value for the whole machine, not one per network namespace, so a lab may not set it", sc.Key)
+		return fmt.Sprintf("%s is global: the kernel keeps one value for the whole machine, not one per network namespace, so a lab may not set it", echo.Clip(sc.Key))
 	}
-	return fmt.Sprintf("no such sysctl: %s (the kernel has no /proc/sys/%s)", sc.Key, sysctlPath(sc.Key))
+	return fmt.Sprintf("no such sysctl: %s (the kernel has no /proc/sys/%s)", echo.Clip(sc.Key), echo.Clip(sysctlPath(sc.Key)))
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/lab/ledger"
 	"github.com/nsnet/nsnet/netns"
 )
@@ -182,7 +183,7 @@ const settleTime = 5 * time.Second
 // not exist is already down: that is success.
 func Down(name string, opt Options) (*Result, error) {
 	if !ledger.ValidName(name) {
-		return nil, fmt.Errorf("invalid lab name %q: %s", name, ledger.NameRule)
+		return nil, fmt.Errorf("invalid lab name %s: %s", echo.Quote(name), ledger.NameRule)
 	}
 	s, err := open(name, opt)
 	if err != nil {
@@ -236,14 +237,14 @@ func PlanFor(l *Lab, opt Options) (*Plan, error) {
 func OpenNode(name, node string, opt Options) (*netns.NS, error) {
 	led, err := opt.store().Read(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no lab named %s is up (see nsnet labs): %w", name, err)
+		return nil, fmt.Errorf("no lab named %s is up (see nsnet labs): %w", echo.Clip(name), err)
 	}
 	if err != nil {
 		return nil, err
 	}
 	n := led.Node(node)
 	if n == nil {
-		return nil, fmt.Errorf("lab %s has no node %s: %w", name, node, fs.ErrNotExist)
+		return nil, fmt.Errorf("lab %s has no node %s: %w", name, echo.Clip(node), fs.ErrNotExist)
 	}
 	if !n.Owned() {
 		return netns.Current()
@@ -260,7 +261,7 @@ func Exec(name, node string, argv []string, opt Options) error {
 	}
 	led, err := opt.store().Read(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no lab named %s is up (see nsnet labs): %w", name, err)
+		return fmt.Errorf("no lab named %s is up (see nsnet labs): %w", echo.Clip(name), err)
 	}
 	if err != nil {
 		return err
@@ -271,7 +272,7 @@ func Exec(name, node string, argv []string, opt Options) error {
 		for _, x := range led.Nodes {
 			names = append(names, x.Name)
 		}
-		return fmt.Errorf("lab %s has no node %s (nodes: %v): %w", name, node, names, fs.ErrNotExist)
+		return fmt.Errorf("lab %s has no node %s (nodes: %v): %w", name, echo.Clip(node), names, fs.ErrNotExist)
 	}
 	if !n.Owned() {
 		// The host: no namespace to enter.
@@ -314,7 +315,7 @@ func NameOf(arg string, opt Options) (string, error) {
 	if ledger.ValidName(arg) && !strings.HasSuffix(arg, ".yaml") && !strings.HasSuffix(arg, ".yml") {
 		return arg, nil
 	}
-	return "", fmt.Errorf("%s: no such lab file, and no lab was brought up from it (see nsnet labs): %w", arg, fs.ErrNotExist)
+	return "", fmt.Errorf("%s: no such lab file, and no lab was brought up from it (see nsnet labs): %w", echo.Clip(arg), fs.ErrNotExist)
 }
 
 // nameInFile reads only the lab's name from a lab file.
@@ -335,7 +336,7 @@ func nameInFile(path string) (string, error) {
 		return l.Name, nil
 	}
 	if !ledger.ValidName(doc.Lab) {
-		return "", fmt.Errorf("%s: invalid lab name %q: %s", path, doc.Lab, ledger.NameRule)
+		return "", fmt.Errorf("%s: invalid lab name %s: %s", echo.Clip(path), echo.Quote(doc.Lab), ledger.NameRule)
 	}
 	return doc.Lab, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/lab"
 )
 
@@ -159,5 +160,43 @@ func TestValidationRules(t *testing.T) {
 				t.Errorf("no located FieldError in %v", err)
 			}
 		})
+	}
+}
+
+// TestHugeValuesEchoedShort: a value of megabytes, wherever it is in a lab
+// file, is quoted by a short prefix and its length: one line stays short.
+func TestHugeValuesEchoedShort(t *testing.T) {
+	x := strings.Repeat("x", 5_000_000)
+	for _, c := range []struct{ name, file string }{
+		{"interface name", "lab: l\nnodes: {a: {}}\nlinks:\n  - {a: {node: a, name: " + x + "}, b: {node: host, name: h0}}\n"},
+		{"node name", "lab: l\nnodes:\n  " + x + ": {}\n"},
+		{"lab name", "lab: " + x + "\n"},
+		{"namespace name", "lab: l\nnodes:\n  a: {netns: " + x + "}\n"},
+		{"unknown field", "lab: l\nnodes:\n  a: {" + x + ": 1}\n"},
+		{"duplicate node", "lab: l\nnodes:\n  " + x + ": {}\n  " + x + ": {}\n"},
+		{"address", "lab: l\nnodes: {a: {}}\nlinks:\n  - {a: {node: a, name: e, addresses: [" + x + "]}, b: {node: host, name: h0}}\n"},
+		{"address with a slash", "lab: l\nnodes: {a: {}}\nlinks:\n  - {a: {node: a, name: e, addresses: [" + x + "/24]}, b: {node: host, name: h0}}\n"},
+		{"node of a link", "lab: l\nlinks:\n  - {a: {node: " + x + ", name: e}, b: {node: host, name: h0}}\n"},
+		{"bridge of a link", "lab: l\nnodes: {a: {}}\nlinks:\n  - {a: {node: a, name: e}, b: {bridge: " + x + "}}\n"},
+		{"subnet", "lab: l\nbridges:\n  br: {subnets: [" + x + "]}\n"},
+		{"route", "lab: l\nnodes:\n  a: {routes: [{to: " + x + ", via: " + x + ", dev: " + x + "}]}\n"},
+		{"sysctl key", "lab: l\nnodes:\n  a: {sysctls: {" + x + ": 1}}\n"},
+		{"sysctl key with a space", "lab: l\nnodes:\n  a: {sysctls: {\"net. " + x + "\": 1}}\n"},
+		{"mtu", "lab: l\nbridges:\n  br: {mtu: " + x + "}\n"},
+		{"mtu number", "lab: l\nbridges:\n  br: {mtu: 1" + strings.Repeat("0", 1_000_000) + "}\n"},
+		{"alias", "lab: l\nnodes:\n  a: &a {}\n  b: *" + x + "\n"},
+		{"expectation", "lab: l\nnodes: {a: {}}\nexpect:\n  - {from: a, to: " + x + "}\n"},
+		{"responder", "lab: l\nnodes:\n  a: {responders: [" + x + "]}\n"},
+	} {
+		_, err := lab.Parse("bad.yaml", []byte(c.file))
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if len(line) > echo.MaxLine+64 {
+				t.Errorf("%s: a line of %d bytes: %.300s...", c.name, len(line), line)
+			}
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/echo"
 )
 
 // DefaultDir is where iproute2 pins named namespaces; using the same place
@@ -26,7 +28,7 @@ type NameError struct {
 }
 
 func (e *NameError) Error() string {
-	return fmt.Sprintf("invalid namespace name %q: %s", e.Name, e.Rule)
+	return fmt.Sprintf("invalid namespace name %s: %s", echo.Quote(e.Name), e.Rule)
 }
 
 // ValidateName checks that name can only ever refer to a file directly inside

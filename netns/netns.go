@@ -21,6 +21,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/echo"
 )
 
 // NS is an open network namespace. The zero value is not usable; get one from
@@ -287,7 +289,7 @@ func SysctlPath(key string) (string, error) {
 		case c == '.':
 			p = append(p, '/')
 		case c == '/' || c == 0 || c == ' ':
-			return "", fmt.Errorf("sysctl key %q: must be dotted words without '/', spaces or NUL", key)
+			return "", fmt.Errorf("sysctl key %s: must be dotted words without '/', spaces or NUL", echo.Quote(key))
 		default:
 			p = append(p, c)
 		}
@@ -295,7 +297,7 @@ func SysctlPath(key string) (string, error) {
 	s := string(p)
 	for _, part := range strings.Split(s, "/") {
 		if part == "" {
-			return "", fmt.Errorf("sysctl key %q: empty component", key)
+			return "", fmt.Errorf("sysctl key %s: empty component", echo.Quote(key))
 		}
 	}
 	return "/proc/sys/" + s, nil

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/netns"
 )
 
@@ -30,7 +31,7 @@ func DialContext(ctx context.Context, ns *netns.NS, d *net.Dialer, network, addr
 	}
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("address %q must be IP:PORT (names are not resolved inside a namespace)", addr)}
+		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("address %s must be IP:PORT (names are not resolved inside a namespace)", echo.Quote(addr))}
 	}
 	ip := ap.Addr().Unmap()
 	fam := unix.AF_INET
@@ -43,7 +44,7 @@ func DialContext(ctx context.Context, ns *netns.NS, d *net.Dialer, network, addr
 	case "udp", "udp4", "udp6":
 		typ = unix.SOCK_DGRAM
 	default:
-		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("unsupported network %q", network)}
+		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("unsupported network %s", echo.Quote(network))}
 	}
 	var fd int
 	if err := ns.Do(func() error {

@@ -19,6 +19,8 @@ import (
 	"regexp"
 	"sort"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/echo"
 )
 
 // Version is the format written by this package. A ledger of another version
@@ -147,7 +149,7 @@ func (s Store) Path(lab string) string { return filepath.Join(s.Dir, lab, fileNa
 // matching fs.ErrNotExist.
 func (s Store) Read(lab string) (*Ledger, error) {
 	if !ValidName(lab) {
-		return nil, &FileError{Op: "read", Path: lab, Err: fmt.Errorf("invalid lab name %q: %s: %w", lab, NameRule, fs.ErrNotExist)}
+		return nil, &FileError{Op: "read", Path: echo.Clip(lab), Err: fmt.Errorf("invalid lab name %s: %s: %w", echo.Quote(lab), NameRule, fs.ErrNotExist)}
 	}
 	p := s.Path(lab)
 	b, err := os.ReadFile(p)
@@ -172,7 +174,7 @@ func (s Store) Read(lab string) (*Ledger, error) {
 // state directory on a disk; /run is memory and only has to survive nsnet).
 func (s Store) Write(l *Ledger) error {
 	if !ValidName(l.Lab) {
-		return &FileError{Op: "write", Path: l.Lab, Err: fmt.Errorf("invalid lab name %q: %s", l.Lab, NameRule)}
+		return &FileError{Op: "write", Path: echo.Clip(l.Lab), Err: fmt.Errorf("invalid lab name %s: %s", echo.Quote(l.Lab), NameRule)}
 	}
 	l.Version = Version
 	l.Updated = time.Now().UTC().Truncate(time.Millisecond)

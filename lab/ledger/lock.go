@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/echo"
 )
 
 // lockName is the lock file inside the lab's state directory.
@@ -45,7 +47,7 @@ func (s Store) TryLock(lab string) (l *Lock, ok bool, err error) {
 
 func (s Store) lock(lab string, wait bool, onWait func(int)) (*Lock, error) {
 	if !ValidName(lab) {
-		return nil, &FileError{Op: "lock", Path: lab, Err: fmt.Errorf("invalid lab name %q: %s", lab, NameRule)}
+		return nil, &FileError{Op: "lock", Path: echo.Clip(lab), Err: fmt.Errorf("invalid lab name %s: %s", echo.Quote(lab), NameRule)}
 	}
 	dir := s.LabDir(lab)
 	path := filepath.Join(dir, lockName)
