@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/internal/sandbox"
 	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/netns"
@@ -122,12 +123,12 @@ func (e *Env) demoInside() (int, error) {
 		}
 		for _, w := range s.want {
 			if !strings.Contains(out.String(), w) {
-				return 1, fmt.Errorf("demo step %d (%s): expected %q in its output", i+1, line, w)
+				return 1, echo.Errorf("demo step %d (%s): expected %q in its output", i+1, line, w)
 			}
 		}
 		for _, w := range s.wantNot {
 			if strings.Contains(out.String(), w) {
-				return 1, fmt.Errorf("demo step %d (%s): did not expect %q in its output", i+1, line, w)
+				return 1, echo.Errorf("demo step %d (%s): did not expect %q in its output", i+1, line, w)
 			}
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/nsnet/nsnet/internal/echo"
 )
 
 // TestBadInputChangesNothing: every bad input gets an error naming the rule,
@@ -143,4 +145,32 @@ func errorLine(stderr string) string {
 		}
 	}
 	return lines[0]
+}
+
+// TestHugeArgumentsEchoedShort: an argument of 100 KB, wherever it goes, is
+// echoed by a short prefix and its length (or, through errors nsnet does not
+// format, cut in the middle): no line of the message is long.
+func TestHugeArgumentsEchoedShort(t *testing.T) {
+	leakCheck(t)
+	x := strings.Repeat("x", 100_000)
+	for _, args := range [][]string{
+		{x}, {"--" + x}, {"-n", x, "link"}, {"link", x}, {"link", "show", x}, {"link", "add", x, "type", "veth", "peer", "name", "p"},
+		{"link", "add", "v0", "type", x}, {"link", "set", x, "up"}, {"link", "del", x},
+		{"addr", "add", x, "dev", "lo"}, {"addr", "add", "10.0.0.1/24", "dev", x},
+		{"route", "add", x, "via", "10.0.0.1"}, {"route", "add", "10.0.0.0/24", "via", x},
+		{"netns", "add", x}, {"netns", "del", x}, {"netns", "exec", x, "true"},
+		{"ping", x}, {"ping", "-c", x, "127.0.0.1"}, {"serve", x, "127.0.0.1:1"}, {"serve", "tcp", x}, {"fetch", x},
+		{"up", x}, {"plan", x}, {"down", x}, {"status", x}, {"check", x}, {"exec", x, x, "--", "true"},
+		{"help", x}, {"bench", x},
+	} {
+		r := nsnet(t, args...)
+		if r.code == 0 {
+			t.Errorf("nsnet %.40q...: succeeded", args)
+		}
+		for _, line := range strings.Split(r.err, "\n") {
+			if len(line) > echo.MaxLine+64 {
+				t.Errorf("nsnet %.40q...: a line of %d bytes: %.200s", args, len(line), line)
+			}
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/lab"
 )
 
@@ -96,7 +97,7 @@ func (e *Env) lab(c Command) (int, error) {
 		err := lab.Exec(args[0], args[1], c.Argv, opt)
 		// Exec only returns on failure, possibly inside the namespace:
 		// report and exit.
-		return 1, fmt.Errorf("exec %s %s %s: %w", args[0], args[1], c.Argv[0], err)
+		return 1, fmt.Errorf("exec %s %s %s: %w", echo.Clip(args[0]), echo.Clip(args[1]), echo.Clip(c.Argv[0]), err)
 	}
 	return 2, fmt.Errorf("%s: not implemented yet", c.Object)
 }

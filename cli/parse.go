@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/netns"
 )
@@ -76,7 +77,7 @@ func (e *UsageError) Error() string {
 }
 
 func usagef(ctx, format string, a ...any) error {
-	return &UsageError{Context: ctx, Msg: fmt.Sprintf(format, a...)}
+	return &UsageError{Context: ctx, Msg: echo.Sprintf(format, a...)}
 }
 
 // Parse parses a command line (without the program name).
@@ -462,7 +463,7 @@ func (c *Command) optionAfter(args []string) (int, error) {
 		}
 		return c.setNS(a, args)
 	default:
-		return 0, fmt.Errorf("unknown option %q", a)
+		return 0, echo.Errorf("unknown option %q", a)
 	}
 	if hasVal {
 		return 0, fmt.Errorf("option %s takes no value", name)
@@ -587,7 +588,7 @@ func parseLinkAdd(c Command, args []string) (Command, error) {
 func parseMTU(s string) (int, error) {
 	m, err := strconv.Atoi(s)
 	if err != nil {
-		return 0, fmt.Errorf("mtu %q is not a number", s)
+		return 0, echo.Errorf("mtu %q is not a number", s)
 	}
 	if err := kernel.ValidateMTU(m, false); err != nil {
 		return 0, err
@@ -654,19 +655,19 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("invalid address %q: expected IPv4 or IPv6 address with /LEN", s)
+			return netip.Prefix{}, echo.Errorf("invalid address %q: expected IPv4 or IPv6 address with /LEN", s)
 		}
 		if a.Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("invalid address %q: zones are not allowed", s)
+			return netip.Prefix{}, echo.Errorf("invalid address %q: zones are not allowed", s)
 		}
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid prefix %q: expected ADDR/LEN with LEN 0-32 for IPv4, 0-128 for IPv6", s)
+		return netip.Prefix{}, echo.Errorf("invalid prefix %q: expected ADDR/LEN with LEN 0-32 for IPv4, 0-128 for IPv6", s)
 	}
 	if p.Addr().Is4In6() {
-		return netip.Prefix{}, fmt.Errorf("invalid prefix %q: IPv4-mapped IPv6 addresses are not allowed", s)
+		return netip.Prefix{}, echo.Errorf("invalid prefix %q: IPv4-mapped IPv6 addresses are not allowed", s)
 	}
 	return p, nil
 }

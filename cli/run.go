@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/internal/sandbox"
 	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/netns"
@@ -58,13 +59,16 @@ func Main(args []string) int {
 func (e *Env) Main(args []string) int {
 	c, err := Parse(args)
 	if err != nil {
-		fmt.Fprintf(e.Stderr, "nsnet: %v\n", err)
+		fmt.Fprintf(e.Stderr, "nsnet: %s\n", echo.Lines(err.Error()))
 		fmt.Fprint(e.Stderr, usageHint(usageContext(err)))
 		return 2
 	}
 	code, err := e.Run(c)
 	if err != nil {
-		fmt.Fprintln(e.Stderr, "nsnet: "+Explain(err, args))
+		// Values nsnet formats are quoted short; others reach the
+		// message through errors it does not format (a path in an
+		// *os.PathError): no line of it is unbounded.
+		fmt.Fprintln(e.Stderr, "nsnet: "+echo.Lines(Explain(err, args)))
 		var ue *UsageError
 		if errors.As(err, &ue) {
 			fmt.Fprint(e.Stderr, usageHint(ue.Context))
@@ -89,8 +93,12 @@ func usageContext(err error) string {
 func Explain(err error, args []string) string {
 	msg := err.Error()
 	if errors.Is(err, fs.ErrPermission) {
+		shown := make([]string, len(args))
+		for i, a := range args {
+			shown[i] = echo.Clip(a)
+		}
 		msg += "; this needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN): run it as root (sudo nsnet " +
-			strings.Join(args, " ") + ") or work rootless inside `nsnet sandbox`"
+			strings.Join(shown, " ") + ") or work rootless inside `nsnet sandbox`"
 	}
 	return msg
 }
@@ -123,7 +131,7 @@ func (e *Env) target(c Command) (*netns.NS, error) {
 
 func missingNS(name string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("namespace %q does not exist (see \"nsnet netns list\"): %w", name, err)
+		return echo.Errorf("namespace %q does not exist (see \"nsnet netns list\"): %w", name, err)
 	}
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"regexp"
 	"strconv"
@@ -498,6 +499,10 @@ func (p *parser) end(n *yaml.Node, path string) *endSpec {
 func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			pe.Path = echo.Clip(pe.Path) // the user's, and unbounded
+		}
 		return nil, err
 	}
 	defer f.Close()

@@ -67,3 +67,58 @@ func Lines(msg string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Sprintf is fmt.Sprintf with every %q of a string argument given by Quote,
+// for messages whose quoted values come from the user.
+func Sprintf(format string, a ...any) string {
+	f, a := bounded(format, a)
+	return fmt.Sprintf(f, a...)
+}
+
+// Errorf is fmt.Errorf (%w included) with %q as in Sprintf.
+func Errorf(format string, a ...any) error {
+	f, a := bounded(format, a)
+	return fmt.Errorf(f, a...)
+}
+
+// bounded rewrites each plain %q whose argument is a string to %s of its
+// Quote. Verbs with flags, width or explicit argument indexes are left as
+// they are.
+func bounded(format string, a []any) (string, []any) {
+	if !strings.Contains(format, "%q") {
+		return format, a
+	}
+	var b strings.Builder
+	out := append([]any(nil), a...)
+	arg := 0
+	for i := 0; i < len(format); i++ {
+		c := format[i]
+		b.WriteByte(c)
+		if c != '%' || i+1 >= len(format) {
+			continue
+		}
+		j := i + 1
+		for j < len(format) && strings.IndexByte("+-# 0123456789.*[]", format[j]) >= 0 {
+			j++
+		}
+		if j >= len(format) {
+			break
+		}
+		verb := format[j]
+		switch {
+		case verb == '%':
+		case verb == 'q' && j == i+1 && arg < len(out):
+			if s, ok := out[arg].(string); ok {
+				out[arg] = Quote(s)
+				verb = 's'
+			}
+			arg++
+		default:
+			arg++
+		}
+		b.WriteString(format[i+1 : j])
+		b.WriteByte(verb)
+		i = j
+	}
+	return b.String(), out
+}

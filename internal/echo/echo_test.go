@@ -1,6 +1,7 @@
 package echo_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -35,5 +36,18 @@ func TestLines(t *testing.T) {
 	}
 	if s := "short\nlines"; echo.Lines(s) != s {
 		t.Errorf("short lines changed: %q", echo.Lines(s))
+	}
+}
+
+func TestSprintf(t *testing.T) {
+	long := strings.Repeat("v", 1000)
+	got := echo.Sprintf("100%% %d %q %s %q %5q", 7, long, "plain", "short", "w")
+	want := `100% 7 "` + strings.Repeat("v", echo.Max) + `"... (1000 bytes) plain "short"   "w"`
+	if got != want {
+		t.Errorf("Sprintf:\n%s\nwant:\n%s", got, want)
+	}
+	err := echo.Errorf("bad %q: %w", long, errors.New("inner"))
+	if !strings.HasSuffix(err.Error(), "(1000 bytes): inner") || errors.Unwrap(err) == nil {
+		t.Errorf("Errorf: %v", err)
 	}
 }
