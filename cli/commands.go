@@ -363,7 +363,7 @@ func routeCommand() *cmdSpec {
 			usage:    []string{"PREFIX|default [via GW] [dev NAME]"},
 			summary:  "delete a route",
 			help:     "Deletes a route from the main table.",
-			examples: []string{"route del default"},
+			examples: []string{"route del default via 10.200.0.1"},
 		},
 		&cmdSpec{
 			name: "show", aliases: []string{"list", "lst"}, opts: optNS | optJSON | optFamily, parse: parseRouteShow,

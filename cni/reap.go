@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 
+	"github.com/nsnet/nsnet/internal/version"
 	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/netns"
 )
@@ -30,7 +32,23 @@ func Main() {
 		}
 		return
 	}
-	skel.PluginMainFuncs(Funcs(), Versions(), About)
+	if len(os.Args) >= 2 && os.Getenv("CNI_COMMAND") == "" && isVersionArg(os.Args[1]) {
+		// The spec fixes VERSION's answer (cniVersion, supportedVersions),
+		// so the build's own version is here, as nsnet version prints it.
+		in := version.Read("nsnet-cni")
+		if len(os.Args) == 3 && (os.Args[2] == "-j" || os.Args[2] == "--json") {
+			b, _ := json.Marshal(in)
+			fmt.Println(string(b))
+			return
+		}
+		fmt.Println(in)
+		return
+	}
+	skel.PluginMainFuncs(Funcs(), Versions(), About+"\n"+version.Read("nsnet-cni").String())
+}
+
+func isVersionArg(a string) bool {
+	return a == "--version" || a == "-V" || a == "version"
 }
 
 // StartReaper starts this binary again to delete the host link, detached: in
