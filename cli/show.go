@@ -126,9 +126,14 @@ func views(links []kernel.Link, nsName func(id int) string) []linkView {
 			if v.Address == "" {
 				v.Address = "00:00:00:00:00:00"
 			}
-		case len(l.MAC) == 6:
+		case len(l.MAC) == 6 || l.EncapType == "ether":
+			// A bridge whose last port left has the all-zero address,
+			// which the netlink library reports as none at all.
 			v.LinkType = "ether"
 			v.Broadcast = "ff:ff:ff:ff:ff:ff"
+			if v.Address == "" {
+				v.Address = "00:00:00:00:00:00"
+			}
 		default:
 			v.LinkType = "none"
 		}

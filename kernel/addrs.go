@@ -105,6 +105,12 @@ func (h *Handle) AddAddr(name string, p netip.Prefix, opt AddrOptions) error {
 		return err
 	}
 	a := &netlink.Addr{IPNet: toIPNet(p)}
+	if p.Addr().Is4() {
+		// As `ip addr add` does: no broadcast address unless asked for.
+		// The library would compute one for a nil Broadcast; the zero
+		// address tells it to send none.
+		a.Broadcast = net.IPv4zero
+	}
 	if opt.NoDAD && p.Addr().Is6() {
 		a.Flags = unix.IFA_F_NODAD
 	}

@@ -210,7 +210,13 @@ func (h *Handle) AddVeth(v Veth) error {
 		la.TxQLen = v.TxQLen
 	}
 	la.HardwareAddr = v.MAC
-	veth := &netlink.Veth{LinkAttrs: la, PeerName: v.Peer, PeerMTU: uint32(v.MTU), PeerHardwareAddr: v.PeerMAC}
+	// PeerTxQLen -1 is the kernel's default: the library would otherwise
+	// give the peer a queue length of 0, which ip never does.
+	peerQ := -1
+	if v.TxQLen > 0 {
+		peerQ = v.TxQLen
+	}
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: v.Peer, PeerMTU: uint32(v.MTU), PeerHardwareAddr: v.PeerMAC, PeerTxQLen: peerQ}
 	if v.PeerNS != nil {
 		fd := v.PeerNS.Fd()
 		if fd < 0 {
