@@ -169,7 +169,7 @@ func ParseConfig(raw []byte) (*Config, error) {
 	}
 	for _, k := range sortedKeys(keys) {
 		if !knownKey(k) {
-			return nil, &UnsupportedFieldError{Field: k, Value: shorten(keys[k])}
+			return nil, &UnsupportedFieldError{Field: clip(k), Value: shorten(keys[k])}
 		}
 	}
 	var w wireConf
@@ -224,7 +224,7 @@ func ParseConfig(raw []byte) (*Config, error) {
 			return nil, &ConfigError{Field: "hairpinMode", Rule: `only used with "mode": "bridge" (a ptp link has no bridge to turn traffic back)`}
 		}
 	default:
-		return nil, &ConfigError{Field: "mode", Rule: fmt.Sprintf("%q is not a mode: use %q or %q", w.Mode, ModePTP, ModeBridge)}
+		return nil, &ConfigError{Field: "mode", Rule: fmt.Sprintf("%s is not a mode: use %q or %q", quoteClipped(w.Mode), ModePTP, ModeBridge)}
 	}
 	if c.MTU != 0 {
 		if err := kernel.ValidateMTU(c.MTU, false); err != nil {
@@ -235,7 +235,7 @@ func ParseConfig(raw []byte) (*Config, error) {
 		c.DataDir = DefaultDataDir
 	}
 	if !filepath.IsAbs(c.DataDir) {
-		return nil, &ConfigError{Field: "dataDir", Rule: fmt.Sprintf("%q must be an absolute path", c.DataDir)}
+		return nil, &ConfigError{Field: "dataDir", Rule: fmt.Sprintf("%s must be an absolute path", quoteClipped(c.DataDir))}
 	}
 	c.DataDir = filepath.Clean(c.DataDir)
 	if err := parseIPAM(keys["ipam"], c); err != nil {
@@ -269,7 +269,7 @@ func checkName(name string) error {
 	case name == "":
 		return &ConfigError{Field: "name", Rule: "required"}
 	case !cniNameRE.MatchString(name):
-		return &ConfigError{Field: "name", Rule: fmt.Sprintf("%q must start with a letter or digit and contain only letters, digits, '_', '.' and '-'", name)}
+		return &ConfigError{Field: "name", Rule: fmt.Sprintf("%s must start with a letter or digit and contain only letters, digits, '_', '.' and '-'", quoteClipped(name))}
 	case len(name) > 200:
 		return &ConfigError{Field: "name", Rule: "must be at most 200 bytes (it names a state directory)"}
 	}
@@ -296,13 +296,13 @@ func parseIPAM(raw json.RawMessage, c *Config) error {
 		// A delegated plugin's section is its own business; only the
 		// binary name must be one, since it is searched in CNI_PATH.
 		if strings.ContainsAny(w.Type, "/\x00") || w.Type == "." || w.Type == ".." {
-			return &ConfigError{Field: "ipam.type", Rule: fmt.Sprintf("%q is not a plugin name", w.Type)}
+			return &ConfigError{Field: "ipam.type", Rule: fmt.Sprintf("%s is not a plugin name", quoteClipped(w.Type))}
 		}
 		return nil
 	}
 	for _, k := range sortedKeys(keys) {
 		if !builtinIPAMKey(k) {
-			return &UnsupportedFieldError{Field: "ipam." + k, Value: shorten(keys[k])}
+			return &UnsupportedFieldError{Field: "ipam." + clip(k), Value: shorten(keys[k])}
 		}
 	}
 	if len(w.Subnets) == 0 {
@@ -315,13 +315,13 @@ func parseIPAM(raw json.RawMessage, c *Config) error {
 		field := fmt.Sprintf("ipam.subnets[%d]", i)
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return &ConfigError{Field: field, Rule: fmt.Sprintf("%q is not a CIDR prefix", s)}
+			return &ConfigError{Field: field, Rule: fmt.Sprintf("%s is not a CIDR prefix", quoteClipped(s))}
 		}
 		if p.Addr().Is4In6() || p.Addr().Zone() != "" {
-			return &ConfigError{Field: field, Rule: fmt.Sprintf("%q: use plain IPv4 or IPv6 notation", s)}
+			return &ConfigError{Field: field, Rule: fmt.Sprintf("%s: use plain IPv4 or IPv6 notation", quoteClipped(s))}
 		}
 		if p.Masked() != p {
-			return &ConfigError{Field: field, Rule: fmt.Sprintf("%q has host bits set (did you mean %s?)", s, p.Masked())}
+			return &ConfigError{Field: field, Rule: fmt.Sprintf("%s has host bits set (did you mean %s?)", quoteClipped(s), p.Masked())}
 		}
 		if max := p.Addr().BitLen() - 2; p.Bits() > max {
 			return &ConfigError{Field: field, Rule: fmt.Sprintf("%s is too small: a subnet needs a gateway and at least one container address (at most /%d)", p, max)}
@@ -345,13 +345,13 @@ func parseIPAM(raw json.RawMessage, c *Config) error {
 		field := fmt.Sprintf("ipam.routes[%d]", i)
 		dst, err := netip.ParsePrefix(wr.Dst)
 		if err != nil {
-			return &ConfigError{Field: field + ".dst", Rule: fmt.Sprintf("%q is not a CIDR prefix", wr.Dst)}
+			return &ConfigError{Field: field + ".dst", Rule: fmt.Sprintf("%s is not a CIDR prefix", quoteClipped(wr.Dst))}
 		}
 		r := Route{Dst: dst.Masked()}
 		if wr.GW != "" {
 			gw, err := netip.ParseAddr(wr.GW)
 			if err != nil {
-				return &ConfigError{Field: field + ".gw", Rule: fmt.Sprintf("%q is not an IP address", wr.GW)}
+				return &ConfigError{Field: field + ".gw", Rule: fmt.Sprintf("%s is not an IP address", quoteClipped(wr.GW))}
 			}
 			if gw.Is4() != dst.Addr().Is4() {
 				return &ConfigError{Field: field + ".gw", Rule: fmt.Sprintf("%s and destination %s are of different families", gw, dst)}

@@ -2,11 +2,13 @@ package cni
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 )
 
@@ -74,6 +76,34 @@ func TestParseConfigErrors(t *testing.T) {
 				t.Errorf("%s: error %T, want %T", tc.conf, err, k)
 			}
 		}
+	}
+}
+
+// TestLongValuesShortened: a huge value from outside is echoed as a short
+// prefix, never whole.
+func TestLongValuesShortened(t *testing.T) {
+	long := strings.Repeat("x", 5<<20)
+	ipam := `"ipam":{"type":"nsnet","subnets":["10.1.0.0/16"]}`
+	for _, conf := range []string{
+		`{"name":"-` + long + `",` + ipam + `}`,
+		`{"name":"n","mode":"` + long + `",` + ipam + `}`,
+		`{"name":"n","dataDir":"` + long + `",` + ipam + `}`,
+		`{"name":"n","` + long + `":1,` + ipam + `}`,
+		`{"name":"n","ipam":{"type":"/` + long + `"}}`,
+		`{"name":"n","ipam":{"type":"nsnet","subnets":["` + long + `"]}}`,
+		`{"name":"n","ipam":{"type":"nsnet","subnets":["10.1.0.0/16"],"` + long + `":1}}`,
+		`{"name":"n","ipam":{"type":"nsnet","subnets":["10.1.0.1/16` + long + `"]}}`,
+		`{"name":"n","ipam":{"type":"nsnet","subnets":["10.1.0.0/16"],"routes":[{"dst":"` + long + `"}]}}`,
+		`{"name":"n","ipam":{"type":"nsnet","subnets":["10.1.0.0/16"],"routes":[{"dst":"0.0.0.0/0","gw":"` + long + `"}]}}`,
+	} {
+		_, err := ParseConfig([]byte(conf))
+		if err == nil || len(err.Error()) > 300 {
+			t.Errorf("%.60s...: error of %d bytes (%.100v)", conf, len(fmt.Sprint(err)), err)
+		}
+	}
+	err := checkArgs(&skel.CmdArgs{ContainerID: "-" + long, IfName: "eth0"}, false)
+	if err == nil || len(err.Error()) > 300 {
+		t.Errorf("CNI_CONTAINERID: error of %d bytes", len(fmt.Sprint(err)))
 	}
 }
 

@@ -63,7 +63,7 @@ func checkArgs(args *skel.CmdArgs, needNetns bool) error {
 	case args.ContainerID == "":
 		return &EnvError{Var: "CNI_CONTAINERID", Rule: "required"}
 	case !cniNameRE.MatchString(args.ContainerID):
-		return &EnvError{Var: "CNI_CONTAINERID", Rule: fmt.Sprintf("%q must start with a letter or digit and contain only letters, digits, '_', '.' and '-'", args.ContainerID)}
+		return &EnvError{Var: "CNI_CONTAINERID", Rule: fmt.Sprintf("%s must start with a letter or digit and contain only letters, digits, '_', '.' and '-'", quoteClipped(args.ContainerID))}
 	case len(args.ContainerID) > maxContainerID:
 		return &EnvError{Var: "CNI_CONTAINERID", Rule: fmt.Sprintf("longer than %d bytes (it names a state file)", maxContainerID)}
 	}
