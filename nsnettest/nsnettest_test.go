@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/nsnettest"
+	"github.com/nsnet/nsnet/probe"
 )
 
 const trioLab = `
@@ -179,5 +180,20 @@ func TestSetLinkBothEndsCleanup(t *testing.T) {
 	})
 	if !ok {
 		t.Error("the subtest failed")
+	}
+}
+
+func TestSeriesAndThroughput(t *testing.T) {
+	l := nsnettest.Up(t, trioLab)
+	st, err := l.Series(context.Background(), "b", "c", probe.SeriesOptions{Count: 300, Interval: 100 * time.Microsecond})
+	if err != nil || st.Sent != 300 || st.Received != 300 || st.RTT.Mean <= 0 {
+		t.Errorf("series: %+v %v", st, err)
+	}
+	tp, err := l.Throughput(context.Background(), "c", "10.8.0.2", 300*time.Millisecond)
+	if err != nil || tp.BitsPerSecond() < 50e6 {
+		t.Errorf("throughput: %.0f bit/s, %v", tp.BitsPerSecond(), err)
+	}
+	if _, err := l.Throughput(context.Background(), "c", "10.8.0.99", 100*time.Millisecond); err == nil {
+		t.Error("throughput to an address no node has")
 	}
 }
