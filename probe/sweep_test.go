@@ -65,6 +65,20 @@ func hubAndNodes(tb testing.TB, n int, hub func(h *kernel.Handle) []error,
 		}
 		nh.Close()
 	}
+	// The hub's ends get carrier by the kernel's link watch, after the
+	// nodes' ends, and a bridge port forwards only then: a probe sent
+	// before is dropped (and its ARP retried a second later, past the
+	// probes' timeout). Setting a port up again, which changes nothing,
+	// returns only after the kernel has finished acting on its carrier.
+	for i := range nodes {
+		port := fmt.Sprintf("p%d", i)
+		if err := h.AwaitCarrier(3*time.Second, port); err != nil {
+			tb.Fatal(err)
+		}
+		if err := h.SetUp(port); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	return nodes, addrs
 }
 
