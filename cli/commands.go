@@ -1,16 +1,21 @@
 package cli
 
-import "github.com/nsnet/nsnet/internal/sandbox"
+import (
+	"slices"
+
+	"github.com/nsnet/nsnet/internal/sandbox"
+)
 
 // The groups `nsnet help` lists commands under, in order.
 const (
-	groupIP    = "iproute2 objects (ip's grammar and abbreviations; options before the object)"
-	groupTools = "Tools"
-	groupLabs  = "Labs (declarative topologies from a YAML file; options before or after the verb)"
-	groupOther = "Help and shell"
+	groupIP     = "iproute2 objects (ip's grammar and abbreviations; options before the object)"
+	groupTools  = "Tools"
+	groupLabs   = "Labs (declarative topologies from a YAML file; options before or after the verb)"
+	groupFaults = "Faults (on a lab that is up)"
+	groupOther  = "Help and shell"
 )
 
-func groups() []string { return []string{groupIP, groupTools, groupLabs, groupOther} }
+func groups() []string { return []string{groupIP, groupTools, groupLabs, groupFaults, groupOther} }
 
 // commands is nsnet's command table. To add a command, add an entry: name,
 // group, usage, summary, help, examples, the global options that apply, its
@@ -19,7 +24,7 @@ func groups() []string { return []string{groupIP, groupTools, groupLabs, groupOt
 // help text in testdata/help shows it in review: go test ./cli -run
 // TestHelpGolden -update).
 func commands() []*cmdSpec {
-	return []*cmdSpec{
+	return slices.Concat([]*cmdSpec{
 		linkCommand(), addrCommand(), routeCommand(), netnsCommand(),
 		{
 			name: "ping", group: groupTools, opts: optNS,
@@ -208,6 +213,7 @@ func commands() []*cmdSpec {
 			examples: []string{"perf two-lans h1 h2 -t 2", "perf two-lans h1 10.2.0.4 --icmp -c 1000 -i 0.001 -j"},
 			run:      func(e *Env, c Command) (int, error) { return e.perf(c) },
 		},
+	}, faultCommands(), []*cmdSpec{
 		{
 			name: "help", group: groupOther,
 			usage:    []string{"[COMMAND [VERB]]"},
@@ -247,7 +253,7 @@ func commands() []*cmdSpec {
 			rest: &argSpec{name: "WORDS", optional: true},
 			run:  func(e *Env, c Command) (int, error) { return e.complete(c.Argv) },
 		},
-	}
+	})
 }
 
 // The verbs of the iproute2 objects, in the order ip tries them (so that

@@ -36,18 +36,16 @@ func (p Percent) String() string { return strconv.FormatFloat(float64(p), 'g', -
 // Distribution is the shape of the jitter around the delay.
 type Distribution string
 
-// Distributions. Uniform is the default (an empty Distribution); the others
-// need a backend that has them (netem has all; the userspace delayer has
-// uniform and normal).
+// Distributions. Uniform is the default (an empty Distribution); both
+// backends have both (netem through the table nsnet computes as iproute2's
+// normal.dist, the userspace delayer by drawing from it).
 const (
-	Uniform      Distribution = "uniform"
-	Normal       Distribution = "normal"
-	Pareto       Distribution = "pareto"
-	ParetoNormal Distribution = "paretonormal"
+	Uniform Distribution = "uniform"
+	Normal  Distribution = "normal"
 )
 
-// Distributions lists every distribution name a Spec may carry.
-var distributions = []Distribution{Uniform, Normal, Pareto, ParetoNormal}
+// distributions lists every distribution name a Spec may carry.
+var distributions = []Distribution{Uniform, Normal}
 
 // Loss is random or bursty packet loss.
 //

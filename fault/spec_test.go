@@ -62,7 +62,7 @@ func TestParseWordsRefuses(t *testing.T) {
 		{"delay", "delay: needs a duration such as 20ms"},
 		{"reorder 25%", "reorder 25%: needs a delay for the other packets to wait (reorder 25% delay 10ms)"},
 		{"delay 10ms distribution normal", "distribution normal: needs a jitter to shape"},
-		{"delay 10ms 1ms distribution gauss", "distribution gauss: must be one of uniform, normal, pareto, paretonormal"},
+		{"delay 10ms 1ms distribution gauss", "distribution gauss: must be one of uniform, normal"},
 		{"down blackhole", "blackhole: cannot go with down: a down link carries nothing to drop"},
 		{"burst 10kb", "burst: needs a rate before it (rate 10mbit burst 32kb)"},
 		{"loss gemodel 1% 0%", "loss.r 0%: must be more than 0%: a burst would never end"},

@@ -7,7 +7,7 @@ import (
 // ParseWords reads a Spec in netem's word order, as "nsnet fault set" takes
 // it:
 //
-//	delay 20ms [5ms [25%]] [distribution normal|pareto|paretonormal]
+//	delay 20ms [5ms [25%]] [distribution normal]
 //	loss [random] 10% [25%]  |  loss gemodel 1% [25% [100% [0%]]]
 //	duplicate 1%  reorder 25%  corrupt 0.1%
 //	rate 10mbit [burst 32kb] [limit 64kb]

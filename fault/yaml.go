@@ -13,7 +13,7 @@ import (
 //
 //	delay: 20ms
 //	jitter: 5ms
-//	distribution: normal      # uniform (default), normal, pareto, paretonormal
+//	distribution: normal      # uniform (default) or normal
 //	correlation: 25%          # of the jitter
 //	loss: 10%                 # or {p: 10%, correlation: 25%}
 //	                          # or bursty (Gilbert-Elliott): {p: 1%, r: 25%[, 1-h: 100%, 1-k: 0%]}

@@ -154,6 +154,14 @@ func record(p *Plan, old *ledger.Ledger, host ledger.NSID) *ledger.Ledger {
 		}
 		led.Procs = append(led.Procs, pr)
 	}
+	// Runtime faults, and the processes that keep them, are not the
+	// file's: up leaves them as they are.
+	led.Faults, led.Partition = old.Faults, old.Partition
+	for _, pr := range old.Procs {
+		if pr.Role != "" {
+			led.Procs = append(led.Procs, pr)
+		}
+	}
 	return led
 }
 

@@ -411,6 +411,11 @@ func (p *planner) keepProc(pr *ledger.Proc) bool {
 	if p.lab == nil || p.fresh[pr.Netns] {
 		return false
 	}
+	if pr.Role != "" {
+		// The lab's own helpers (the fault delayer, a reverter) run
+		// until down.
+		return true
+	}
 	n := p.lab.Node(pr.Node)
 	if n == nil || n.Netns != pr.Netns || pr.Index >= len(n.Processes) {
 		return false

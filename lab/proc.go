@@ -142,6 +142,25 @@ func startGated(ns *netns.NS, exe, netnsDir, nsName string, argv []string, log s
 	}, nil
 }
 
+// StartHelper starts argv, an nsnet helper of the lab (the fault delayer, a
+// reverter), in the host's namespace behind the gate, with its output
+// appended to log. The caller records it in the ledger, then releases it.
+func StartHelper(exe string, argv []string, log string) (*Started, error) {
+	return startGated(nil, exe, "", "", argv, log)
+}
+
+// StopHelper stops a helper recorded in the ledger, if it still runs.
+func StopHelper(p ledger.Proc) error {
+	if !procAlive(p) {
+		return nil
+	}
+	return stopProc(p, 2*time.Second)
+}
+
+// HelperAlive reports whether the recorded process still runs (the same
+// PID with the same start time).
+func HelperAlive(p ledger.Proc) bool { return procAlive(p) }
+
 // Gate is the child's side: it waits for the go-ahead on descriptor 3 and
 // then becomes argv, inside the namespace named nsName of netnsDir with `ip
 // netns exec` semantics (or here, for the host). It only returns on failure.

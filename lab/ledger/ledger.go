@@ -52,6 +52,37 @@ type Ledger struct {
 	Links    []Link    `json:"links"`
 	Sysctls  []Sysctl  `json:"sysctls,omitempty"`
 	Procs    []Proc    `json:"processes,omitempty"`
+	// Faults are the runtime faults in force (nsnet fault set), each
+	// recorded before it is made.
+	Faults []Fault `json:"faults,omitempty"`
+	// Partition is the partition in force (nsnet partition), if any.
+	Partition *Partition `json:"partition,omitempty"`
+}
+
+// Fault is a runtime fault on one link end.
+type Fault struct {
+	Node  string `json:"node"`
+	Iface string `json:"iface"`
+	// Spec is the fault in netem's word order (package fault).
+	Spec string `json:"spec"`
+	// Backend names the mechanisms that make it: "netem+tbf",
+	// "tbf+nftables+delayer".
+	Backend string `json:"backend"`
+	// Delayer is the userspace delayer's share of the spec, if any.
+	Delayer string `json:"delayer,omitempty"`
+	Queue   uint16 `json:"queue,omitempty"`
+	// Down: the fault took the end's carrier down.
+	Down bool      `json:"down,omitempty"`
+	Set  time.Time `json:"set"`
+	// Until is when a reverter clears it by itself (fault set --for).
+	Until time.Time `json:"until,omitzero"`
+}
+
+// Partition is the groups of nodes cut off from each other.
+type Partition struct {
+	Groups [][]string `json:"groups"`
+	OneWay bool       `json:"oneway,omitempty"`
+	Set    time.Time  `json:"set"`
 }
 
 // NSID is a network namespace's identity (device and inode of its nsfs file).
@@ -105,6 +136,10 @@ type Proc struct {
 	PID   int      `json:"pid"`
 	Start uint64   `json:"start"`
 	Log   string   `json:"log,omitempty"`
+	// Role marks a process nsnet runs for the lab itself rather than for
+	// the lab file ("fault-delayer", "fault-reverter"): up leaves it, down
+	// stops it.
+	Role string `json:"role,omitempty"`
 }
 
 // Errors.
