@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/lab/ledger"
 	"github.com/nsnet/nsnet/netns"
 )
@@ -50,7 +51,7 @@ type ProcError struct {
 }
 
 func (e *ProcError) Error() string {
-	return fmt.Sprintf("%s process %q in node %s: %v", e.Op, quoteArgv(e.Argv), e.Node, e.Err)
+	return fmt.Sprintf("%s process %s in node %s: %v", e.Op, echo.Quote(quoteArgv(e.Argv)), e.Node, e.Err)
 }
 
 func (e *ProcError) Unwrap() error { return e.Err }

@@ -17,7 +17,7 @@ import (
 // network namespace: the per-namespace tables are registered in every
 // namespace, the machine's only in the initial one (so net.core.netdev_budget
 // is absent from a fresh namespace), and a few machine-wide values are shown
-// there read-only (net.core.rmem_max since Linux 6.15). So a key is a node's
+// there read-only (net.core.rmem_max on recent kernels, 6.18 here). So a key is a node's
 // to set exactly when /proc/sys holds it, writable, in a scratch namespace
 // that nsnet makes for the question, in its own user namespace (a namespace
 // owned by an unprivileged user namespace hides some keys that root's shows,

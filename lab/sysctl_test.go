@@ -2,6 +2,7 @@ package lab_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -54,7 +55,7 @@ func badSysctlLabs() []badLab {
 
 // TestCheckSysctls: the rule comes from the kernel, and holds on this one:
 // net.core.somaxconn is kept per namespace, net.core.rmem_max is the
-// machine's (shown read-only in a namespace since Linux 6.15; absent before,
+// machine's (shown read-only in a namespace on recent kernels such as 6.18; absent on older ones,
 // which gives the "global" message instead); keys of interfaces the lab
 // makes are checked against conf/default.
 func TestCheckSysctls(t *testing.T) {
@@ -96,4 +97,43 @@ func parseAs(t *testing.T, text string) *lab.Lab {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// bigSysctlLab has n nodes with three sysctls each (one of its interface),
+// the way a lab of routers sets forwarding.
+func bigSysctlLab(n int) string {
+	var b strings.Builder
+	b.WriteString("lab: big\nnodes:\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "  n%d: {sysctls: {net.ipv4.ip_forward: 1, net.ipv6.conf.all.forwarding: 1, net.ipv4.conf.eth0.rp_filter: 0}}\n", i)
+	}
+	b.WriteString("bridges: {br: {subnets: [10.0.0.0/16]}}\nlinks:\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "  - {a: {node: n%d, name: eth0, addresses: [auto]}, b: {bridge: br}}\n", i)
+	}
+	return b.String()
+}
+
+// BenchmarkCheckSysctls: what the kernel check adds to plan and up, beside
+// its anchor, parsing the same file (BenchmarkParseSysctlLab).
+func BenchmarkCheckSysctls(b *testing.B) {
+	sandbox.Require(b)
+	l, err := lab.Parse("big.yaml", []byte(bigSysctlLab(1000)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := lab.CheckSysctls(l); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseSysctlLab(b *testing.B) {
+	text := []byte(bigSysctlLab(1000))
+	for b.Loop() {
+		if _, err := lab.Parse("big.yaml", text); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
