@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
@@ -99,6 +100,11 @@ func TestREADMEConflist(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := &rt{t: t, cni: newCNI([]string{pluginDir}, t.TempDir()), list: list}
+	// Podman and CRI-O validate a configuration when they load it: every
+	// plugin must say (VERSION) that it speaks the list's version.
+	if _, err := n.cni.ValidateNetworkList(context.Background(), list); err != nil {
+		t.Errorf("ValidateNetworkList: %v", err)
+	}
 	c := newContainer(t, d, "readme")
 	// GC (spec 1.1.0, nsnet alone) removes the bridge and the
 	// masquerade table that an empty network leaves to it, and whatever
@@ -129,4 +135,35 @@ func TestREADMEConflist(t *testing.T) {
 	}
 	n.mustDel(c)
 	n.assertNoAllocations()
+}
+
+// TestREADMECNIVersions: README's advice for runtimes and chains that all
+// take 1.1.0: with "cniVersions" next to "cniVersion", libcni v1.2 and later
+// pick 1.1.0, and a plugin of the chain that does not take it (the portmap
+// of plugins v1.5) is found when the runtime validates the list.
+func TestREADMECNIVersions(t *testing.T) {
+	var conf map[string]any
+	if err := json.Unmarshal(readmeConflist(t), &conf); err != nil {
+		t.Fatal(err)
+	}
+	conf["cniVersions"] = []string{"1.0.0", "1.1.0"}
+	b, err := json.Marshal(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := libcni.ConfListFromBytes(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.CNIVersion != "1.1.0" {
+		t.Fatalf("with cniVersions libcni picks %s, want 1.1.0", list.CNIVersion)
+	}
+	c := newCNI([]string{pluginDir}, t.TempDir())
+	if _, err := c.ValidateNetworkList(context.Background(), list); err == nil || !strings.Contains(err.Error(), "portmap") {
+		t.Errorf("ValidateNetworkList at 1.1.0 with the old portmap: %v, want portmap's refusal", err)
+	}
+	list.Plugins = list.Plugins[:1]
+	if _, err := c.ValidateNetworkList(context.Background(), list); err != nil {
+		t.Errorf("ValidateNetworkList at 1.1.0 with nsnet alone: %v", err)
+	}
 }
