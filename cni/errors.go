@@ -88,6 +88,18 @@ func (e *TakenError) Error() string {
 	return fmt.Sprintf("address %s is held by attachment %s: DEL that one first, or ask for another address", e.Addr, e.Owner)
 }
 
+// MACTakenError reports a MAC the runtime asked for that another attachment
+// on the same bridge holds: two would break the bridge's forwarding. Like a
+// held address it becomes CNI error 11.
+type MACTakenError struct {
+	MAC   string
+	Owner string // CID:IFNAME
+}
+
+func (e *MACTakenError) Error() string {
+	return fmt.Sprintf("MAC %s is held by attachment %s on this bridge: DEL that one first, or ask for another MAC", e.MAC, e.Owner)
+}
+
 // ExistsError reports an ADD for an attachment that is already recorded, or
 // an interface name that is already taken.
 type ExistsError struct {
@@ -146,6 +158,7 @@ func toCNI(err error) error {
 		nse   *NetNSError
 		exh   *ExhaustedError
 		tkn   *TakenError
+		mtkn  *MACTakenError
 		st    *StatusError
 		del   *DelegateError
 		te    *types.Error
@@ -169,7 +182,7 @@ func toCNI(err error) error {
 			return types.NewError(types.ErrUnknownContainer, msg, "")
 		}
 		return types.NewError(types.ErrInvalidNetNS, msg, "")
-	case errors.As(err, &exh), errors.As(err, &tkn):
+	case errors.As(err, &exh), errors.As(err, &tkn), errors.As(err, &mtkn):
 		return types.NewError(types.ErrTryAgainLater, msg, "")
 	case errors.As(err, &del) && errors.As(err, &te):
 		return types.NewError(te.Code, msg, te.Details)

@@ -284,6 +284,23 @@ func (r *rt) assertNoAllocations() {
 	if recs, addrs := r.allocations(); len(recs)+len(addrs) != 0 {
 		r.t.Errorf("allocations left: records %v, addresses %v", recs, addrs)
 	}
+	if macs := r.macClaims(); len(macs) != 0 {
+		r.t.Errorf("MAC claims left: %v", macs)
+	}
+}
+
+// macClaims lists the claimed MACs on disk.
+func (r *rt) macClaims() []string {
+	r.t.Helper()
+	ents, err := os.ReadDir(filepath.Join(r.stateDir(), "macs"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
 }
 
 // cniCode extracts the CNI error code from what libcni returned.

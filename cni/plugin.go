@@ -223,7 +223,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		if r.Masquerade {
 			errs = append(errs, delMasq(hostNS, cfg.Network, r.IPs))
 		}
-		errs = append(errs, releaseIPAM(ctx, st, d, r))
+		errs = append(errs, releaseIPAM(ctx, st, d, r), st.releaseMAC(r.MAC, key))
 		if err := errors.Join(errs...); err != nil {
 			// Keep the record: DEL or GC will finish the job.
 			return errors.Join(cause, err)
@@ -232,6 +232,13 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 			return errors.Join(cause, st.remove(key))
 		}
 		return cause
+	}
+	if r.MAC != "" && r.Mode == ModeBridge {
+		// Two ports of one bridge with one MAC would take each
+		// other's frames; on ptp links they never meet.
+		if err := st.takeMAC(r.MAC, key); err != nil {
+			return undo(err)
+		}
 	}
 	if r.IPs, err = placeIPs(cfg, l.IPs); err != nil {
 		return undo(err)
@@ -242,7 +249,8 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 			return undo(err)
 		}
 		// A concurrent ADD of the same attachment won: leave its
-		// interfaces alone, free only what this one took.
+		// interfaces alone, free only what this one took (not the
+		// MAC: its claim, under the same key, is the winner's).
 		return errors.Join(err, releaseIPAM(ctx, st, d, r))
 	}
 	recorded = true
@@ -386,6 +394,7 @@ func detach(st *store, host *kernel.Handle, hostNS *netns.NS, network string, de
 		for _, a := range r.Allocated {
 			errs = append(errs, st.release(a, key))
 		}
+		errs = append(errs, st.releaseMAC(r.MAC, key))
 	case errors.Is(rerr, errCorrupt):
 		// The plugin died while recording: free whatever the
 		// allocator handed to this attachment.
@@ -394,6 +403,13 @@ func detach(st *store, host *kernel.Handle, hostNS *netns.NS, network string, de
 		for a, owner := range allocs {
 			if owner == key {
 				errs = append(errs, st.release(a, key))
+			}
+		}
+		macs, err := st.macs()
+		errs = append(errs, err)
+		for m, owner := range macs {
+			if owner == key {
+				errs = append(errs, st.releaseMAC(m, key))
 			}
 		}
 	}
@@ -557,6 +573,16 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 		for a, owner := range allocs {
 			if !kept[owner] {
 				errs = append(errs, st.release(a, owner))
+			}
+		}
+	}
+	// MACs likewise.
+	if macs, err := st.macs(); err != nil {
+		errs = append(errs, err)
+	} else {
+		for m, owner := range macs {
+			if !kept[owner] {
+				errs = append(errs, st.releaseMAC(m, owner))
 			}
 		}
 	}

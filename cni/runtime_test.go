@@ -330,3 +330,53 @@ func TestArgsRequests(t *testing.T) {
 	}
 	before.assertSame(t)
 }
+
+// TestMACHeld: in bridge mode a MAC the runtime asks for is held like an
+// address: a second container asking for it on the same bridge is refused
+// with code 11 naming the holder, and gets it once the holder is gone (by
+// DEL or by GC). On ptp links, which never meet, two containers may share
+// one.
+func TestMACHeld(t *testing.T) {
+	before := takeSnapshot(t)
+	d := nsDir(t)
+	n := newNet(t, "machold", dualStack("bridge"))
+	mac := podmanArgs("x", "MAC", "c2:00:00:00:00:77")
+	c1, c2 := newContainer(t, d, "m1"), newContainer(t, d, "m2")
+	if _, err := n.addArgs(c1, mac, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := n.addArgs(c2, mac, nil)
+	wantCNIError(t, err, types.ErrTryAgainLater, "MAC c2:00:00:00:00:77", "held by attachment m1:eth0")
+	if recs, addrs := n.allocations(); len(recs) != 1 || len(addrs) != 2 {
+		t.Errorf("after the refused ADD: records %v, addresses %v; want m1's", recs, addrs)
+	}
+	if err := n.delArgs(c2, mac, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.macClaims(); !slices.Equal(got, []string{"c2:00:00:00:00:77"}) {
+		t.Errorf("MAC claims %v, want m1's", got)
+	}
+	n.mustDel(c1)
+	if _, err := n.addArgs(c2, mac, nil); err != nil {
+		t.Fatalf("ADD of the MAC after its holder's DEL: %v", err)
+	}
+	// GC with nothing valid frees it too.
+	if err := n.freshRuntime().gc(); err != nil {
+		t.Fatal(err)
+	}
+	n.assertNoAllocations()
+
+	p := newNet(t, "macptp", dualStack("ptp"))
+	for _, c := range []*container{c1, c2} {
+		if _, err := p.addArgs(c, mac, nil); err != nil {
+			t.Fatalf("ptp ADD of %s with a shared MAC: %v", c.id, err)
+		}
+	}
+	p.mustDel(c1)
+	p.mustDel(c2)
+	p.assertNoAllocations()
+	if err := p.gc(); err != nil {
+		t.Fatal(err)
+	}
+	before.assertSame(t)
+}

@@ -23,6 +23,8 @@ import (
 //	                              any kernel object of it exists
 //	addrs/ADDRESS -> CID:IFNAME   one per address of the built-in allocator,
 //	                              naming its owner
+//	macs/MAC -> CID:IFNAME        one per MAC the runtime asked for in
+//	                              bridge mode, where two would collide
 //
 // Every entry is a symbolic link whose target is its content. symlink(2)
 // creates the name and its content in one atomic step and fails when the
@@ -134,7 +136,7 @@ func openStore(dataDir, network string, exclusive bool) (*store, error) {
 // network directory before its subdirectories exist; whoever then finds one
 // missing calls makeDirs too.
 func makeDirs(dir string) error {
-	for _, d := range []string{filepath.Join(dir, "attachments"), filepath.Join(dir, "addrs")} {
+	for _, d := range []string{filepath.Join(dir, "attachments"), filepath.Join(dir, "addrs"), filepath.Join(dir, "macs")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return stateErr("create", d, err)
 		}
@@ -282,7 +284,12 @@ func (s *store) take(a netip.Addr, owner string) error {
 // claim takes a for owner by creating its symlink, and reports false when
 // someone holds it already.
 func (s *store) claim(a netip.Addr, owner string) (bool, error) {
-	p := s.addrPath(a)
+	return s.claimAt(s.addrPath(a), owner)
+}
+
+// claimAt creates the entry p naming owner, and reports false when it
+// exists already.
+func (s *store) claimAt(p, owner string) (bool, error) {
 	err := os.Symlink(owner, p)
 	if errors.Is(err, fs.ErrNotExist) {
 		// A concurrent first ADD is still making the directories.
@@ -303,11 +310,14 @@ func (s *store) claim(a netip.Addr, owner string) (bool, error) {
 // release frees an address if owner holds it; a missing address or one
 // held by another attachment is left alone.
 func (s *store) release(a netip.Addr, owner string) error {
-	o, err := s.owner(a)
+	return s.releaseAt(s.addrPath(a), owner)
+}
+
+func (s *store) releaseAt(p, owner string) error {
+	o, err := s.ownerAt(p)
 	if err != nil || o != owner {
 		return err
 	}
-	p := s.addrPath(a)
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return stateErr("remove", p, err)
 	}
@@ -316,7 +326,10 @@ func (s *store) release(a netip.Addr, owner string) error {
 
 // owner reports who holds an address ("" when free).
 func (s *store) owner(a netip.Addr) (string, error) {
-	p := s.addrPath(a)
+	return s.ownerAt(s.addrPath(a))
+}
+
+func (s *store) ownerAt(p string) (string, error) {
 	o, err := os.Readlink(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
@@ -345,6 +358,54 @@ func (s *store) allocations() (map[netip.Addr]string, error) {
 			return nil, err
 		}
 		out[a] = o
+	}
+	return out, nil
+}
+
+func (s *store) macPath(mac string) string {
+	return filepath.Join(s.dir, "macs", mac)
+}
+
+// takeMAC claims a MAC (as net.HardwareAddr.String writes it) for owner, as
+// take does an address.
+func (s *store) takeMAC(mac, owner string) error {
+	ok, err := s.claimAt(s.macPath(mac), owner)
+	if err != nil || ok {
+		return err
+	}
+	holder, err := s.ownerAt(s.macPath(mac))
+	if err != nil || holder == owner {
+		return err
+	}
+	return &MACTakenError{MAC: mac, Owner: holder}
+}
+
+// releaseMAC frees a MAC if owner holds it; "" is no MAC.
+func (s *store) releaseMAC(mac, owner string) error {
+	if mac == "" {
+		return nil
+	}
+	return s.releaseAt(s.macPath(mac), owner)
+}
+
+// macs lists every claimed MAC with its owner. A network made before MACs
+// were claimed has no macs directory: none are.
+func (s *store) macs() (map[string]string, error) {
+	d := filepath.Join(s.dir, "macs")
+	ents, err := os.ReadDir(d)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, stateErr("list", d, err)
+	}
+	out := make(map[string]string, len(ents))
+	for _, e := range ents {
+		o, err := s.ownerAt(s.macPath(e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out[e.Name()] = o
 	}
 	return out, nil
 }
