@@ -142,3 +142,52 @@ func TestLockAfterRemove(t *testing.T) {
 		t.Errorf("labs after Remove: %v", labs)
 	}
 }
+
+// TestLockRemoveRace: holders that remove the lab's directory race holders
+// that create it again (downs and ups of one lab), many at a time: no Lock
+// or Remove fails, never are two holders in at once, and a directory that
+// is left holds a ledger.
+func TestLockRemoveRace(t *testing.T) {
+	s := ledger.Store{Dir: t.TempDir()}
+	var wg sync.WaitGroup
+	var holders atomic.Int32
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100; i++ {
+				l, err := s.Lock("a", nil)
+				if err != nil {
+					t.Errorf("lock: %v", err)
+					return
+				}
+				if holders.Add(1) != 1 {
+					t.Error("two holders at once")
+				}
+				_, rerr := s.Read("a")
+				if (w+i)%2 == 0 && errors.Is(rerr, fs.ErrNotExist) {
+					err = s.Write(&ledger.Ledger{Lab: "a"}) // an up
+					holders.Add(-1)
+					if rerr := l.Release(); err == nil {
+						err = rerr
+					}
+				} else {
+					// A down: the next holder may come in once the lock
+					// file is gone, while Remove finishes.
+					holders.Add(-1)
+					err = l.Remove()
+				}
+				if err != nil {
+					t.Errorf("round %d: %v", i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ents, err := os.ReadDir(s.LabDir("a")); err == nil {
+		if _, err := s.Read("a"); err != nil {
+			t.Errorf("lab directory left without a ledger (%v): %v", ents, err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,10 +53,20 @@ func (s Store) lock(lab string, wait bool, onWait func(int)) (*Lock, error) {
 	dir := s.LabDir(lab)
 	path := filepath.Join(dir, lockName)
 	for {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		// Not MkdirAll for the lab's directory: it fails when another
+		// nsnet removes the directory between its Mkdir and its Lstat.
+		if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+			return nil, &FileError{Op: "lock", Path: s.Dir, Err: unwrapPath(err)}
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, &FileError{Op: "lock", Path: dir, Err: unwrapPath(err)}
 		}
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A holder removed the lab's directory between MkdirAll and
+			// here: make it again.
+			continue
+		}
 		if err != nil {
 			return nil, &FileError{Op: "lock", Path: path, Err: unwrapPath(err)}
 		}
@@ -131,6 +142,11 @@ func (l *Lock) Release() error {
 // Remove deletes the lab's state directory (ledger, logs, leftovers of
 // interrupted writes) and then releases the lock. Waiters notice that the
 // lock file they waited on is gone and start over.
+//
+// Once the lock file is unlinked the directory is no longer this holder's:
+// another nsnet may already have made a new lock file in it (and hold it,
+// and write a ledger), or removed it after finding nothing. So the
+// directory itself is removed only if it is still there and empty.
 func (l *Lock) Remove() error {
 	if l == nil || l.f == nil {
 		return nil
@@ -154,7 +170,7 @@ func (l *Lock) Remove() error {
 		if err := os.Remove(l.path); err != nil {
 			errs = append(errs, err)
 		}
-		if err := os.Remove(l.dir); err != nil {
+		if err := os.Remove(l.dir); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) {
 			errs = append(errs, err)
 		}
 	}
