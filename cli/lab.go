@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -63,9 +64,16 @@ func (e *Env) lab(c Command) (int, error) {
 			return 1, err
 		}
 		printNotes(e, res.Plan)
-		if res.Plan.Empty() {
+		switch {
+		case res.TakenDown:
+			fmt.Fprintf(e.Stdout, "lab %s is down: another nsnet took it down while this one waited\n", name)
+		case res.NoLab:
+			// Exit 0 (down is idempotent), but a mistyped name must
+			// not pass for a lab taken down.
+			fmt.Fprintf(e.Stdout, "no lab named %s exists here: nothing to take down (%s)\n", name, labsHere(res.Labs))
+		case res.Plan.Empty():
 			fmt.Fprintf(e.Stdout, "lab %s is down: nothing was left to remove\n", name)
-		} else {
+		default:
 			fmt.Fprintf(e.Stdout, "lab %s is down: %s\n", name, res.Plan.Summary())
 		}
 		return 0, nil
@@ -105,6 +113,19 @@ func (e *Env) lab(c Command) (int, error) {
 // labGateFlag marks the exec that nsnet up starts for a lab process: it
 // waits until the process is recorded, then becomes it.
 const labGateFlag = lab.GateArg
+
+// labsHere names the labs that exist, for a message about one that does
+// not: at most ten.
+func labsHere(labs []string) string {
+	const most = 10
+	switch {
+	case len(labs) == 0:
+		return "there are no labs here"
+	case len(labs) > most:
+		return fmt.Sprintf("labs here: %s and %d more (nsnet labs)", strings.Join(labs[:most], ", "), len(labs)-most)
+	}
+	return "labs here: " + strings.Join(labs, ", ")
+}
 
 func printNotes(e *Env, p *lab.Plan) {
 	for _, n := range p.Notes {

@@ -363,7 +363,7 @@ func TestSeedLifecycle(t *testing.T) {
 			t.Fatalf("down #%d: exit %d: %s", i+1, r.code, r.err)
 		}
 		if i > 0 {
-			wantIn(t, "repeated down", r.out, "nothing was left to remove")
+			wantIn(t, "repeated down", r.out, "no lab named seed exists here: nothing to take down (there are no labs here)")
 		}
 	}
 	e.sameAs(before, "after down")
@@ -616,6 +616,82 @@ func TestConcurrentUps(t *testing.T) {
 	e.must("down", "two-lans")
 	e.must("down", "seed")
 	e.sameAs(before, "after down")
+}
+
+// TestConcurrentUpDown: many nsnet processes bringing one lab up and down at
+// once each exit 0 and say what they did: 16 downs after an up (one takes
+// the lab down, the others say another did, or that there is no such lab),
+// and 8 ups racing 8 downs. A mistyped name is no lab, and the labs that
+// exist are named. Nothing is left behind.
+func TestConcurrentUpDown(t *testing.T) {
+	e := newEnv(t)
+	before := e.snap()
+	file := e.write("race.yaml", "lab: race\nnodes: {a: {}, b: {}}\nlinks:\n  - {a: {node: a, name: eth0, addresses: [10.77.0.1/24]}, b: {node: b, name: eth0, addresses: [10.77.0.2/24]}}\n")
+	t.Cleanup(func() { e.run("down", "race") })
+	e.must("up", file)
+	if r := e.run("down", "rcae"); r.code != 0 || r.out != "no lab named rcae exists here: nothing to take down (labs here: race)\n" {
+		t.Errorf("down of a mistyped name: %+v", r)
+	}
+	all := func(args ...[]string) []result {
+		res := make([]result, len(args))
+		var wg sync.WaitGroup
+		for i, a := range args {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res[i] = e.run(a...)
+			}()
+		}
+		wg.Wait()
+		return res
+	}
+	downOK := func(r result) bool {
+		return strings.HasPrefix(r.out, "lab race is down: ") ||
+			r.out == "no lab named race exists here: nothing to take down (there are no labs here)\n"
+	}
+	for round := 0; round < 10; round++ {
+		if round > 0 {
+			e.must("up", file)
+		}
+		var downs [][]string
+		for range 16 {
+			downs = append(downs, []string{"down", "race"})
+		}
+		removed := 0
+		for _, r := range all(downs...) {
+			if r.code != 0 || !downOK(r) {
+				t.Fatalf("round %d: one of 16 downs: exit %d\nstdout: %s\nstderr: %s", round, r.code, r.out, r.err)
+			}
+			if strings.HasPrefix(r.out, "lab race is down: ") && !strings.Contains(r.out, "another nsnet took it down") {
+				removed++
+			}
+		}
+		if removed != 1 {
+			t.Errorf("round %d: %d of 16 downs took the lab down, want 1", round, removed)
+		}
+		e.sameAs(before, fmt.Sprintf("round %d of 16 downs", round))
+	}
+	for round := 0; round < 10; round++ {
+		var cmds [][]string
+		for i := range 16 {
+			if i%2 == 0 {
+				cmds = append(cmds, []string{"up", file})
+			} else {
+				cmds = append(cmds, []string{"down", "race"})
+			}
+		}
+		for i, r := range all(cmds...) {
+			ok := downOK(r)
+			if cmds[i][0] == "up" {
+				ok = strings.HasPrefix(r.out, "lab race is up")
+			}
+			if r.code != 0 || !ok {
+				t.Fatalf("round %d: %s while 8 ups raced 8 downs: exit %d\nstdout: %s\nstderr: %s", round, cmds[i][0], r.code, r.out, r.err)
+			}
+		}
+		e.must("down", "race")
+		e.sameAs(before, fmt.Sprintf("round %d of ups racing downs", round))
+	}
 }
 
 // TestInvalidChangesNothing: every rule, through the command line: the

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,6 +50,14 @@ type Result struct {
 	Plan *Plan
 	// Ledger is the lab's ledger afterwards (nil after Down).
 	Ledger *ledger.Ledger
+	// NoLab is set by Down when the lab had no ledger once it held the
+	// lock. TakenDown then tells that it had one when Down began: another
+	// nsnet took the lab down while this one waited. Otherwise no lab of
+	// that name exists here (a mistyped name?), and Labs lists those that
+	// do.
+	NoLab     bool
+	TakenDown bool
+	Labs      []string
 }
 
 // ErrForeignHost is matched when a lab is handled from another network
@@ -185,14 +194,25 @@ func Down(name string, opt Options) (*Result, error) {
 	if !ledger.ValidName(name) {
 		return nil, fmt.Errorf("invalid lab name %s: %s", echo.Quote(name), ledger.NameRule)
 	}
+	_, err := opt.store().Read(name)
+	existed := err == nil
 	s, err := open(name, opt)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
 	if s.led == nil {
-		p := &Plan{Name: name, Mark: MarkPrefix + name}
-		return &Result{Plan: p}, s.lock.Remove()
+		r := &Result{Plan: &Plan{Name: name, Mark: MarkPrefix + name}, NoLab: true, TakenDown: existed}
+		if !existed {
+			// While the lock is held: once it is gone, an up may make
+			// the lab.
+			labs, err := opt.store().Labs()
+			if err != nil {
+				return r, err
+			}
+			r.Labs = slices.DeleteFunc(labs, func(l string) bool { return l == name })
+		}
+		return r, s.lock.Remove()
 	}
 	st, err := s.sys.Observe(nil, s.led, opt.store())
 	if err != nil {
