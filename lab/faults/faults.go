@@ -68,6 +68,10 @@ type session struct {
 	lock  *ledger.Lock
 	led   *ledger.Ledger
 	open  map[string]*netns.NS // by node
+	// raised are ends a cleared fault had taken down and that are up
+	// again; once the lock is released, restore puts back what the kernel
+	// flushed when they went down.
+	raised []fault.End
 }
 
 func begin(opt lab.Options, name string) (*session, error) {
@@ -97,6 +101,36 @@ func (s *session) close() {
 		ns.Close()
 	}
 	s.lock.Release()
+}
+
+// restore runs after close: taking a link down makes the kernel flush its
+// routes, IPv6 addresses and neighbour entries, which setting it up does not
+// bring back; lab.SetLink puts back what the lab file gives the interface
+// and waits for carrier. It takes the lab's lock itself, hence after close.
+// Without the file, the link is up but what was flushed stays gone.
+func (s *session) restore() error {
+	if len(s.raised) == 0 || s.led.File == "" {
+		return nil
+	}
+	l, err := lab.Load(s.led.File)
+	if err != nil || l.Name != s.name {
+		return nil
+	}
+	for _, e := range s.raised {
+		if err := lab.SetLink(l, e.Node, e.Iface, true, s.opt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// done closes the session, then restores the ends it raised.
+func (s *session) done(err error) error {
+	s.close()
+	if err != nil {
+		return err
+	}
+	return s.restore()
 }
 
 func (s *session) dir() string { return s.store.LabDir(s.name) }
@@ -228,7 +262,12 @@ func Set(opt lab.Options, name string, end fault.End, spec fault.Spec, so SetOpt
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
+	f, err := s.set(end, spec, so)
+	return f, s.done(err)
+}
+
+func (s *session) set(end fault.End, spec fault.Spec, so SetOptions) (*ledger.Fault, error) {
+	name := s.name
 	l, err := s.link(end)
 	if err != nil {
 		return nil, err
@@ -264,6 +303,9 @@ func Set(opt lab.Options, name string, end fault.End, spec fault.Spec, so SetOpt
 	if err := backend.Apply(name, p, l); err != nil {
 		return nil, err
 	}
+	if l.WasDown && !spec.Down {
+		s.raised = append(s.raised, end)
+	}
 	f.Down = spec.Down
 	s.putFault(f)
 	if so.For > 0 {
@@ -295,7 +337,10 @@ func Clear(opt lab.Options, name string, ends ...fault.End) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	return s.done(s.clearEnds(ends))
+}
+
+func (s *session) clearEnds(ends []fault.End) error {
 	var links []backend.Link
 	if len(ends) == 0 {
 		for _, f := range s.led.Faults {
@@ -316,6 +361,9 @@ func (s *session) clear(links []backend.Link) error {
 	for _, l := range links {
 		if err := backend.Clear(s.name, l); err != nil {
 			return err
+		}
+		if l.WasDown {
+			s.raised = append(s.raised, l.End)
 		}
 		s.led.Faults = slices.DeleteFunc(s.led.Faults, func(f ledger.Fault) bool { return f.Node == l.End.Node && f.Iface == l.End.Iface })
 		s.stopReverters(l.End)
@@ -473,7 +521,10 @@ func Revert(opt lab.Options, name string, end fault.End, until time.Time) error 
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	return s.done(s.revert(end, until))
+}
+
+func (s *session) revert(end fault.End, until time.Time) error {
 	// This process is done once it runs: forget it first.
 	me := os.Getpid()
 	s.led.Procs = slices.DeleteFunc(s.led.Procs, func(p ledger.Proc) bool { return p.Role == RoleReverter && p.PID == me })
