@@ -26,7 +26,7 @@ func faultCommands() []*cmdSpec {
 	lab := argSpec{name: "LAB", kind: argLab}
 	return []*cmdSpec{
 		{
-			name: "fault", group: groupFaults,
+			name: "fault", group: groupFaults, dflt: "show",
 			summary: "impair a link end of a lab: delay, loss, rate, duplicates, reordering, corruption",
 			help: "Sets, clears and shows runtime faults on the link ends of a lab that is up. A fault\n" +
 				"shapes what leaves NODE:IFACE and is written in netem's word order:\n" +
