@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -248,10 +249,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) error {
 		if !errors.Is(err, fs.ErrExist) {
 			return undo(err)
 		}
-		// A concurrent ADD of the same attachment won: leave its
-		// interfaces alone, free only what this one took (not the
-		// MAC: its claim, under the same key, is the winner's).
-		return errors.Join(err, releaseIPAM(ctx, st, d, r))
+		return errors.Join(err, lostRace(ctx, st, d, r))
 	}
 	recorded = true
 	w, err := setup(host, cont, contNS, cfg.Network, r)
@@ -293,6 +291,29 @@ func placeIPs(cfg *Config, ips []recordIP) ([]recordIP, error) {
 		out = append(out, ip)
 	}
 	return out, nil
+}
+
+// lostRace undoes an ADD that found, when recording, that a concurrent ADD
+// of the same attachment had recorded first. Everything under the
+// attachment's key but this ADD's own fresh addresses is the winner's: its
+// interfaces, its MAC claim, the addresses it holds (a requested address
+// both took under the same key), and a delegated plugin's lease, which the
+// plugin keeps by attachment too, so its DEL would free the winner's (the
+// winner's own DEL later frees both).
+func lostRace(ctx context.Context, st *store, d delegate, r *record) error {
+	winner, err := st.read(r.key())
+	if err != nil {
+		// The record went away again (a DEL in between): nothing
+		// is the winner's any more.
+		return releaseIPAM(ctx, st, d, r)
+	}
+	var errs []error
+	for _, a := range r.Allocated {
+		if !slices.Contains(winner.Allocated, a) {
+			errs = append(errs, st.release(a, r.key()))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func releaseIPAM(ctx context.Context, st *store, d delegate, r *record) error {

@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/containernetworking/cni/pkg/skel"
 )
 
 func TestAllocateExhaustReleaseAcrossRestarts(t *testing.T) {
@@ -170,5 +173,52 @@ func TestPool(t *testing.T) {
 		if gatewayOf(p).String() != tc.gw || r.First.String() != tc.first || r.Size() != tc.size {
 			t.Errorf("%s: gateway %s, pool from %s (%d), want %s, %s (%d)", p, gatewayOf(p), r.First, r.Size(), tc.gw, tc.first, tc.size)
 		}
+	}
+}
+
+// TestLostRace: an ADD that loses the race to record its attachment frees
+// only the addresses it took fresh, not the one it shares with the winner
+// under the same key, nor the winner's MAC claim, and does not run a
+// delegated plugin's DEL (which would free the winner's lease).
+func TestLostRace(t *testing.T) {
+	st, err := openStore(t.TempDir(), "net", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	const key = "c:eth0"
+	shared, fresh := netip.MustParseAddr("10.5.0.5"), netip.MustParseAddr("fd05::9")
+	winner := &record{ContainerID: "c", IfName: "eth0", Mode: ModeBridge, IPAM: BuiltinIPAM, MAC: "c2:00:00:00:00:05", Allocated: []netip.Addr{shared, netip.MustParseAddr("fd05::5")}}
+	for _, a := range append(winner.Allocated, fresh) {
+		if err := st.take(a, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.takeMAC(winner.MAC, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.create(winner); err != nil {
+		t.Fatal(err)
+	}
+	loser := *winner
+	loser.Allocated = []netip.Addr{shared, fresh}
+	if err := lostRace(context.Background(), st, delegate{}, &loser); err != nil {
+		t.Fatal(err)
+	}
+	allocs, err := st.allocations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(allocs) != 2 || allocs[shared] != key || allocs[fresh] != "" {
+		t.Errorf("after the lost race: %v, want the winner's two only", allocs)
+	}
+	if macs, _ := st.macs(); macs[winner.MAC] != key {
+		t.Errorf("the winner's MAC claim is gone: %v", macs)
+	}
+	// A delegated loser runs no DEL: delegate{} has no plugin to find,
+	// so running one would fail.
+	winner.IPAM, loser.IPAM = "host-local", "host-local"
+	if err := lostRace(context.Background(), st, delegate{cfg: &Config{IPAM: IPAMConfig{Type: "host-local"}}, args: &skel.CmdArgs{}}, &loser); err != nil {
+		t.Errorf("delegated lost race: %v", err)
 	}
 }
