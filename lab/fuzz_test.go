@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/lab"
 )
 
@@ -37,8 +38,21 @@ func FuzzParse(f *testing.F) {
 				if fe.Line < 1 || fe.Col < 1 || !strings.HasPrefix(fe.Error(), "f.yaml:") {
 					t.Fatalf("badly located: %q", fe.Error())
 				}
+				// Values are echoed short, and paths are made of them.
+				if len(fe.Error()) > echo.MaxLine+512 {
+					t.Fatalf("a message of %d bytes: %.200q...", len(fe.Error()), fe.Error())
+				}
 			}
 			return
+		}
+		// Nothing outside the network namespace's own tree is accepted
+		// (the kernel decides the rest, at plan and up).
+		for _, n := range l.Nodes {
+			for _, sc := range n.Sysctls {
+				if !strings.HasPrefix(sc.Key, "net.") {
+					t.Fatalf("node %s may set %s", n.Name, sc.Key)
+				}
+			}
 		}
 		p, err := lab.PlanUp(l, &lab.State{})
 		if err != nil {
