@@ -785,10 +785,11 @@ func (r *resolver) sysctls(n *Node, ns *nodeSpec) {
 }
 
 // sysctlIface is the lab interface of n that a per-interface key names
-// (net.ipv4.conf.eth0.rp_filter: eth0), or nil: the last component but the
-// key's own that is the name of one of n's interfaces. Whether that
-// component really is where the kernel puts interface names (a directory
-// holding lo in a fresh namespace) is checked with the kernel (CheckSysctls).
+// (net.ipv4.conf.eth0.rp_filter: eth0), or nil: of the components between
+// the second and the last, the last one that is the name of one of n's
+// interfaces. Whether it really is where the kernel puts interface names (a
+// directory holding lo in a fresh namespace) is for the kernel to say
+// (CheckSysctls).
 func sysctlIface(n *Node, key string) *Interface {
 	c := strings.Split(key, ".")
 	for i := len(c) - 2; i >= 2; i-- {
