@@ -36,6 +36,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/check"
+	"github.com/nsnet/nsnet/fault"
 	"github.com/nsnet/nsnet/internal/sandbox"
 	"github.com/nsnet/nsnet/lab"
 	"github.com/nsnet/nsnet/netns"
@@ -63,12 +64,17 @@ type Lab struct {
 	mu     sync.Mutex
 	active map[*change]struct{}
 	dumped bool
+	// impaired is what SetFault put on each end, for Impair's cleanup
+	// to restore.
+	impaired map[fault.End]Fault
 }
 
 // change is one fault the test put in force, undone at cleanup.
 type change struct {
-	what string
-	link string // NODE:IFACE for a link taken down
+	what      string
+	link      string     // NODE:IFACE for a link taken down
+	end       *fault.End // an impaired end
+	partition bool
 }
 
 // New brings up the lab described by yamlText, keeping its namespaces and
@@ -88,7 +94,7 @@ func New(yamlText, dir string) (*Lab, error) {
 		lab.Down(l.Name, opt)
 		return nil, fmt.Errorf("up %s: %w", l.Name, err)
 	}
-	return &Lab{spec: l, opt: opt, active: map[*change]struct{}{}}, nil
+	return &Lab{spec: l, opt: opt, active: map[*change]struct{}{}, impaired: map[fault.End]Fault{}}, nil
 }
 
 // Close tears the lab down: everything it made is removed, and the

@@ -147,7 +147,7 @@ func TestFailingTestLogsStateAndFaults(t *testing.T) {
 	if len(r.logs) != 1 {
 		t.Fatalf("logged %d times: %q", len(r.logs), r.logs)
 	}
-	for _, want := range []string{"lab trio when the test failed", "faults in force: link c:eth0 down", "node c:", "eth0         DOWN(admin)", "10.8.0.3/24", "node a:", "sw ", "pb "} {
+	for _, want := range []string{"lab trio when the test failed", "faults the test has in force: link c:eth0 down", "node c:", "eth0         DOWN(admin)", "10.8.0.3/24", "node a:", "sw ", "pb "} {
 		if !strings.Contains(r.logs[0], want) {
 			t.Errorf("report lacks %q:\n%s", want, r.logs[0])
 		}

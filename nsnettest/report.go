@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/kernel"
+	"github.com/nsnet/nsnet/lab/faults"
 	"github.com/nsnet/nsnet/netns"
 )
 
@@ -84,9 +85,17 @@ func (l *Lab) reportFailure(t testing.TB) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "nsnettest: lab %s when the test failed:\n", l.spec.Name)
 	if a := l.Active(); len(a) > 0 {
-		fmt.Fprintf(&b, "faults in force: %s\n", strings.Join(a, "; "))
+		fmt.Fprintf(&b, "faults the test has in force: %s\n", strings.Join(a, "; "))
 	} else {
-		b.WriteString("faults in force: none\n")
+		b.WriteString("faults the test has in force: none\n")
+	}
+	// What the lab's ledger and the kernel say, with the counters: what
+	// each fault did to the test's traffic.
+	if st, err := faults.Show(l.opt, l.spec.Name); err != nil {
+		fmt.Fprintf(&b, "nsnet fault show: %v\n", err)
+	} else if len(st.Faults) > 0 || st.Partition != nil {
+		b.WriteString("nsnet fault show:\n")
+		faults.Write(&b, st, false)
 	}
 	for _, node := range l.Nodes() {
 		fmt.Fprintf(&b, "node %s:\n", node.Name)
