@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -46,7 +47,15 @@ import (
 // Main runs a package's tests inside a sandbox; call it from TestMain:
 //
 //	func TestMain(m *testing.M) { os.Exit(nsnettest.Main(m)) }
-func Main(m interface{ Run() int }) int { return sandbox.Main(m) }
+func Main(m interface{ Run() int }) int {
+	if code, ok := helper(os.Args[1:]); ok {
+		return code
+	}
+	return sandbox.Main(m)
+}
+
+// Want is what an expectation asserts: Reach or Isolated.
+type Want = check.Want
 
 // Expectations.
 const (
@@ -88,7 +97,7 @@ func New(yamlText, dir string) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt := lab.Options{Netns: netns.Dir{Path: filepath.Join(dir, "netns")}, StateDir: filepath.Join(dir, "state")}
+	opt := lab.Options{Netns: netns.Dir{Path: filepath.Join(dir, "netns")}, StateDir: filepath.Join(dir, "state"), Exe: self()}
 	if _, err := lab.Up(l, opt); err != nil {
 		// Whatever was made before the failure goes again.
 		lab.Down(l.Name, opt)
