@@ -26,6 +26,8 @@ type SeriesOptions struct {
 	// Timeout is how long a reply may take after its request (default 1s).
 	// A reply later than that counts as lost, as ping -W does.
 	Timeout time.Duration
+	// KeepRTTs keeps every round trip in Stats.RTTs, in arrival order.
+	KeepRTTs bool
 }
 
 // Stats summarises a series of echo requests.
@@ -42,6 +44,8 @@ type Stats struct {
 	LastErr error         `json:"-"`
 	RTT     RTTStats      `json:"rtt"`
 	Elapsed time.Duration `json:"elapsed_ns"`
+	// RTTs are the round trips, with SeriesOptions.KeepRTTs.
+	RTTs []time.Duration `json:"-"`
 }
 
 // Loss is the fraction of requests not answered in time (0.1 is 10%).
@@ -255,6 +259,9 @@ wait:
 	defer mu.Unlock()
 	st.Sent = sent
 	st.Elapsed = time.Since(start)
+	if opt.KeepRTTs {
+		st.RTTs = slices.Clone(rtts)
+	}
 	st.RTT = Summarize(rtts)
 	return st
 }
