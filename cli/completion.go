@@ -177,7 +177,7 @@ func (e *Env) flagCandidates(c Command, s *cmdSpec, rest []string, cur string) (
 		if strings.HasPrefix(a, "-") && a != "-" {
 			if f := s.flag(a); f != nil && f.value != "" {
 				if i+1 == len(rest) {
-					return e.kindCandidates(c, f.kind, nil)
+					return e.kindCandidates(c, f.kind, nil, "")
 				}
 				i++
 			}
@@ -201,7 +201,13 @@ func (e *Env) flagCandidates(c Command, s *cmdSpec, rest []string, cur string) (
 		return append(fs, "--help"), false
 	}
 	if len(args) < len(s.args) {
-		return e.kindCandidates(c, s.args[len(args)].kind, args)
+		lab := ""
+		for i, a := range s.args[:len(args)] {
+			if a.kind == argLab || a.kind == argLabFile {
+				lab = args[i]
+			}
+		}
+		return e.kindCandidates(c, s.args[len(args)].kind, args, lab)
 	}
 	if s.rest != nil {
 		return nil, true
@@ -272,7 +278,9 @@ func (e *Env) keywordCandidates(c Command, s, v *cmdSpec, rest []string, cur str
 	return nil, false
 }
 
-func (e *Env) kindCandidates(c Command, k argKind, before []string) ([]string, bool) {
+// kindCandidates are the candidates for an argument of kind k; before are
+// the arguments already given, lab the lab among them.
+func (e *Env) kindCandidates(c Command, k argKind, before []string, lab string) ([]string, bool) {
 	switch k {
 	case argFile:
 		return nil, true
@@ -281,10 +289,10 @@ func (e *Env) kindCandidates(c Command, k argKind, before []string) ([]string, b
 	case argLabFile:
 		return e.labNames(), true
 	case argNode:
-		if len(before) == 0 {
+		if lab == "" {
 			return nil, false
 		}
-		return e.nodeNames(before[len(before)-1]), false
+		return e.nodeNames(lab), false
 	case argNetns:
 		return e.netnsNames(), false
 	case argDev:

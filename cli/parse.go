@@ -83,6 +83,10 @@ func usagef(ctx, format string, a ...any) error {
 // Parse parses a command line (without the program name).
 func Parse(args []string) (Command, error) {
 	var c Command
+	if len(args) > 0 && args[0] == completeCmd {
+		// The words being completed are data, options and all.
+		return Command{Object: completeCmd, Argv: args[1:]}, nil
+	}
 	help := false
 	i := 0
 	for ; i < len(args); i++ {
