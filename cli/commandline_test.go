@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -104,5 +105,32 @@ func TestFlagsAfterTheVerb(t *testing.T) {
 	byName := nsnetIn(t, env, "check", "tenants", "--all", "-j")
 	if byFile.code != 2 || byFile.err != byName.err || !strings.Contains(byFile.err, "lab tenants is not up") {
 		t.Errorf("check FILE and check LAB on a lab that is not up:\n%+v\n%+v", byFile, byName)
+	}
+}
+
+// TestMessagesSayWhatToDo: a missing node lists the lab's nodes, a lab that
+// is not up says so, and neither ends in the error of a file lookup.
+func TestMessagesSayWhatToDo(t *testing.T) {
+	leakCheck(t)
+	env := []string{"NSNET_STATE_DIR=" + t.TempDir()}
+	file := filepath.Join(t.TempDir(), "complab.yaml")
+	if err := os.WriteFile(file, []byte(completionLab), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := nsnetIn(t, env, "up", file); r.code != 0 {
+		t.Fatalf("up: %+v", r)
+	}
+	t.Cleanup(func() { nsnetIn(t, env, "down", "complab") })
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"exec", "complab", "gamma", "--", "true"}, "nsnet: exec complab gamma true: lab complab has no node gamma (nodes: host, alpha, beta)\n"},
+		{[]string{"exec", "nolab", "alpha", "true"}, "nsnet: exec nolab alpha true: no lab named nolab is up (see nsnet labs)\n"},
+		{[]string{"status", "nolab"}, "nsnet: no lab named nolab is up (see nsnet labs)\n"},
+	} {
+		if r := nsnetIn(t, env, tc.args...); r.code == 0 || r.err != tc.err {
+			t.Errorf("nsnet %s: exit %d, stderr %q; want %q", strings.Join(tc.args, " "), r.code, r.err, tc.err)
+		}
 	}
 }

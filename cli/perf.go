@@ -124,7 +124,11 @@ func (e *Env) perf(c Command) (int, error) {
 		return 2, err
 	}
 	if l.Node(pa.from) == nil {
-		return 2, usagef("perf", "lab %s has no node %q", l.Name, pa.from)
+		e := &lab.NoNodeError{Lab: l.Name, Node: pa.from}
+		for _, n := range l.Nodes {
+			e.Nodes = append(e.Nodes, n.Name)
+		}
+		return 2, e
 	}
 	addr, toNode, err := perfTarget(l, pa.to)
 	if err != nil {

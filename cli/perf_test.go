@@ -79,7 +79,7 @@ func TestPerf(t *testing.T) {
 	}{
 		{[]string{"perf", "perfpair", "h1"}, "perf: missing TO\nusage: nsnet perf LAB FROM TO [-t SECONDS] [-j]\n"},
 		{[]string{"perf", "perfpair", "h1", "h3"}, `"h3" is neither a node of lab perfpair nor an IP address`},
-		{[]string{"perf", "perfpair", "h9", "h2"}, `lab perfpair has no node "h9"`},
+		{[]string{"perf", "perfpair", "h9", "h2"}, "lab perfpair has no node h9 (nodes: host, h1, h2)\n"},
 		{[]string{"perf", "perfpair", "h1", "10.77.0.99"}, "the TCP run needs a node to run its receiver in"},
 		{[]string{"perf", "perfpair", "h1", "h2", "-t", "0"}, `-t "0": must be seconds from 0.1 to 3600`},
 		{[]string{"perf", "perfpair", "h1", "h2", "-c", "10"}, "-c, -i and -W shape an --icmp run"},

@@ -3,6 +3,7 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"sort"
 	"strings"
 
@@ -95,3 +96,29 @@ func (p *problems) err() error {
 	})
 	return &InvalidError{Errs: p.errs}
 }
+
+// NotUpError is a lab that has no ledger: it is not up. It matches
+// fs.ErrNotExist and says only that, without the ledger's path.
+type NotUpError struct {
+	Lab string
+	Err error // reading the ledger
+}
+
+func (e *NotUpError) Error() string {
+	return fmt.Sprintf("no lab named %s is up (see nsnet labs)", echo.Clip(e.Lab))
+}
+
+func (e *NotUpError) Unwrap() error { return e.Err }
+
+// NoNodeError is a node a lab that is up does not have; it lists the ones
+// it has and matches fs.ErrNotExist.
+type NoNodeError struct {
+	Lab, Node string
+	Nodes     []string
+}
+
+func (e *NoNodeError) Error() string {
+	return fmt.Sprintf("lab %s has no node %s (nodes: %s)", e.Lab, echo.Clip(e.Node), strings.Join(e.Nodes, ", "))
+}
+
+func (e *NoNodeError) Is(target error) bool { return target == fs.ErrNotExist }

@@ -29,7 +29,11 @@ var ErrNotUp = errors.New("lab is not up")
 func SetLink(l *Lab, node, iface string, up bool, opt Options) error {
 	n := l.Node(node)
 	if n == nil {
-		return fmt.Errorf("lab %s has no node %s", l.Name, node)
+		e := &NoNodeError{Lab: l.Name, Node: node}
+		for _, x := range l.Nodes {
+			e.Nodes = append(e.Nodes, x.Name)
+		}
+		return e
 	}
 	i := n.Interface(iface)
 	if i == nil {

@@ -123,7 +123,7 @@ func Status(name string, opt Options) ([]LabStatus, error) {
 		led, err := store.Read(n)
 		if errors.Is(err, fs.ErrNotExist) {
 			if name != "" {
-				return nil, fmt.Errorf("no lab named %s is up (see nsnet labs): %w", name, err)
+				return nil, &NotUpError{Lab: name, Err: err}
 			}
 			continue
 		}

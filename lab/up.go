@@ -257,19 +257,27 @@ func PlanFor(l *Lab, opt Options) (*Plan, error) {
 func OpenNode(name, node string, opt Options) (*netns.NS, error) {
 	led, err := opt.store().Read(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no lab named %s is up (see nsnet labs): %w", echo.Clip(name), err)
+		return nil, &NotUpError{Lab: name, Err: err}
 	}
 	if err != nil {
 		return nil, err
 	}
 	n := led.Node(node)
 	if n == nil {
-		return nil, fmt.Errorf("lab %s has no node %s: %w", name, echo.Clip(node), fs.ErrNotExist)
+		return nil, noNode(led, node)
 	}
 	if !n.Owned() {
 		return netns.Current()
 	}
 	return opt.Netns.Open(n.Netns)
+}
+
+func noNode(led *ledger.Ledger, node string) error {
+	e := &NoNodeError{Lab: led.Lab, Node: node}
+	for _, x := range led.Nodes {
+		e.Nodes = append(e.Nodes, x.Name)
+	}
+	return e
 }
 
 // Exec replaces the process with argv running in a node of a lab that is up,
@@ -281,18 +289,14 @@ func Exec(name, node string, argv []string, opt Options) error {
 	}
 	led, err := opt.store().Read(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no lab named %s is up (see nsnet labs): %w", echo.Clip(name), err)
+		return &NotUpError{Lab: name, Err: err}
 	}
 	if err != nil {
 		return err
 	}
 	n := led.Node(node)
 	if n == nil {
-		var names []string
-		for _, x := range led.Nodes {
-			names = append(names, x.Name)
-		}
-		return fmt.Errorf("lab %s has no node %s (nodes: %v): %w", name, echo.Clip(node), names, fs.ErrNotExist)
+		return noNode(led, node)
 	}
 	if !n.Owned() {
 		// The host: no namespace to enter.

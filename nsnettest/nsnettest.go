@@ -91,7 +91,7 @@ type change struct {
 // calls Close. Most tests use Up instead.
 func New(yamlText, dir string) (*Lab, error) {
 	if !sandbox.Inside() {
-		return nil, fmt.Errorf("nsnettest: not inside a sandbox: call nsnettest.Main from TestMain")
+		return nil, errors.New(notInSandbox)
 	}
 	l, err := lab.Parse(filepath.Join(dir, "lab.yaml"), []byte(yamlText))
 	if err != nil {
@@ -117,6 +117,18 @@ func (l *Lab) Close() error {
 	return err
 }
 
+// notInSandbox says what a package without nsnettest.Main in its TestMain
+// must add.
+const notInSandbox = "nsnettest: refusing to touch the kernel outside a sandbox: " +
+	"add func TestMain(m *testing.M) { os.Exit(nsnettest.Main(m)) } to the package's tests"
+
+func requireSandbox(t testing.TB, inside bool) {
+	t.Helper()
+	if !inside {
+		t.Fatal(notInSandbox)
+	}
+}
+
 // Up is New for a test: the lab lives in t.TempDir(), goes down with
 // t.Cleanup, and any error fails the test at once. When the test has
 // failed, the lab's state (every node's links, addresses, qdiscs and routes)
@@ -126,7 +138,7 @@ func (l *Lab) Close() error {
 // the lab after Up, so that it runs before the lab goes down.
 func Up(t testing.TB, yamlText string) *Lab {
 	t.Helper()
-	sandbox.Require(t)
+	requireSandbox(t, sandbox.Inside())
 	l, err := New(yamlText, t.TempDir())
 	if err != nil {
 		t.Fatalf("nsnettest: %v", err)
