@@ -128,6 +128,30 @@ func TestSandboxCommand(t *testing.T) {
 	if r := nsnet(t, "sandbox", "--", "sh", "-c", "exit 3"); r.code != 3 {
 		t.Errorf("sandbox exit code = %d, want 3", r.code)
 	}
+	// Scripts can tell they are in the sandbox.
+	if out := must(t, "sandbox", "--", "sh", "-c", "echo $NSNET_SANDBOX"); out != "1\n" {
+		t.Errorf("NSNET_SANDBOX in the sandbox: %q", out)
+	}
+}
+
+// TestSandboxPrompt: the shell nsnet sandbox starts says in its prompt that
+// it is the sandbox, for bash (through its start-up files) and for sh.
+func TestSandboxPrompt(t *testing.T) {
+	leakCheck(t)
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("needs script (util-linux) for a terminal")
+	}
+	for _, sh := range []string{"/bin/bash", "/bin/sh"} {
+		// script gives the shell a terminal, so it is interactive and prompts.
+		cmd := exec.Command(script, "-qec", nsnetBin+" sandbox", "/dev/null")
+		cmd.Env = append(cmd.Environ(), "SHELL="+sh, "HOME="+t.TempDir())
+		cmd.Stdin = strings.NewReader("exit 0\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "(nsnet sandbox) ") {
+			t.Errorf("%s in nsnet sandbox: %v, output %q", sh, err, out)
+		}
+	}
 }
 
 // errorLine is the error of an nsnet run's stderr: its first line, when the

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -39,8 +41,15 @@ func (e *Env) lab(c Command) (int, error) {
 		}
 		done := e.progress("up " + l.Name)
 		opt.Progress = done.update
+		stop, release := interrupts()
+		opt.Stop = stop
 		res, err := lab.Up(l, opt)
+		release()
 		done.finish()
+		if errors.Is(err, lab.ErrInterrupted) {
+			return 130, fmt.Errorf("up %s interrupted after %s: the lab is incomplete (nsnet labs shows it so); "+
+				"run \"nsnet up %s\" to finish it, or \"nsnet down %s\" to undo it", l.Name, done.steps(), args[0], l.Name)
+		}
 		if err != nil {
 			return 1, err
 		}
@@ -58,8 +67,15 @@ func (e *Env) lab(c Command) (int, error) {
 		}
 		done := e.progress("down " + name)
 		opt.Progress = done.update
+		stop, release := interrupts()
+		opt.Stop = stop
 		res, err := lab.Down(name, opt)
+		release()
 		done.finish()
+		if errors.Is(err, lab.ErrInterrupted) {
+			return 130, fmt.Errorf("down %s interrupted after %s: the lab is partly removed; "+
+				"run \"nsnet down %s\" again to finish", name, done.steps(), name)
+		}
 		if err != nil {
 			return 1, err
 		}
@@ -142,10 +158,11 @@ const labMemoryLimit = 56 << 20
 // progressLine shows how far a long up or down is, on a terminal only, at
 // most ten times a second.
 type progressLine struct {
-	f     *os.File
-	what  string
-	last  time.Time
-	shown bool
+	f           *os.File
+	what        string
+	last        time.Time
+	shown       bool
+	done, total int
 }
 
 func (e *Env) progress(what string) *progressLine {
@@ -159,12 +176,44 @@ func (e *Env) progress(what string) *progressLine {
 }
 
 func (p *progressLine) update(done, total int) {
+	p.done, p.total = done, total
 	if p.f == nil || total < 200 || time.Since(p.last) < 100*time.Millisecond && done < total {
 		return
 	}
 	p.last = time.Now()
 	p.shown = true
 	fmt.Fprintf(p.f, "\r\033[Knsnet: %s: %d/%d steps", p.what, done, total)
+}
+
+// steps says how far the run got: "120/400 steps".
+func (p *progressLine) steps() string {
+	if p.total == 0 {
+		return "0 steps"
+	}
+	return fmt.Sprintf("%d/%d steps", p.done, p.total)
+}
+
+// interrupts turns the first Ctrl-C (or SIGTERM) into a closed channel, so
+// that up and down stop between two steps and say where they are; a second
+// one ends nsnet at once, as it would have without this. release stops
+// listening.
+func interrupts() (stop <-chan struct{}, release func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, unix.SIGTERM)
+	ch := make(chan struct{})
+	quit := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			signal.Stop(sigs)
+			close(ch)
+		case <-quit:
+		}
+	}()
+	return ch, func() {
+		signal.Stop(sigs)
+		close(quit)
+	}
 }
 
 func (p *progressLine) finish() {

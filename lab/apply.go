@@ -27,6 +27,23 @@ type ApplyOptions struct {
 	Host ledger.NSID
 	// Progress, when set, is called after each step.
 	Progress func(done, total int)
+	// Stop, when it closes, ends the run before its next step with
+	// ErrInterrupted; what was done stays recorded in the ledger.
+	Stop <-chan struct{}
+}
+
+// ErrInterrupted is returned when Stop closed before a run finished. The
+// lab is left as the steps done so far made it, and its ledger says so
+// (incomplete after an up): up again finishes it, down undoes it.
+var ErrInterrupted = errors.New("interrupted")
+
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // Apply carries out a plan and keeps the ledger ahead of the kernel: removals
@@ -43,6 +60,14 @@ func Apply(p *Plan, ex Executor, w LedgerWriter, opt ApplyOptions) (*ledger.Ledg
 	}
 	total, done := len(p.Steps), 0
 	step := func(s Step) error {
+		if stopped(opt.Stop) {
+			// What was queued is sent, so the lab is as the steps so far
+			// made it.
+			if f, ok := ex.(interface{ Flush() error }); ok {
+				return errors.Join(ErrInterrupted, f.Flush())
+			}
+			return ErrInterrupted
+		}
 		err := ex.Run(s)
 		done++
 		if opt.Progress != nil {
@@ -86,6 +111,9 @@ func Apply(p *Plan, ex Executor, w LedgerWriter, opt ApplyOptions) (*ledger.Ledg
 		}
 	}
 	if len(starts) > 0 {
+		if stopped(opt.Stop) {
+			return led, ErrInterrupted
+		}
 		if err := startAll(starts, ex, w, led); err != nil {
 			return led, err
 		}

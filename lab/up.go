@@ -30,6 +30,9 @@ type Options struct {
 	Log io.Writer
 	// Progress, when set, is called after each step of up and down.
 	Progress func(done, total int)
+	// Stop, when it closes, ends up or down before its next step with
+	// ErrInterrupted (a Ctrl-C): the ledger keeps what was done.
+	Stop <-chan struct{}
 	// Settle bounds how long down waits for the kernel to destroy the host
 	// ends of the lab's veths with their namespaces (a process outside the
 	// lab holding a namespace open keeps them alive) before deleting them
@@ -170,7 +173,7 @@ func Up(l *Lab, opt Options) (*Result, error) {
 	}
 	led := s.led
 	if !p.Empty() || led == nil || !led.Complete || led.File != l.File {
-		if led, err = Apply(p, s.sys, opt.store(), ApplyOptions{Host: s.host, Progress: opt.Progress}); err != nil {
+		if led, err = Apply(p, s.sys, opt.store(), ApplyOptions{Host: s.host, Progress: opt.Progress, Stop: opt.Stop}); err != nil {
 			return &Result{Plan: p, Ledger: led}, err
 		}
 	}
@@ -219,7 +222,7 @@ func Down(name string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	p := PlanDown(name, st)
-	if _, err := Apply(p, s.sys, opt.store(), ApplyOptions{Host: s.host, Progress: opt.Progress}); err != nil {
+	if _, err := Apply(p, s.sys, opt.store(), ApplyOptions{Host: s.host, Progress: opt.Progress, Stop: opt.Stop}); err != nil {
 		return &Result{Plan: p}, err
 	}
 	return &Result{Plan: p}, s.lock.Remove()

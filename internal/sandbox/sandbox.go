@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -105,7 +106,8 @@ func Setup() error {
 // child (same process group); termination requests sent to nsnet are
 // forwarded to it.
 func Run(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	if len(argv) == 0 {
+	shell := len(argv) == 0
+	if shell {
 		sh := os.Getenv("SHELL")
 		if sh == "" {
 			sh = "/bin/sh"
@@ -113,6 +115,10 @@ func Run(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) 
 		argv = []string{sh}
 	}
 	cmd := Command(append([]string{InitArg, "--"}, argv...)...)
+	cmd.Env = append(os.Environ(), EnvVar+"=1")
+	if shell {
+		cmd.Env = append(cmd.Env, promptEnv+"=1")
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	signal.Ignore(unix.SIGINT, unix.SIGQUIT)
 	defer signal.Reset(unix.SIGINT, unix.SIGQUIT)
@@ -153,6 +159,34 @@ func ExitCode(err error) (int, error) {
 	return 0, err
 }
 
+// EnvVar is set to 1 in everything that runs in a sandbox Run made, so that
+// scripts and prompts can tell.
+const EnvVar = "NSNET_SANDBOX"
+
+// promptEnv asks Init to mark the interactive shell's prompt.
+const promptEnv = "NSNET_SANDBOX_SHELL"
+
+// Prompt starts the prompt of a sandbox's shell.
+const Prompt = "(nsnet sandbox) "
+
+// withPrompt makes the shell's prompt say it is the sandbox: PS1 for the
+// shells that take it from the environment (sh, dash, zsh without a theme),
+// and for bash, which a start-up file usually overrides, a start-up file of
+// its own that reads ~/.bashrc first and then prefixes PS1. It lives in the
+// sandbox's private /run.
+func withPrompt(args []string) []string {
+	os.Setenv("PS1", Prompt+`\$ `)
+	if filepath.Base(args[0]) != "bash" || len(args) != 1 {
+		return args
+	}
+	const rc = "/run/nsnet-sandbox.bashrc"
+	body := "[ -f ~/.bashrc ] && . ~/.bashrc\nPS1=\"" + Prompt + "${PS1:-\\\\$ }\"\n"
+	if err := os.WriteFile(rc, []byte(body), 0o644); err != nil {
+		return args
+	}
+	return append(args, "--rcfile", rc)
+}
+
 // Init is the inside half of Run: given the arguments after InitArg, it sets
 // the sandbox up and replaces the process with the requested command. It only
 // returns on failure.
@@ -165,6 +199,10 @@ func Init(args []string) error {
 	}
 	if err := Setup(); err != nil {
 		return err
+	}
+	if os.Getenv(promptEnv) == "1" {
+		os.Unsetenv(promptEnv)
+		args = withPrompt(args)
 	}
 	path, err := exec.LookPath(args[0])
 	if err != nil {
