@@ -144,7 +144,7 @@ func measure(ctx context.Context, r *Result, opt Options) {
 		p, err := probe.NewPinger(r.FromNS, r.Addr)
 		if err != nil {
 			r.Err = runError(err)
-			r.Cause = cause(r.FromNS, r.Addr, err)
+			r.Cause = cause(r.Expectation, err)
 			return
 		}
 		n := r.Probes
@@ -154,7 +154,7 @@ func measure(ctx context.Context, r *Result, opt Options) {
 		st = p.Series(ctx, probe.SeriesOptions{Count: n, Interval: probeInterval, Timeout: opt.Timeout})
 		p.Close()
 		if st.Received == 0 {
-			r.Cause = cause(r.FromNS, r.Addr, st.LastErr)
+			r.Cause = cause(r.Expectation, st.LastErr)
 			return
 		}
 		r.Reached, r.Latency = true, st.RTT.Mean
@@ -173,7 +173,7 @@ func measure(ctx context.Context, r *Result, opt Options) {
 		if err != nil {
 			if r.Err = runError(err); r.Err == nil {
 				r.Reached = false
-				r.Cause = cause(r.FromNS, r.Addr, err)
+				r.Cause = cause(r.Expectation, err)
 			}
 			return
 		}

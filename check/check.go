@@ -109,7 +109,15 @@ type Expectation struct {
 	// expectation at a time so that runs do not disturb each other.
 	Bounds []Bound
 	Probes int
-	ToNS   *netns.NS // the target's namespace, for a rate
+	// ToNS is the target's namespace (nil when the target is no node
+	// known here): a rate's receiver runs there, and a failure whose cause
+	// is the target's link being down names that link. ToNode and ToIface
+	// name the node and, when known, the interface that holds Addr (an
+	// IPv6 address is gone from a link taken down, so the kernel cannot
+	// tell).
+	ToNS    *netns.NS
+	ToNode  string
+	ToIface string
 }
 
 // Result is an expectation's outcome.
@@ -118,8 +126,9 @@ type Result struct {
 	Reached bool
 	Latency time.Duration
 	// Cause explains why the target was not reached: "no route",
-	// "link down (eth0)", "no listener", "host unreachable",
-	// "filtered/timeout", "neighbour table full".
+	// "link down (NODE:IFACE)" (the source's link, or the target's),
+	// "no listener", "host unreachable", "filtered/timeout",
+	// "neighbour table full".
 	Cause string
 	// Err is set when the probe could not run at all.
 	Err  error
@@ -173,7 +182,7 @@ func Run(ctx context.Context, exps []Expectation, opt Options) []Result {
 			r.Reached, r.Latency = pr.Reply, pr.RTT
 			if !pr.Reply {
 				r.Err = runError(pr.Err)
-				r.Cause = cause(r.FromNS, r.Addr, pr.Err)
+				r.Cause = cause(r.Expectation, pr.Err)
 			}
 		}
 	}()
@@ -194,7 +203,7 @@ func Run(ctx context.Context, exps []Expectation, opt Options) []Result {
 				return
 			}
 			r.Err = runError(err)
-			r.Cause = cause(r.FromNS, r.Addr, err)
+			r.Cause = cause(r.Expectation, err)
 		}(&res[i])
 	}
 	wg.Wait()
@@ -277,25 +286,81 @@ func connect(ctx context.Context, e Expectation, timeout time.Duration) error {
 	return fmt.Errorf("unknown protocol %q", e.Proto.Name)
 }
 
-// cause names the likely reason a probe from ns to dst got no answer, using
-// the error and, where that is not enough, the source's routes and links.
-func cause(ns *netns.NS, dst netip.Addr, err error) string {
+// cause names the likely reason a probe of e got no answer, using the error
+// and, where that is not enough, the routes and links of the source and
+// then of the target: a path that the source cannot even start on is the
+// source's problem, whatever the target's state.
+func cause(e Expectation, err error) string {
 	if errors.Is(err, unix.ECONNREFUSED) {
 		return "no listener"
 	}
-	down := downLink(ns, dst)
+	if down := downLink(e.FromNS, e.Addr); down != "" {
+		return "link down (" + nodeIface(e.From, down) + ")"
+	}
+	if errors.Is(err, unix.ENETUNREACH) {
+		return "no route"
+	}
+	if down := targetDown(e); down != "" {
+		return "link down (" + nodeIface(e.ToNode, down) + ")"
+	}
 	switch {
-	case down != "":
-		return "link down (" + down + ")"
 	case errors.Is(err, unix.ENOBUFS):
 		// A link without carrier gives ENOBUFS too, hence checked after.
 		return "neighbour table full (net.ipv4.neigh.default.gc_thresh3 is shared by all namespaces)"
-	case errors.Is(err, unix.ENETUNREACH):
-		return "no route"
 	case errors.Is(err, unix.EHOSTUNREACH):
 		return "host unreachable (no neighbour answered)"
 	}
 	return "filtered/timeout"
+}
+
+// nodeIface is NODE:IFACE, or IFACE when the node has no name here.
+func nodeIface(node, iface string) string {
+	if node == "" {
+		return iface
+	}
+	return node + ":" + iface
+}
+
+// targetDown returns the target's link that holds its address when that link
+// is not up or has no carrier (its peer is down): ToIface when known, else
+// the link the address is on.
+func targetDown(e Expectation) string {
+	if e.ToNS == nil {
+		return ""
+	}
+	h, err := kernel.Open(e.ToNS)
+	if err != nil {
+		return ""
+	}
+	defer h.Close()
+	links, err := h.Links()
+	if err != nil {
+		return ""
+	}
+	name := e.ToIface
+	if name == "" {
+		addrs, err := h.Addrs()
+		if err != nil {
+			return ""
+		}
+		idx := 0
+		for _, a := range addrs {
+			if a.Prefix.Addr() == e.Addr {
+				idx = a.LinkIndex
+			}
+		}
+		for _, l := range links {
+			if l.Index == idx {
+				name = l.Name
+			}
+		}
+	}
+	for _, l := range links {
+		if l.Name == name && l.Flags&unix.IFF_LOOPBACK == 0 && (!l.Up() || l.Flags&unix.IFF_RUNNING == 0) {
+			return l.Name
+		}
+	}
+	return ""
 }
 
 // downLink returns the source's link towards dst when it is not up: the

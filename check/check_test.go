@@ -103,6 +103,13 @@ func exp(from *netns.NS, to, proto string, want check.Want) check.Expectation {
 	return check.Expectation{From: "a", FromNS: from, To: to, Addr: netip.MustParseAddr(to), Proto: p, Want: want}
 }
 
+// expFrom is exp from the named node.
+func expFrom(node string, from *netns.NS, to, proto string, want check.Want) check.Expectation {
+	e := exp(from, to, proto, want)
+	e.From = node
+	return e
+}
+
 func TestProtocolsReachAndIsolated(t *testing.T) {
 	l := newLine3(t)
 	exps := []check.Expectation{
@@ -174,10 +181,46 @@ func TestCauses(t *testing.T) {
 	rs = check.Run(context.Background(), []check.Expectation{
 		exp(l.a, "10.1.0.2", "icmp", check.Reach),
 		exp(l.a, "10.1.0.2", "tcp:7", check.Reach),
-		exp(l.c, "10.2.0.1", "icmp", check.Reach),
+		expFrom("c", l.c, "10.2.0.1", "icmp", check.Reach),
 	}, check.Options{Timeout: 300 * time.Millisecond})
-	for i, want := range []string{"link down (a0)", "link down (a0)", "link down (c0)"} {
+	for i, want := range []string{"link down (a:a0)", "link down (a:a0)", "link down (c:c0)"} {
 		if rs[i].Pass || rs[i].Cause != want {
+			t.Errorf("%s: cause %q err %v, want %q", check.CaseName(rs[i]), rs[i].Cause, rs[i].Err, want)
+		}
+	}
+}
+
+// TestTargetLinkDown: with the source's path up to a router, a target
+// whose own link is down is named, node and
+// interface, as the source's is; an address the kernel no longer has on a
+// link taken down (IPv6) is found by the interface given. Without the
+// target's namespace the cause stays what the network shows.
+func TestTargetLinkDown(t *testing.T) {
+	l := newLine3(t)
+	if err := l.b.WriteSysctl("net.ipv4.ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.hc.AddRoute(kernel.Route{Dst: netip.MustParsePrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.2.0.1")}); err != nil {
+		t.Fatal(err)
+	}
+	toC := func(proto string) check.Expectation {
+		e := exp(l.a, "10.2.0.2", proto, check.Reach)
+		e.ToNS, e.ToNode = l.c, "c"
+		return e
+	}
+	opt := check.Options{Timeout: 500 * time.Millisecond}
+	if r := check.Run(context.Background(), []check.Expectation{toC("icmp")}, opt)[0]; !r.Pass {
+		t.Fatalf("a does not reach c through b: %+v", r)
+	}
+	if err := l.hc.SetDown("c0"); err != nil {
+		t.Fatal(err)
+	}
+	named := toC("icmp")
+	named.ToIface = "c0"
+	bare := exp(l.a, "10.2.0.2", "icmp", check.Reach)
+	rs := check.Run(context.Background(), []check.Expectation{toC("icmp"), toC("tcp:7"), named, bare}, opt)
+	for i, want := range []string{"link down (c:c0)", "link down (c:c0)", "link down (c:c0)", "filtered/timeout"} {
+		if rs[i].Pass || rs[i].Cause != want || rs[i].Err != nil {
 			t.Errorf("%s: cause %q err %v, want %q", check.CaseName(rs[i]), rs[i].Cause, rs[i].Err, want)
 		}
 	}

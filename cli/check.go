@@ -91,9 +91,15 @@ func (e *Env) check(c Command) (int, error) {
 			return 2, err
 		}
 		ce := check.Expectation{From: x.From, FromNS: ns, To: x.To, Addr: x.Addr, Proto: x.Proto, Want: x.Want, Bounds: x.Bounds, Probes: x.Probes}
-		if len(x.Bounds) > 0 && x.ToNode != "" {
+		if x.ToNode != "" {
+			// For a rate's receiver, and to name the target's link
+			// when it is down.
 			if ce.ToNS, err = open(x.ToNode); err != nil {
 				return 2, err
+			}
+			ce.ToNode = x.ToNode
+			if i := l.Node(x.ToNode).InterfaceWith(x.Addr); i != nil {
+				ce.ToIface = i.Name
 			}
 		}
 		exps = append(exps, ce)

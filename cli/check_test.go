@@ -55,7 +55,7 @@ func TestCheckTenants(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.out), &rep); err != nil {
 		t.Fatalf("JSON: %v\n%s", err, r.out)
 	}
-	if rep.Lab != "tenants" || rep.Passed != 5 || rep.Failed != 1 || rep.Results[0].Result != "fail" || rep.Results[0].Cause != "link down (eth0)" {
+	if rep.Lab != "tenants" || rep.Passed != 5 || rep.Failed != 1 || rep.Results[0].Result != "fail" || rep.Results[0].Cause != "link down (a2:eth0)" {
 		t.Errorf("JSON report: %+v", rep)
 	}
 	b, err := os.ReadFile(junit)
@@ -73,8 +73,20 @@ func TestCheckTenants(t *testing.T) {
 	}
 	// The table says the same.
 	r = run("check", "tenants")
-	if r.code != 1 || !strings.Contains(r.out, "FAIL    a2    a1 (10.10.0.1)  tcp:5432  reach     -        link down (eth0)") {
+	if r.code != 1 || !strings.Contains(r.out, "FAIL    a2    a1 (10.10.0.1)  tcp:5432  reach     -        link down (a2:eth0)") {
 		t.Errorf("table after the fault: %+v", r)
+	}
+	// The target's link down instead: named the same way, not taken for a
+	// filter.
+	if r := run("exec", "tenants", "a2", "--", "nsnet", "link", "set", "eth0", "up"); r.code != 0 {
+		t.Fatalf("link up: %+v", r)
+	}
+	if r := run("exec", "tenants", "a1", "--", "nsnet", "link", "set", "eth0", "down"); r.code != 0 {
+		t.Fatalf("link down: %+v", r)
+	}
+	r = run("check", "tenants", "--timeout", "0.5")
+	if r.code != 1 || !strings.Contains(r.out, "FAIL    a2    a1 (10.10.0.1)  tcp:5432  reach     -        link down (a1:eth0)") {
+		t.Errorf("table with the target's link down: %+v", r)
 	}
 
 	if r := run("down", "tenants"); r.code != 0 {

@@ -106,6 +106,18 @@ func (n *Node) Interface(name string) *Interface {
 	return nil
 }
 
+// InterfaceWith returns the node's interface that has address a, or nil.
+func (n *Node) InterfaceWith(a netip.Addr) *Interface {
+	for _, i := range n.Interfaces {
+		for _, p := range i.Addrs {
+			if p.Addr() == a {
+				return i
+			}
+		}
+	}
+	return nil
+}
+
 // Addresses lists the addresses of all the node's interfaces, in order.
 func (n *Node) Addresses() []netip.Prefix {
 	var out []netip.Prefix

@@ -97,7 +97,7 @@ func TestClientServerAcrossNamespaces(t *testing.T) {
 	l.SetLink(t, "client", "eth0", false)
 	l.Expect(t, "client", "server", "tcp:7000", nsnettest.Isolated, nsnettest.Timeout(300*time.Millisecond))
 	r, err := l.Check("client", "server", "icmp", nsnettest.Reach)
-	if err != nil || r.Pass || r.Cause != "link down (eth0)" {
+	if err != nil || r.Pass || r.Cause != "link down (client:eth0)" {
 		t.Errorf("after link down: %+v %v", r, err)
 	}
 	if got := ask(l); got != "no answer" {

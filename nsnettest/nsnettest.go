@@ -344,9 +344,22 @@ func (l *Lab) Check(from, to, proto string, want check.Want, opts ...Option) (ch
 			return check.Result{}, fmt.Errorf("node %s has no address to probe", to)
 		}
 	}
+	e := check.Expectation{From: from, To: to, Addr: addr, Proto: p, Want: want}
+	// The target's namespace names its link when that is down.
+	for _, n := range l.spec.Nodes {
+		if i := n.InterfaceWith(addr); i != nil {
+			e.ToNode, e.ToIface = n.Name, i.Name
+			if ns, err := l.Node(n.Name).NS(); err == nil {
+				defer ns.Close()
+				e.ToNS = ns
+			}
+			break
+		}
+	}
 	var r check.Result
 	err = l.Node(from).with(func(ns *netns.NS) error {
-		r = check.Run(context.Background(), []check.Expectation{{From: from, FromNS: ns, To: to, Addr: addr, Proto: p, Want: want}}, check.Options{Timeout: o.timeout})[0]
+		e.FromNS = ns
+		r = check.Run(context.Background(), []check.Expectation{e}, check.Options{Timeout: o.timeout})[0]
 		return r.Err
 	})
 	return r, err
