@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,10 +102,10 @@ func rtts(t *testing.T, ns *netns.NS, dst string, n int, timeout time.Duration) 
 
 // delayerFor runs an in-process delayer serving the plan's queue, as the
 // lab's delayer process would.
-func delayerFor(t *testing.T, ns *netns.NS, p *backend.Plan) {
+func delayerFor(t *testing.T, ns *netns.NS, p *backend.Plan) (stop func()) {
 	t.Helper()
 	if !p.UsesDelayer() {
-		return
+		return func() {}
 	}
 	dir := t.TempDir()
 	cfg := delayer.Config{Queues: []delayer.Entry{{Name: p.End.String(), Netns: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), ns.Fd()), Queue: p.Queue, Spec: p.DelayerSpec()}}}
@@ -116,12 +117,14 @@ func delayerFor(t *testing.T, ns *netns.NS, p *backend.Plan) {
 	go func() {
 		done <- delayer.Run(ctx, filepath.Join(dir, "delayer.json"), filepath.Join(dir, "stats.json"), nil)
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		st, _ := delayer.ReadStats(filepath.Join(dir, "stats.json"))
 		if _, ok := st.Queues[p.End.String()]; ok {
-			return
+			return stop
 		}
 		if len(st.Errors) > 0 {
 			t.Fatalf("delayer: %v", st.Errors)
@@ -129,9 +132,15 @@ func delayerFor(t *testing.T, ns *netns.NS, p *backend.Plan) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("delayer did not bind its queue")
+	return nil
 }
 
 func apply(t *testing.T, caps backend.Caps, l backend.Link, words string) *backend.Plan {
+	p, _ := applyStop(t, caps, l, words)
+	return p
+}
+
+func applyStop(t *testing.T, caps backend.Caps, l backend.Link, words string) (*backend.Plan, func()) {
 	t.Helper()
 	s, err := fault.ParseWords(strings.Fields(words))
 	if err != nil {
@@ -141,11 +150,11 @@ func apply(t *testing.T, caps backend.Caps, l backend.Link, words string) *backe
 	if err != nil {
 		t.Fatal(err)
 	}
-	delayerFor(t, l.NS, p)
+	stop := delayerFor(t, l.NS, p)
 	if err := backend.Apply("t", p, l); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return p, stop
 }
 
 func median(d []time.Duration) time.Duration {
@@ -194,9 +203,9 @@ func TestLossAndClear(t *testing.T) {
 	l, a, _ := pair(t)
 	c := caps(t)
 	for _, words := range []string{"loss 30%", "loss 30% 0.01%"} { // in-kernel, then the delayer's
-		p := apply(t, c, l, words)
-		r := rtts(t, a, "10.9.0.2", 1000, 5*time.Millisecond)
-		lost := 100 - float64(len(r))/10
+		p, stop := applyStop(t, c, l, words)
+		defer stop()
+		lost := series(t, a, "10.9.0.2", 1000, time.Millisecond).Loss() * 100
 		t.Logf("%s via %s: %.1f%% lost", words, p.Backend(), lost)
 		if lost < 20 || lost > 40 {
 			t.Errorf("%s: %.1f%% of 1000 lost", words, lost)
@@ -212,5 +221,106 @@ func TestLossAndClear(t *testing.T) {
 	}
 	if r := rtts(t, a, "10.9.0.2", 20, time.Second); len(r) != 20 {
 		t.Errorf("after clear: %d/20 replies", len(r))
+	}
+}
+
+func series(t *testing.T, ns *netns.NS, dst string, n int, every time.Duration) probe.Stats {
+	t.Helper()
+	p, err := probe.NewPinger(ns, netip.MustParseAddr(dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	return p.Series(context.Background(), probe.SeriesOptions{Count: n, Interval: every, Timeout: 500 * time.Millisecond})
+}
+
+// TestEachKind puts each kind of fault in force through the backend this
+// kernel supports, measures it with generous bounds, and clears it.
+func TestEachKind(t *testing.T) {
+	l, a, _ := pair(t)
+	c := caps(t)
+	for _, k := range []struct {
+		words string
+		check func(probe.Stats) string
+	}{
+		{"duplicate 20%", func(s probe.Stats) string {
+			if r := s.DuplicateRate(); r < 0.1 || r > 0.3 {
+				return fmt.Sprintf("duplicate rate %.2f", r)
+			}
+			return ""
+		}},
+		{"delay 20ms reorder 50%", func(s probe.Stats) string {
+			if s.Reordered < s.Received/10 || s.Loss() > 0.02 {
+				return fmt.Sprintf("reordered %d of %d, loss %.2f", s.Reordered, s.Received, s.Loss())
+			}
+			return ""
+		}},
+		{"delay 20ms 10ms", func(s probe.Stats) string {
+			if s.RTT.Min < 9*time.Millisecond || s.RTT.P50 > 30*time.Millisecond || s.RTT.Max-s.RTT.Min < 10*time.Millisecond {
+				return fmt.Sprintf("rtt %v..%v, median %v", s.RTT.Min, s.RTT.Max, s.RTT.P50)
+			}
+			return ""
+		}},
+		{"corrupt 50%", func(s probe.Stats) string {
+			// A request with a flipped bit fails its checksum: no reply.
+			if s.Loss() < 0.35 || s.Loss() > 0.65 {
+				return fmt.Sprintf("loss %.2f", s.Loss())
+			}
+			return ""
+		}},
+		{"loss gemodel 5% 20%", func(s probe.Stats) string {
+			// In the bad state 5/(5+20) of the time: 20% lost.
+			if s.Loss() < 0.08 || s.Loss() > 0.35 {
+				return fmt.Sprintf("loss %.2f", s.Loss())
+			}
+			return ""
+		}},
+		{"blackhole", func(s probe.Stats) string {
+			if s.Received != 0 {
+				return fmt.Sprintf("%d replies", s.Received)
+			}
+			return ""
+		}},
+		{"rate 10mbit", func(s probe.Stats) string {
+			if s.Loss() > 0 {
+				return fmt.Sprintf("loss %.2f", s.Loss())
+			}
+			return ""
+		}},
+	} {
+		p, stop := applyStop(t, c, l, k.words)
+		s := series(t, a, "10.9.0.2", 500, time.Millisecond)
+		if msg := k.check(s); msg != "" {
+			t.Errorf("%s via %s: %s", k.words, p.Backend(), msg)
+		} else {
+			t.Logf("%s via %s: loss %.3f dup %d reordered %d rtt %v..%v", k.words, p.Backend(), s.Loss(), s.Duplicates, s.Reordered, s.RTT.Min, s.RTT.Max)
+		}
+		if err := backend.Clear("t", l); err != nil {
+			t.Fatal(err)
+		}
+		stop()
+		if s := series(t, a, "10.9.0.2", 50, time.Millisecond); s.Loss() != 0 || s.Duplicates != 0 {
+			t.Errorf("%s cleared: loss %.2f, %d duplicates", k.words, s.Loss(), s.Duplicates)
+		}
+	}
+}
+
+// TestNetem runs the netem backend for real where the kernel has it.
+func TestNetem(t *testing.T) {
+	c := caps(t)
+	if !c.OK[backend.FeatNetem] {
+		t.Skipf("sch_netem missing (%s): the netem backend is checked by its plans only", c.Missing[backend.FeatNetem])
+	}
+	l, a, _ := pair(t)
+	p := apply(t, c, l, "delay 50ms loss 30%")
+	if p.Backend() != "netem" {
+		t.Fatalf("backend %s", p.Backend())
+	}
+	s := series(t, a, "10.9.0.2", 1000, time.Millisecond)
+	if s.RTT.Min < 50*time.Millisecond || s.Loss() < 0.2 || s.Loss() > 0.4 {
+		t.Errorf("netem: rtt min %v, loss %.2f", s.RTT.Min, s.Loss())
+	}
+	if err := backend.Clear("t", l); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -269,8 +269,12 @@ func TestDelayLossRateClear(t *testing.T) {
 	}
 	// Replacing the fault: loss on the routed link, counted.
 	e.must("fault", "set", "flt", "h1:eth0", "loss", "30%")
-	r = e.rtts("h1", "h2", 1000, 5*time.Millisecond)
-	lost := 100 - float64(len(r))/10
+	pg, err := probe.NewPinger(e.node("h1"), netip.MustParseAddr(addrOf["h2"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := pg.Series(context.Background(), probe.SeriesOptions{Count: 1000, Interval: time.Millisecond, Timeout: 500 * time.Millisecond}).Loss() * 100
+	pg.Close()
 	if lost < 20 || lost > 40 {
 		t.Errorf("loss 30%%: %.1f%% of 1000 lost", lost)
 	}
@@ -286,8 +290,16 @@ func TestDelayLossRateClear(t *testing.T) {
 	e.must("fault", "clear", "flt")
 	e.must("fault", "clear", "flt") // idempotent
 	e.must("fault", "clear", "flt", "h1:eth0")
-	if !e.reaches("icmp", "h1", "h4") || len(e.rtts("h1", "h2", 20, time.Second)) != 20 {
-		t.Errorf("after clear: not restored")
+	if !e.reaches("icmp", "h1", "h4") {
+		// The first echo after carrier comes back may meet a neighbour
+		// table the carrier loss emptied; a second try must pass.
+		time.Sleep(200 * time.Millisecond)
+		if !e.reaches("icmp", "h1", "h4") {
+			t.Errorf("after clear: h4 not reached again")
+		}
+	}
+	if n := len(e.rtts("h1", "h2", 20, time.Second)); n != 20 {
+		t.Errorf("after clear: %d/20 replies h1 -> h2", n)
 	}
 	if out := e.must("fault", "show", "flt"); !strings.Contains(out, "no faults") {
 		t.Errorf("show after clear:\n%s", out)
