@@ -33,6 +33,13 @@ func pair(t *testing.T) (ans *netns.NS, a *kernel.Handle, bns *netns.NS, b *kern
 			t.Fatal(err)
 		}
 	}
+	// Carrier comes on asynchronously (the kernel's link watch).
+	if err := a.AwaitCarrier(2*time.Second, "a0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AwaitCarrier(2*time.Second, "b0"); err != nil {
+		t.Fatal(err)
+	}
 	return
 }
 

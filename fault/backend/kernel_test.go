@@ -78,6 +78,12 @@ func pair(t *testing.T) (backend.Link, *netns.NS, *netns.NS) {
 		}
 		idx[i] = l.Index
 	}
+	// Carrier comes on asynchronously (the kernel's link watch).
+	for i, dev := range []string{"a0", "b0"} {
+		if err := hs[i].AwaitCarrier(2*time.Second, dev); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return backend.Link{End: fault.End{Node: "a", Iface: "a0"}, NS: nss[0], Dev: "a0", Ifindex: idx[0],
 		PeerNS: nss[1], PeerNode: "b", PeerDev: "b0", PeerIfindex: idx[1]}, nss[0], nss[1]
 }
