@@ -99,10 +99,8 @@ func summarize(store ledger.Store, led *ledger.Ledger) Summary {
 	if led.Complete {
 		s.State = StateUp
 	}
-	if l, ok, err := store.TryLock(led.Lab); err == nil && !ok {
+	if busy, err := store.Busy(led.Lab); err == nil && busy {
 		s.State = StateBusy
-	} else if ok {
-		l.Release()
 	}
 	return s
 }

@@ -191,3 +191,30 @@ func TestLockRemoveRace(t *testing.T) {
 		}
 	}
 }
+
+// TestBusy: Busy tells a held lab from a free one and creates nothing, so
+// a listing racing a down does not make the lab's directory again.
+func TestBusy(t *testing.T) {
+	s := ledger.Store{Dir: t.TempDir()}
+	if busy, err := s.Busy("a"); busy || err != nil {
+		t.Fatalf("Busy of a lab that has no directory: %v, %v", busy, err)
+	}
+	if _, err := os.Stat(s.LabDir("a")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Busy made the lab's directory: %v", err)
+	}
+	l, err := s.Lock("a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if busy, err := s.Busy("a"); !busy || err != nil {
+		t.Errorf("Busy of a held lab: %v, %v", busy, err)
+	}
+	l.Release()
+	if busy, err := s.Busy("a"); busy || err != nil {
+		t.Errorf("Busy of a released lab: %v, %v", busy, err)
+	}
+	// Busy's own probe does not keep the lock.
+	if _, ok, err := s.TryLock("a"); !ok || err != nil {
+		t.Errorf("TryLock after Busy: %v, %v", ok, err)
+	}
+}

@@ -46,6 +46,32 @@ func (s Store) TryLock(lab string) (l *Lock, ok bool, err error) {
 	return l, err == nil, err
 }
 
+// Busy reports whether another process holds the lab's lock. It creates
+// nothing: a reader (nsnet labs, status) racing a down that removed the
+// lab's directory must not make it again, and a lab without a lock file is
+// not busy.
+func (s Store) Busy(lab string) (bool, error) {
+	if !ValidName(lab) {
+		return false, &FileError{Op: "lock", Path: lab, Err: fmt.Errorf("invalid lab name %q: %s", lab, NameRule)}
+	}
+	path := filepath.Join(s.LabDir(lab), lockName)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, &FileError{Op: "lock", Path: path, Err: unwrapPath(err)}
+	}
+	defer f.Close()
+	switch err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); {
+	case errors.Is(err, unix.EWOULDBLOCK):
+		return true, nil
+	case err != nil:
+		return false, &FileError{Op: "lock", Path: path, Err: err}
+	}
+	return false, nil // the Close releases it
+}
+
 func (s Store) lock(lab string, wait bool, onWait func(int)) (*Lock, error) {
 	if !ValidName(lab) {
 		return nil, &FileError{Op: "lock", Path: echo.Clip(lab), Err: fmt.Errorf("invalid lab name %s: %s", echo.Quote(lab), NameRule)}
