@@ -19,10 +19,10 @@ func TestHelpEverywhere(t *testing.T) {
 		{[]string{"help"}, "nsnet: isolated Linux networks"},
 		{[]string{"-h"}, "nsnet: isolated Linux networks"},
 		{[]string{"--help"}, "nsnet: isolated Linux networks"},
-		{[]string{"help", "up"}, "Usage: nsnet up FILE\n"},
-		{[]string{"up", "--help"}, "Usage: nsnet up FILE\n"},
-		{[]string{"up", "-h"}, "Usage: nsnet up FILE\n"},
-		{[]string{"--help", "up"}, "Usage: nsnet up FILE\n"},
+		{[]string{"help", "up"}, "Usage: nsnet up FILE [-j]\n"},
+		{[]string{"up", "--help"}, "Usage: nsnet up FILE [-j]\n"},
+		{[]string{"up", "-h"}, "Usage: nsnet up FILE [-j]\n"},
+		{[]string{"--help", "up"}, "Usage: nsnet up FILE [-j]\n"},
 		{[]string{"check", "x.yaml", "-j", "--help"}, "Usage: nsnet check FILE|LAB"},
 		{[]string{"help", "check"}, "Usage: nsnet check FILE|LAB"},
 		{[]string{"sandbox", "--help"}, "Usage: nsnet sandbox [-- CMD [ARGS...]]\n"},
@@ -56,8 +56,10 @@ func TestWrongCommandLines(t *testing.T) {
 		args       []string
 		msg, usage string
 	}{
-		{[]string{"-j", "up", "x.yaml"}, `up: option -j does not apply to "nsnet up"`, "usage: nsnet up FILE\n"},
-		{[]string{"up", "x.yaml", "-j"}, `up: option -j does not apply to "nsnet up"`, "usage: nsnet up FILE\n"},
+		{[]string{"-br", "up", "x.yaml"}, `up: option -br does not apply to "nsnet up"`, "usage: nsnet up FILE [-j]\n"},
+		{[]string{"up", "x.yaml", "-4"}, `up: option -4/-6 does not apply to "nsnet up"`, "usage: nsnet up FILE [-j]\n"},
+		{[]string{"-j", "sandbox"}, `sandbox: option -j does not apply to "nsnet sandbox"`, "usage: nsnet sandbox"},
+		{[]string{"-j", "exec", "lab", "node", "true"}, `exec: option -j does not apply`, "usage: nsnet exec LAB NODE"},
 		{[]string{"-br", "status"}, `status: option -br does not apply`, "usage: nsnet status [FILE|LAB] [-j]\n"},
 		{[]string{"status", "-x"}, `status: unknown option "-x"`, "usage: nsnet status"},
 		{[]string{"check", "x.yaml", "--al"}, `check: unknown option "--al"; did you mean "--all"?`, "usage: nsnet check FILE|LAB"},
@@ -117,10 +119,20 @@ func TestMessagesSayWhatToDo(t *testing.T) {
 	if err := os.WriteFile(file, []byte(completionLab), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r := nsnetIn(t, env, "up", file); r.code != 0 {
-		t.Fatalf("up: %+v", r)
+	if r := nsnetIn(t, env, "up", file, "-j"); r.code != 0 || !strings.HasPrefix(r.out, `{"lab":"complab","state":"up","changed":true,"summary":"`) {
+		t.Fatalf("up -j: %+v", r)
 	}
-	t.Cleanup(func() { nsnetIn(t, env, "down", "complab") })
+	if r := nsnetIn(t, env, "-j", "up", file); r.code != 0 || r.out != `{"lab":"complab","state":"up","changed":false}`+"\n" {
+		t.Errorf("up -j again: %+v", r)
+	}
+	if r := nsnetIn(t, env, "-j", "plan", file); r.code != 0 || r.out != `{"lab":"complab","commands":[]}`+"\n" {
+		t.Errorf("plan -j of a lab that is up: %+v", r)
+	}
+	t.Cleanup(func() {
+		if r := nsnetIn(t, env, "down", "complab", "-j"); r.code != 0 || !strings.HasPrefix(r.out, `{"lab":"complab","state":"down","changed":true`) {
+			t.Errorf("down -j: %+v", r)
+		}
+	})
 	for _, tc := range []struct {
 		args []string
 		err  string

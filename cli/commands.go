@@ -116,17 +116,17 @@ func commands() []*cmdSpec {
 			run:      func(e *Env, c Command) (int, error) { return e.bench(c) },
 		},
 		{
-			name: "plan", group: groupLabs,
+			name: "plan", group: groupLabs, opts: optJSON,
 			usage:   []string{"FILE"},
 			summary: "print what up would do, as ip commands; changes nothing",
 			help: "Validates the lab file and prints what `nsnet up` would do now, one iproute2 command\n" +
 				"line per change. Changes nothing, not even the state directory.",
 			args:     []argSpec{{name: "FILE", kind: argFile}},
-			examples: []string{"plan examples/two-lans.yaml"},
+			examples: []string{"plan examples/two-lans.yaml", "plan examples/two-lans.yaml -j"},
 			run:      func(e *Env, c Command) (int, error) { return e.lab(c) },
 		},
 		{
-			name: "up", group: groupLabs,
+			name: "up", group: groupLabs, opts: optJSON,
 			usage:   []string{"FILE"},
 			summary: "create the lab (idempotent: repairs drift, or says no changes)",
 			help: "Validates the lab file, then creates what is missing and repairs what drifted. An\n" +
@@ -138,7 +138,7 @@ func commands() []*cmdSpec {
 			run:      func(e *Env, c Command) (int, error) { return e.lab(c) },
 		},
 		{
-			name: "down", group: groupLabs,
+			name: "down", group: groupLabs, opts: optJSON,
 			usage:   []string{"FILE|LAB"},
 			summary: "remove everything the lab made, and only that",
 			help: "Removes everything the lab made, from its ledger alone: the file may be gone (then\n" +

@@ -37,6 +37,9 @@ func (e *Env) lab(c Command) (int, error) {
 			if err != nil {
 				return 1, err
 			}
+			if c.Opts.JSON {
+				return 0, writeJSON(e.Stdout, planReport(p))
+			}
 			return 0, p.Write(e.Stdout)
 		}
 		done := e.progress("up " + l.Name)
@@ -54,6 +57,9 @@ func (e *Env) lab(c Command) (int, error) {
 			return 1, err
 		}
 		printNotes(e, res.Plan)
+		if c.Opts.JSON {
+			return 0, writeJSON(e.Stdout, labResult{Lab: l.Name, State: "up", Changed: !res.Plan.Empty(), Summary: summary(res.Plan), Notes: notes(res.Plan)})
+		}
 		if res.Plan.Empty() {
 			fmt.Fprintf(e.Stdout, "lab %s is up to date: no changes\n", l.Name)
 		} else {
@@ -80,6 +86,16 @@ func (e *Env) lab(c Command) (int, error) {
 			return 1, err
 		}
 		printNotes(e, res.Plan)
+		if c.Opts.JSON {
+			r := labResult{Lab: name, State: "down", Changed: !res.Plan.Empty(), Summary: summary(res.Plan), Notes: notes(res.Plan)}
+			switch {
+			case res.TakenDown:
+				r.Summary = "another nsnet took it down while this one waited"
+			case res.NoLab:
+				r.State, r.Summary, r.Labs = "none", "no lab of this name exists here", res.Labs
+			}
+			return 0, writeJSON(e.Stdout, r)
+		}
 		switch {
 		case res.TakenDown:
 			fmt.Fprintf(e.Stdout, "lab %s is down: another nsnet took it down while this one waited\n", name)
@@ -142,6 +158,41 @@ func labsHere(labs []string) string {
 	}
 	return "labs here: " + strings.Join(labs, ", ")
 }
+
+// labResult is up's and down's JSON output.
+type labResult struct {
+	Lab     string   `json:"lab"`
+	State   string   `json:"state"` // up, down, or none (down of a name that is no lab)
+	Changed bool     `json:"changed"`
+	Summary string   `json:"summary,omitempty"`
+	Notes   []string `json:"notes,omitempty"`
+	Labs    []string `json:"labs,omitempty"` // state none: the labs there are
+}
+
+// planJSON is plan's JSON output: the commands plan prints, one a string.
+type planJSON struct {
+	Lab      string   `json:"lab"`
+	Summary  string   `json:"summary,omitempty"`
+	Notes    []string `json:"notes,omitempty"`
+	Commands []string `json:"commands"`
+}
+
+func planReport(p *lab.Plan) planJSON {
+	r := planJSON{Lab: p.Name, Summary: summary(p), Notes: notes(p), Commands: []string{}}
+	for _, s := range p.Steps {
+		r.Commands = append(r.Commands, s.Lines(p.Mark)...)
+	}
+	return r
+}
+
+func summary(p *lab.Plan) string {
+	if p.Empty() {
+		return ""
+	}
+	return p.Summary()
+}
+
+func notes(p *lab.Plan) []string { return p.Notes }
 
 func printNotes(e *Env, p *lab.Plan) {
 	for _, n := range p.Notes {

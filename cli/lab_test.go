@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,9 +18,9 @@ func TestLabUsage(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"up"}, 2, "nsnet: up: missing FILE\nusage: nsnet up FILE\n"},
-		{[]string{"plan", "a.yaml", "b.yaml"}, 2, "plan: unexpected argument \"b.yaml\"\nusage: nsnet plan FILE\n"},
-		{[]string{"down"}, 2, "down: missing FILE|LAB\nusage: nsnet down FILE|LAB\n"},
+		{[]string{"up"}, 2, "nsnet: up: missing FILE\nusage: nsnet up FILE [-j]\n"},
+		{[]string{"plan", "a.yaml", "b.yaml"}, 2, "plan: unexpected argument \"b.yaml\"\nusage: nsnet plan FILE [-j]\n"},
+		{[]string{"down"}, 2, "down: missing FILE|LAB\nusage: nsnet down FILE|LAB [-j]\n"},
 		{[]string{"status", "a", "b"}, 2, "status: unexpected argument \"b\"\nusage: nsnet status [FILE|LAB] [-j]\n"},
 		{[]string{"labs", "x"}, 2, `labs: unexpected argument "x"`},
 		{[]string{"exec", "lab", "node"}, 2, "exec: missing CMD\nusage: nsnet exec LAB NODE [--] CMD [ARGS...]\n"},
@@ -60,6 +61,14 @@ func TestLabPlan(t *testing.T) {
 	}
 	if r.out != string(want) {
 		t.Errorf("plan output:\n%s\nwant:\n%s", r.out, want)
+	}
+	r = nsnetIn(t, []string{"NSNET_STATE_DIR=" + state}, "plan", filepath.Join("..", "examples", "seed.yaml"), "-j")
+	var pj struct {
+		Lab      string
+		Commands []string
+	}
+	if err := json.Unmarshal([]byte(r.out), &pj); err != nil || pj.Lab != "seed" || len(pj.Commands) == 0 || !strings.Contains(string(want), pj.Commands[0]+"\n") {
+		t.Errorf("plan -j: %v %+v", err, r)
 	}
 	if ents, _ := os.ReadDir(state); len(ents) != 0 {
 		t.Errorf("plan wrote to the state directory: %v", ents)
