@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +37,7 @@ func TestHelpEverywhere(t *testing.T) {
 		{[]string{"help", "a", "s"}, "Usage: nsnet [-n NS] [-br] [-j] [-4|-6] addr show"},
 		{[]string{"netns", "exec", "--help"}, "Usage: nsnet netns exec NAME CMD"},
 		{[]string{"exec", "--help"}, "Usage: nsnet exec LAB NODE"},
-		{[]string{"ping", "-h"}, "Usage: nsnet [-n NS] ping"},
+		{[]string{"ping", "-h"}, "Usage: nsnet [-n NS] [-j] ping"},
 		{[]string{"version", "--help"}, "Usage: nsnet version [-j]\n"},
 		{[]string{"completion", "--help"}, "Usage: nsnet completion bash|zsh|fish\n"},
 	} {
@@ -144,5 +145,32 @@ func TestMessagesSayWhatToDo(t *testing.T) {
 		if r := nsnetIn(t, env, tc.args...); r.code == 0 || r.err != tc.err {
 			t.Errorf("nsnet %s: exit %d, stderr %q; want %q", strings.Join(tc.args, " "), r.code, r.err, tc.err)
 		}
+	}
+}
+
+// TestPingJSON: ping -j prints one object with iputils' summary and each
+// reply, and keeps ping's exit codes.
+func TestPingJSON(t *testing.T) {
+	leakCheck(t)
+	r := nsnet(t, "-j", "ping", "-c", "2", "-i", "0.01", "127.0.0.1")
+	var rep struct {
+		Addr                  string
+		Transmitted, Received int
+		LossPercent           int                              `json:"loss_percent"`
+		RTT                   *struct{ Min, Avg, Max float64 } `json:"rtt_ms"`
+		Replies               []struct {
+			Seq    int     `json:"icmp_seq"`
+			TimeMS float64 `json:"time_ms"`
+		}
+	}
+	if err := json.Unmarshal([]byte(r.out), &rep); err != nil || r.code != 0 || strings.Count(r.out, "\n") != 1 {
+		t.Fatalf("ping -j: %v %+v", err, r)
+	}
+	if rep.Addr != "127.0.0.1" || rep.Transmitted != 2 || rep.Received != 2 || rep.LossPercent != 0 || rep.RTT == nil || rep.RTT.Min > rep.RTT.Max || len(rep.Replies) != 2 || rep.Replies[1].Seq != 2 {
+		t.Errorf("ping -j: %+v", rep)
+	}
+	// Nothing answers at an address with no route: exit 2 as without -j.
+	if r := nsnet(t, "-j", "ping", "-c", "1", "10.255.0.1"); r.code != 2 {
+		t.Errorf("ping -j with no route: %+v", r)
 	}
 }

@@ -27,20 +27,21 @@ func commands() []*cmdSpec {
 	return slices.Concat([]*cmdSpec{
 		linkCommand(), addrCommand(), routeCommand(), netnsCommand(),
 		{
-			name: "ping", group: groupTools, opts: optNS,
+			name: "ping", group: groupTools, opts: optNS | optJSON,
 			usage:   []string{"[-c COUNT] [-W TIMEOUT] [-i INTERVAL] [-q] ADDR"},
 			summary: "built-in ICMP echo, like iputils ping (no ping binary needed)",
 			help: "Sends ICMP echo requests to ADDR (IPv4 or IPv6; names are not resolved) from the\n" +
 				"command's namespace and prints each reply and a summary as iputils ping does. Without\n" +
 				"-c it runs until interrupted. Exit 0 when any reply came, 1 when none did, 2 when it\n" +
-				"could not send at all (\"Network is unreachable\" when there is no route).",
+				"could not send at all (\"Network is unreachable\" when there is no route). With -j\n" +
+				"(before ping) it prints one JSON object at the end: the summary and each reply.",
 			flags: []flagSpec{
 				{name: "-c", value: "COUNT", help: "stop after COUNT replies or timeouts (1-1000000)"},
 				{name: "-W", value: "TIMEOUT", help: "seconds to wait for each reply (default 1)"},
 				{name: "-i", value: "INTERVAL", help: "seconds between requests (default 1)"},
 				{name: "-q", help: "quiet: only the summary"},
 			},
-			examples: []string{"ping -c 1 10.200.0.3", "-n direct_netns ping -c 3 -i 0.2 fd00::1"},
+			examples: []string{"ping -c 1 10.200.0.3", "-n direct_netns -j ping -c 3 -i 0.2 fd00::1"},
 			parse:    parsePing,
 			run:      func(e *Env, c Command) (int, error) { return e.ping(c) },
 		},

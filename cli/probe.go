@@ -42,7 +42,11 @@ func (e *Env) ping(c Command) (int, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
 	defer stop()
 
-	if c.Addr.Is4() {
+	rep := pingJSON{Addr: c.Addr.String(), Replies: []pingReply{}}
+	quiet := c.Quiet || c.Opts.JSON
+	if c.Opts.JSON {
+		// One JSON object at the end instead of iputils' lines.
+	} else if c.Addr.Is4() {
 		fmt.Fprintf(e.Stdout, "PING %s (%s) %d(%d) bytes of data.\n", c.Addr, c.Addr, probe.PayloadSize, probe.PayloadSize+28)
 	} else {
 		fmt.Fprintf(e.Stdout, "PING %s (%s) %d data bytes\n", c.Addr, c.Addr, probe.PayloadSize)
@@ -63,14 +67,15 @@ func (e *Env) ping(c Command) (int, error) {
 		sent++
 		r, err := p.Ping(seq, c.Timeout)
 		if err != nil {
-			if !errors.Is(err, probe.ErrTimeout) && !c.Quiet {
+			if !errors.Is(err, probe.ErrTimeout) && !quiet {
 				fmt.Fprintf(e.Stdout, "From %s icmp_seq=%d %s\n", c.Addr, seq, capitalize(errText(err)))
 			}
 			continue
 		}
 		recv++
 		rtts = append(rtts, r.RTT)
-		if !c.Quiet {
+		rep.Replies = append(rep.Replies, pingReply{Seq: r.Seq, TTL: r.TTL, TimeMS: float64(r.RTT) / 1e6})
+		if !quiet {
 			ttl := ""
 			if r.TTL >= 0 {
 				ttl = fmt.Sprintf(" ttl=%d", r.TTL)
@@ -78,11 +83,67 @@ func (e *Env) ping(c Command) (int, error) {
 			fmt.Fprintf(e.Stdout, "%d bytes from %s: icmp_seq=%d%s time=%s ms\n", r.Bytes, r.From, r.Seq, ttl, ms(r.RTT))
 		}
 	}
-	printPingSummary(e, c.Addr, sent, recv, rtts, time.Since(start))
+	if c.Opts.JSON {
+		rep.summarize(sent, recv, rtts, time.Since(start))
+		if err := writeJSON(e.Stdout, rep); err != nil {
+			return 2, err
+		}
+	} else {
+		printPingSummary(e, c.Addr, sent, recv, rtts, time.Since(start))
+	}
 	if recv == 0 {
 		return 1, nil
 	}
 	return 0, nil
+}
+
+// pingJSON is ping -j's output: the summary iputils prints, and each reply.
+type pingJSON struct {
+	Addr        string      `json:"addr"`
+	Transmitted int         `json:"transmitted"`
+	Received    int         `json:"received"`
+	LossPercent int         `json:"loss_percent"`
+	TimeMS      int64       `json:"time_ms"`
+	RTT         *rttJSON    `json:"rtt_ms,omitempty"`
+	Replies     []pingReply `json:"replies"`
+}
+
+type rttJSON struct {
+	Min  float64 `json:"min"`
+	Avg  float64 `json:"avg"`
+	Max  float64 `json:"max"`
+	Mdev float64 `json:"mdev"`
+}
+
+type pingReply struct {
+	Seq    int     `json:"icmp_seq"`
+	TTL    int     `json:"ttl,omitempty"`
+	TimeMS float64 `json:"time_ms"`
+}
+
+func (r *pingJSON) summarize(sent, recv int, rtts []time.Duration, total time.Duration) {
+	r.Transmitted, r.Received, r.TimeMS = sent, recv, total.Milliseconds()
+	if sent > 0 {
+		r.LossPercent = (sent - recv) * 100 / sent
+	}
+	if len(rtts) > 0 {
+		lo, avg, hi, mdev := rttStats(rtts)
+		r.RTT = &rttJSON{Min: lo, Avg: avg, Max: hi, Mdev: mdev}
+	}
+}
+
+// rttStats are iputils' min/avg/max/mdev, in milliseconds.
+func rttStats(rtts []time.Duration) (lo, avg, hi, mdev float64) {
+	l, h, sum, sq := rtts[0], rtts[0], 0.0, 0.0
+	for _, r := range rtts {
+		l, h = min(l, r), max(h, r)
+		f := float64(r) / 1e6
+		sum += f
+		sq += f * f
+	}
+	avg = sum / float64(len(rtts))
+	mdev = math.Sqrt(math.Max(0, sq/float64(len(rtts))-avg*avg))
+	return float64(l) / 1e6, avg, float64(h) / 1e6, mdev
 }
 
 func printPingSummary(e *Env, addr netip.Addr, sent, recv int, rtts []time.Duration, total time.Duration) {
@@ -95,16 +156,8 @@ func printPingSummary(e *Env, addr netip.Addr, sent, recv int, rtts []time.Durat
 	if len(rtts) == 0 {
 		return
 	}
-	lo, hi, sum, sq := rtts[0], rtts[0], 0.0, 0.0
-	for _, r := range rtts {
-		lo, hi = min(lo, r), max(hi, r)
-		f := float64(r) / 1e6
-		sum += f
-		sq += f * f
-	}
-	avg := sum / float64(len(rtts))
-	mdev := math.Sqrt(math.Max(0, sq/float64(len(rtts))-avg*avg))
-	fmt.Fprintf(e.Stdout, "rtt min/avg/max/mdev = %.3f/%.3f/%.3f/%.3f ms\n", float64(lo)/1e6, avg, float64(hi)/1e6, mdev)
+	lo, avg, hi, mdev := rttStats(rtts)
+	fmt.Fprintf(e.Stdout, "rtt min/avg/max/mdev = %.3f/%.3f/%.3f/%.3f ms\n", lo, avg, hi, mdev)
 }
 
 func ms(d time.Duration) string {
