@@ -206,12 +206,21 @@ func (e *env) snap() snapshot {
 
 // markedProcs lists live processes whose command line has procMarker, or
 // that are lab gates.
+//
+// Only processes of this test's own sandbox count (the same user
+// namespace): another run of these tests on the machine, in a sandbox of its
+// own, starts processes with the same command lines, and they are no part of
+// this run's state.
 func markedProcs() []string {
 	ents, _ := os.ReadDir("/proc")
+	self, _ := os.Readlink("/proc/self/ns/user")
 	var out []string
 	for _, ent := range ents {
 		pid, err := strconv.Atoi(ent.Name())
 		if err != nil {
+			continue
+		}
+		if ns, err := os.Readlink(filepath.Join("/proc", ent.Name(), "ns", "user")); err != nil || ns != self {
 			continue
 		}
 		cl, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
