@@ -262,7 +262,9 @@ func TestEachKind(t *testing.T) {
 			return ""
 		}},
 		{"delay 20ms 10ms", func(s probe.Stats) string {
-			if s.RTT.Min < 9*time.Millisecond || s.RTT.P50 > 30*time.Millisecond || s.RTT.Max-s.RTT.Min < 10*time.Millisecond {
+			// The median is 20 ms on an idle machine; the bound leaves room
+			// for a loaded one (31 ms seen with eight test runs at once).
+			if s.RTT.Min < 9*time.Millisecond || s.RTT.P50 > 40*time.Millisecond || s.RTT.Max-s.RTT.Min < 10*time.Millisecond {
 				return fmt.Sprintf("rtt %v..%v, median %v", s.RTT.Min, s.RTT.Max, s.RTT.P50)
 			}
 			return ""
