@@ -3,6 +3,7 @@ package backend_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -77,6 +78,26 @@ func pair(t *testing.T) (backend.Link, *netns.NS, *netns.NS) {
 			t.Fatal(err)
 		}
 		idx[i] = l.Index
+	}
+	// Permanent neighbours, as a lab gives point-to-point ends: a loss
+	// rule that drops an ARP reply would otherwise fail the neighbour and
+	// lose a burst of probes queued behind it, measuring more loss than
+	// the rule makes (84% seen for loss 30% on a loaded machine).
+	var macs [2]net.HardwareAddr
+	for i, dev := range []string{"a0", "b0"} {
+		l, err := hs[i].LinkByName(dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		macs[i] = l.MAC
+	}
+	for i, dev := range []string{"a0", "b0"} {
+		o := 1 - i
+		for _, a := range []string{fmt.Sprintf("10.9.0.%d", o+1), fmt.Sprintf("fd09::%d", o+1)} {
+			if err := hs[i].AddPermanentNeigh(dev, netip.MustParseAddr(a), macs[o]); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	// Carrier comes on asynchronously (the kernel's link watch).
 	for i, dev := range []string{"a0", "b0"} {
