@@ -150,8 +150,8 @@ func TestCompletionScripts(t *testing.T) {
 		if sh == "fish" {
 			// fish answers for a command line without a terminal.
 			cmd := exec.Command(path, "-c", "source "+f+"; complete -C 'nsnet stat'; complete -C 'nsnet link s'")
-			cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(nsnetBin)+":"+os.Getenv("PATH"))
-			out, err := cmd.CombinedOutput()
+			cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(nsnetBin)+":"+os.Getenv("PATH"), "HOME="+t.TempDir())
+			out, err := cmd.Output()
 			if err != nil || string(out) != "status\nset\nshow\n" {
 				t.Errorf("fish complete -C: %v %q", err, out)
 			}

@@ -122,6 +122,8 @@ func FuzzParse(f *testing.F) {
 		"-br link", "-n direct_netns -br link", "netns exec direct_netns nsnet --br link",
 		"a add 10.200.0.2/24 dev veth0", "ping -c 1 10.200.0.3", "route add default via fd00::1",
 		"link set veth1 netns direct_netns", "netns add ../../etc",
+		"status -j", "check lab.yaml -j --all --timeout=0.5", "link s veth0 up", "netns l", "l ad v0 type veth peer v1",
+		"exec lab node -- sh -c true", "help link add", "-j version", "st", "up x.yaml -br", "sandbox -- sh",
 	} {
 		f.Add(strings.ReplaceAll(s, " ", "\x00"))
 	}
