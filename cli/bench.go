@@ -9,6 +9,7 @@ import (
 	"github.com/nsnet/nsnet/bench"
 	"github.com/nsnet/nsnet/internal/sandbox"
 	"github.com/nsnet/nsnet/kernel"
+	"github.com/nsnet/nsnet/netns"
 )
 
 const benchInsideArg = "--inside-sandbox"
@@ -28,7 +29,7 @@ func (e *Env) bench(c Command) (int, error) {
 		args = append(args, "-j")
 	}
 	args = append(args, "bench", benchInsideArg)
-	return sandbox.Run(append(args, flags...), e.Stdin, e.Stdout, e.Stderr)
+	return sandbox.Run(append(args, flags...), netns.Inherited{}, e.Stdin, e.Stdout, e.Stderr)
 }
 
 // benchFlagArgs turns bench's parsed options back into arguments, for its

@@ -69,16 +69,19 @@ func commands() []*cmdSpec {
 		{
 			name: "sandbox", group: groupTools,
 			usage:   []string{"[-- CMD [ARGS...]]"},
-			summary: "rootless: a shell (or CMD) in a new user+net+mount namespace",
-			help: "Starts CMD (default: $SHELL) as root of a new user, network and mount namespace, with\n" +
-				"a private /run. Everything nsnet does in there needs no privileges on the machine and\n" +
-				"disappears when CMD exits; the machine's own network is not reachable. Inside, the\n" +
-				"environment has NSNET_SANDBOX=1 and the prompt starts with (nsnet sandbox). The exit\n" +
+			summary: "rootless: a shell (or CMD) in a new user+net+mount+pid namespace",
+			help: "Starts CMD (default: $SHELL) as root of a new user, network, mount and PID namespace,\n" +
+				"with a private /run and /proc. Everything nsnet does in there needs no privileges on\n" +
+				"the machine and disappears when CMD exits, processes included (a lab's, a server left\n" +
+				"in the background: the kernel kills what is left in the PID namespace); the machine's\n" +
+				"own network is not reachable. ^C interrupts CMD as it would outside, and signals the\n" +
+				"caller ignores stay ignored. Inside, the environment has NSNET_SANDBOX=1, and the\n" +
+				"default shell's prompt is (nsnet sandbox) # (unless its rc file sets one). The exit\n" +
 				"status is CMD's.",
 			rest:     &argSpec{name: "CMD", kind: argCommand, optional: true},
 			examples: []string{"sandbox", "sandbox -- sh -c 'nsnet up examples/two-lans.yaml && nsnet status'"},
 			run: func(e *Env, c Command) (int, error) {
-				return sandbox.Run(c.Argv, e.Stdin, e.Stdout, e.Stderr)
+				return sandbox.Run(c.Argv, e.Inherited, e.Stdin, e.Stdout, e.Stderr)
 			},
 		},
 		{

@@ -69,7 +69,7 @@ func demoSteps() []demoStep {
 // demo replays the walkthrough in a fresh sandbox, so it needs no root and
 // leaves nothing behind.
 func (e *Env) demo() (int, error) {
-	return sandbox.Run([]string{e.Exe, "demo", demoInsideArg}, e.Stdin, e.Stdout, e.Stderr)
+	return sandbox.Run([]string{e.Exe, "demo", demoInsideArg}, netns.Inherited{}, e.Stdin, e.Stdout, e.Stderr)
 }
 
 func (e *Env) demoInside() (int, error) {

@@ -28,6 +28,9 @@ type Env struct {
 	StateDir string
 	// Exe is the nsnet binary, for commands that start nsnet again.
 	Exe string
+	// Inherited is what nsnet's caller ignored and closed, given back to
+	// the programs nsnet execs for it (netns exec, exec, sandbox).
+	Inherited netns.Inherited
 }
 
 // DefaultStateDir is where lab ledgers live unless NSNET_STATE_DIR says
@@ -35,12 +38,15 @@ type Env struct {
 const DefaultStateDir = "/run/nsnet"
 
 // Main is the whole program: it parses args (without the program name), runs
-// the command and returns the exit code.
-func Main(args []string) int {
+// the command and returns the exit code. in is what the process inherited
+// that the Go runtime hides (see netns.Inherited).
+func Main(args []string, in netns.Inherited) int {
 	if len(args) > 0 && args[0] == sandbox.InitArg {
-		err := sandbox.Init(args[1:])
-		fmt.Fprintln(os.Stderr, "nsnet:", err)
-		return 1
+		code, err := sandbox.Init(args[1:])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "nsnet:", err)
+		}
+		return code
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -50,7 +56,7 @@ func Main(args []string) int {
 	if state == "" {
 		state = DefaultStateDir
 	}
-	e := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Netns: netns.Default(), StateDir: state, Exe: exe}
+	e := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Netns: netns.Default(), StateDir: state, Exe: exe, Inherited: in}
 	return e.Main(args)
 }
 
@@ -456,7 +462,7 @@ func (e *Env) netnsCmd(c Command) (int, error) {
 		if err != nil {
 			return 1, missingNS(c.Name, err)
 		}
-		err = netns.Exec(ns, c.Argv, netns.ExecOptions{Name: c.Name})
+		err = netns.Exec(ns, c.Argv, netns.ExecOptions{Name: c.Name, Inherited: e.Inherited})
 		// Exec only returns on failure, and the thread may be inside the
 		// namespace by then: report and exit, nothing else.
 		return 1, fmt.Errorf("netns exec %s %s: %w", c.Name, c.Argv[0], err)

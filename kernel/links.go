@@ -396,22 +396,46 @@ func FlagString(flags uint32, mdown bool) string {
 	return "<" + strings.Join(FlagNames(flags, mdown), ",") + ">"
 }
 
-// AwaitCarrier waits until each named link is running (up, with carrier),
-// at most d. A fresh veth can get its carrier up to a second after both ends
-// are up (the kernel's link watch), and packets sent before are dropped.
+// AwaitCarrier waits until each named link is running (up, with carrier)
+// and, if it is a bridge port, forwarding, at most d. A fresh veth can get
+// its carrier up to a second after both ends are up (the kernel's link
+// watch), and its bridge port is enabled in the same work: packets sent
+// before are dropped.
 func (h *Handle) AwaitCarrier(d time.Duration, names ...string) error {
 	deadline := time.Now().Add(d)
+	var b *Batch
+	defer func() {
+		if b != nil {
+			b.Close()
+		}
+	}()
 	for _, name := range names {
 		for delay := 200 * time.Microsecond; ; delay = min(2*delay, 20*time.Millisecond) {
 			l, err := h.LinkByName(name)
 			if err != nil {
 				return err
 			}
+			what := "no carrier"
 			if l.Up() && l.Flags&unix.IFF_RUNNING != 0 {
-				break
+				if l.MasterIndex == 0 {
+					break
+				}
+				if b == nil {
+					if b, err = OpenBatch(h.ns, nil); err != nil {
+						return err
+					}
+				}
+				li, err := b.GetLink(l.Index)
+				if err != nil {
+					return err
+				}
+				if !li.BridgePort || li.PortState == PortForwarding {
+					break
+				}
+				what = fmt.Sprintf("bridge port state %d, not forwarding", li.PortState)
 			}
 			if time.Now().After(deadline) {
-				return &OpError{Op: "await carrier", Name: name, Err: fmt.Errorf("no carrier after %v", d)}
+				return &OpError{Op: "await carrier", Name: name, Err: fmt.Errorf("%s after %v", what, d)}
 			}
 			time.Sleep(delay)
 		}

@@ -176,7 +176,9 @@ func Gate(netnsDir, nsName string, argv []string) error {
 		// nsnet died before recording this process: run nothing.
 		return errors.New("lab gate: closed without go-ahead")
 	}
-	err := execIn(netnsDir, nsName, argv)
+	// A lab process is no program run for the caller: it runs in its own
+	// session with its log for output, and gets nothing of up's caller.
+	err := execIn(netnsDir, nsName, argv, netns.Inherited{})
 	if status := os.NewFile(statusFD, "status"); status != nil {
 		io.WriteString(status, err.Error())
 		status.Close()
@@ -185,8 +187,8 @@ func Gate(netnsDir, nsName string, argv []string) error {
 }
 
 // execIn replaces the process with argv, in the named namespace with `ip
-// netns exec` semantics, or here when nsName is empty.
-func execIn(netnsDir, nsName string, argv []string) error {
+// netns exec` semantics, or here when nsName is empty, with in restored.
+func execIn(netnsDir, nsName string, argv []string, in netns.Inherited) error {
 	if len(argv) == 0 {
 		return errors.New("no command given")
 	}
@@ -196,13 +198,14 @@ func execIn(netnsDir, nsName string, argv []string) error {
 			return err
 		}
 		netns.StdioOnlyOnExec()
+		in.Restore()
 		return unix.Exec(path, argv, os.Environ())
 	}
 	ns, err := netns.Dir{Path: netnsDir}.Open(nsName)
 	if err != nil {
 		return err
 	}
-	return netns.Exec(ns, argv, netns.ExecOptions{Name: nsName})
+	return netns.Exec(ns, argv, netns.ExecOptions{Name: nsName, Inherited: in})
 }
 
 // statFields returns the fields of /proc/PID/stat after the command name

@@ -753,7 +753,8 @@ func routeState(r kernel.Route, names map[int]string) RouteState {
 // ping right after up could fail. The peer counts too: a repair that brings
 // up one end of a pair whose other end was up already (an interrupted up)
 // changes the carrier of both; so do the ends it found up without carrier
-// (Plan.Carrier). It returns the links still not up after d.
+// (Plan.Carrier). A bridge port must forward, too. It returns the links still
+// not up after d.
 func (s *System) AwaitCarrier(p *Plan, d time.Duration) ([]string, error) {
 	byNS := map[string][]*Interface{}
 	var order []string
@@ -829,7 +830,10 @@ func runningLinks(c *conn, want []*Interface) (map[string]bool, error) {
 		if err != nil {
 			return nil, err
 		}
-		running[i.Name] = l.Flags&unix.IFF_RUNNING != 0 && l.OperState == kernel.OperUp
+		// A bridge port passes frames once the link watch that turned
+		// its carrier on has also enabled it.
+		running[i.Name] = l.Flags&unix.IFF_RUNNING != 0 && l.OperState == kernel.OperUp &&
+			(!l.BridgePort || l.PortState == kernel.PortForwarding)
 	}
 	return running, nil
 }

@@ -33,6 +33,9 @@ type Options struct {
 	// Stop, when it closes, ends up or down before its next step with
 	// ErrInterrupted (a Ctrl-C): the ledger keeps what was done.
 	Stop <-chan struct{}
+	// Inherited is given back to the program Exec runs: the signals
+	// nsnet's caller ignored and the standard descriptors it closed.
+	Inherited netns.Inherited
 	// Settle bounds how long down waits for the kernel to destroy the host
 	// ends of the lab's veths with their namespaces (a process outside the
 	// lab holding a namespace open keeps them alive) before deleting them
@@ -303,12 +306,12 @@ func Exec(name, node string, argv []string, opt Options) error {
 	}
 	if !n.Owned() {
 		// The host: no namespace to enter.
-		return execIn("", "", argv)
+		return execIn("", "", argv, opt.Inherited)
 	}
 	if !opt.Netns.Exists(n.Netns) {
 		return fmt.Errorf("node %s of lab %s: namespace %s does not exist (nsnet up repairs it): %w", node, name, n.Netns, fs.ErrNotExist)
 	}
-	return execIn(opt.Netns.Path, n.Netns, argv)
+	return execIn(opt.Netns.Path, n.Netns, argv, opt.Inherited)
 }
 
 // NameOf returns the lab a `down` or `status` argument means: the lab of a

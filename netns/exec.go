@@ -29,12 +29,16 @@ type ExecOptions struct {
 	// EtcDir is where per-namespace configuration lives (default /etc/netns).
 	EtcDir string
 	Env    []string
+	// Inherited is given back to the program: the signals nsnet's caller
+	// ignored and the standard descriptors it had closed.
+	Inherited Inherited
 }
 
 // Exec replaces the current process with argv running inside n, the way
 // `ip netns exec` does: stdio, terminal, signals and exit status are then
-// simply the child's, and no descriptor of nsnet's survives (all are
-// O_CLOEXEC). It only returns on failure; the calling thread may then be in
+// simply the child's, the signals the caller ignored are ignored (given
+// opt.Inherited), a standard descriptor the caller closed is closed, and no
+// descriptor of nsnet's survives (all are O_CLOEXEC). It only returns on failure; the calling thread may then be in
 // n, so the caller must exit rather than go on.
 func Exec(n *NS, argv []string, opt ExecOptions) error {
 	if len(argv) == 0 {
@@ -64,6 +68,7 @@ func Exec(n *NS, argv []string, opt ExecOptions) error {
 	if env == nil {
 		env = os.Environ()
 	}
+	opt.Inherited.Restore()
 	return unix.Exec(path, argv, env)
 }
 

@@ -13,7 +13,7 @@
 //		l.Expect(t, "client", "db", "tcp:5432", nsnettest.Isolated)
 //	}
 //
-// Main re-executes the test binary in a fresh user, network and mount
+// Main re-executes the test binary in a fresh user, network, mount and PID
 // namespace (so tests need no root and cannot touch the machine's network);
 // every lab's namespaces and state live in the test's temporary directory.
 // The lab's "host" node is the sandbox's own namespace, shared by the

@@ -5,7 +5,7 @@ import (
 	"os"
 
 	"github.com/nsnet/nsnet/cli"
-	_ "github.com/nsnet/nsnet/internal/fastexec" // netns exec without Go start-up
+	"github.com/nsnet/nsnet/internal/fastexec" // netns exec without Go start-up
 )
 
-func main() { os.Exit(cli.Main(os.Args[1:])) }
+func main() { os.Exit(cli.Main(os.Args[1:], fastexec.Inherited())) }

@@ -14,6 +14,12 @@
 // by netns.Exec; this is only a shortcut to it.
 //
 // Set NSNET_NO_FASTEXEC=1 to always use the Go implementation.
+//
+// The constructor also records, for every nsnet command, what the Go
+// runtime would hide: the signals the caller ignored and the standard
+// descriptors it closed (see Inherited), so that the Go paths that exec a
+// program for the caller (netns exec, exec, sandbox) give them back as the
+// fast path does by not touching them.
 package fastexec
 
 /*
@@ -24,6 +30,8 @@ package fastexec
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +74,27 @@ static int bind_etc(const char *name) {
 	return rc;
 }
 
-__attribute__((constructor)) static void nsnet_fastexec(int argc, char **argv, char **envp) {
-	(void)envp;
+// What the caller handed nsnet that the Go runtime hides once it starts:
+// the ignored signals (bit n-1 for signal n) and the closed standard
+// descriptors (bit i for descriptor i). Written once, before Go runs.
+static uint64_t nsnet_ignored;
+static unsigned nsnet_closed;
+
+static void record_inherited(void) {
+	for (int n = 1; n <= 64; n++) {
+		struct sigaction sa;
+		if (sigaction(n, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN) nsnet_ignored |= (uint64_t)1 << (n - 1);
+	}
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) nsnet_closed |= 1u << fd;
+	}
+}
+
+static uint64_t nsnet_inherited_ignored(void) { return nsnet_ignored; }
+static unsigned nsnet_inherited_closed(void) { return nsnet_closed; }
+
+// try_fastexec execs a `netns exec` command line, or returns.
+static void try_fastexec(int argc, char **argv) {
 	if (argc < 5 || strcmp(argv[1], "netns") != 0 || strcmp(argv[2], "exec") != 0) return;
 	const char *no = getenv("NSNET_NO_FASTEXEC");
 	if (no != NULL && no[0] != '\0' && strcmp(no, "0") != 0) return;
@@ -103,5 +130,22 @@ __attribute__((constructor)) static void nsnet_fastexec(int argc, char **argv, c
 	execvp(cmd[0], cmd);
 	// Not found or not executable: the Go path reports it.
 }
+
+__attribute__((constructor)) static void nsnet_fastexec(int argc, char **argv, char **envp) {
+	(void)envp;
+	try_fastexec(argc, argv);
+	// Go runs: record what its runtime will hide. Nothing the fast path
+	// tried changed signal dispositions or descriptors 0-2.
+	record_inherited();
+}
 */
 import "C"
+
+import "github.com/nsnet/nsnet/netns"
+
+// Inherited returns the signals nsnet's caller had ignored and the standard
+// descriptors it had closed, as the constructor saw them before the Go
+// runtime started (the runtime then installs handlers and opens /dev/null).
+func Inherited() netns.Inherited {
+	return netns.Inherited{Ignored: uint64(C.nsnet_inherited_ignored()), Closed: uint8(C.nsnet_inherited_closed())}
+}

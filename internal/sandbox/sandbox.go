@@ -1,14 +1,17 @@
-// Package sandbox runs nsnet, or a test binary, inside a fresh user, network
-// and mount namespace in which the caller is root. Inside, loopback is up,
-// /run is a private tmpfs (so /run/netns and nsnet's state are private) and
-// /sys shows the sandbox's own devices. Nothing made inside outlives the
-// sandbox, and the default namespace inside has no route anywhere, so a wrong
+// Package sandbox runs nsnet, or a test binary, inside a fresh user,
+// network, mount and PID namespace in which the caller is root. Inside,
+// loopback is up, /run is a private tmpfs (so /run/netns and nsnet's state
+// are private), /sys shows the sandbox's own devices and /proc its own
+// processes. Nothing made inside outlives the sandbox: not its interfaces
+// and namespaces (they go with its network namespace), and not its
+// processes (when the PID namespace's first process exits, the kernel kills
+// the rest). The default namespace inside has no route anywhere, so a wrong
 // address in a test cannot leave the machine.
 //
 // A Go process cannot move itself into a new user namespace once it has
 // threads, so the sandbox is always a re-executed child: the parent starts
-// /proc/self/exe with CLONE_NEWUSER|CLONE_NEWNET|CLONE_NEWNS and the child
-// finishes the setup before doing anything else.
+// /proc/self/exe with CLONE_NEWUSER|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWPID
+// and the child finishes the setup before doing anything else.
 package sandbox
 
 import (
@@ -19,6 +22,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -52,11 +57,12 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Command returns a command that re-executes the current binary inside a new
-// sandbox with args. Mappings make the caller root inside.
+// sandbox with args, as the first process of its own PID namespace. Mappings
+// make the caller root inside.
 func Command(args ...string) *exec.Cmd {
 	cmd := exec.Command("/proc/self/exe", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:                 unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWNS,
+		Cloneflags:                 unix.CLONE_NEWUSER | unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWPID,
 		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
 		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
 		GidMappingsEnableSetgroups: false,
@@ -67,7 +73,8 @@ func Command(args ...string) *exec.Cmd {
 }
 
 // Setup prepares the namespaces of a freshly cloned child: private mount
-// propagation, tmpfs on /run, sysfs for this network namespace, loopback up.
+// propagation, tmpfs on /run, sysfs for this network namespace, procfs for
+// this PID namespace, loopback up.
 // It must run in the sandbox child before anything else.
 func Setup() error {
 	if err := unix.Mount("", "/", "none", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
@@ -84,6 +91,11 @@ func Setup() error {
 	// over it instead of unmounting.
 	if err := unix.Mount("sysfs", "/sys", "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return &Error{"mount sysfs", err}
+	}
+	// Likewise /proc for the PID namespace: PIDs read there (lab process
+	// records, pidfds, process groups) must be the sandbox's own.
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return &Error{"mount /proc for the sandbox's PID namespace", err}
 	}
 	self, err := netns.Current()
 	if err != nil {
@@ -102,10 +114,21 @@ func Setup() error {
 }
 
 // Run starts argv (default: $SHELL or /bin/sh) in a new sandbox and waits.
-// It returns the child's exit code. Interrupts typed at the terminal reach the
-// child (same process group); termination requests sent to nsnet are
-// forwarded to it.
-func Run(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+// It returns the child's exit code.
+//
+// The sandbox has its own PID namespace, whose first process (init, see
+// Init) starts argv and reaps what is orphaned inside. When argv exits, init
+// exits with its status, and the kernel kills every process left in the
+// namespace: a daemon, a lab's processes or a `cmd &` started inside do not
+// outlive the sandbox. If nsnet itself dies, init gets SIGKILL, with the
+// same effect.
+//
+// Signals: argv starts with the dispositions nsnet's caller had (in: an
+// ignored signal stays ignored, nothing else is), so ^C at the terminal
+// interrupts it; nsnet and init are in the same foreground process group
+// and only take note of SIGINT and SIGQUIT (the terminal sends them to
+// argv itself). SIGTERM and SIGHUP sent to nsnet are passed on to argv.
+func Run(argv []string, in netns.Inherited, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	shell := len(argv) == 0
 	if shell {
 		sh := os.Getenv("SHELL")
@@ -114,17 +137,24 @@ func Run(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) 
 		}
 		argv = []string{sh}
 	}
-	cmd := Command(append([]string{InitArg, "--"}, argv...)...)
+	cmd := Command(append([]string{InitArg, inheritFlag + in.String(), "--"}, argv...)...)
 	cmd.Env = append(os.Environ(), EnvVar+"=1")
 	if shell {
 		cmd.Env = append(cmd.Env, promptEnv+"=1")
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
-	signal.Ignore(unix.SIGINT, unix.SIGQUIT)
-	defer signal.Reset(unix.SIGINT, unix.SIGQUIT)
+	// Noted and dropped, never ignored: an ignored signal would stay
+	// ignored in the sandbox (issue: ^C did nothing inside).
+	quiet := make(chan os.Signal, 4)
+	signal.Notify(quiet, unix.SIGINT, unix.SIGQUIT)
+	defer signal.Stop(quiet)
 	fwd := make(chan os.Signal, 4)
 	signal.Notify(fwd, unix.SIGTERM, unix.SIGHUP)
 	defer signal.Stop(fwd)
+	// Pdeathsig fires when the thread that forked exits, not the process:
+	// keep this one until the sandbox is gone.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		return 0, &Error{"create namespaces", err}
 	}
@@ -134,6 +164,7 @@ func Run(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) 
 			select {
 			case s := <-fwd:
 				_ = cmd.Process.Signal(s)
+			case <-quiet:
 			case <-done:
 				return
 			}
@@ -142,21 +173,6 @@ func Run(argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) 
 	err := cmd.Wait()
 	close(done)
 	return ExitCode(err)
-}
-
-// ExitCode turns a Wait error into a shell-style exit code.
-func ExitCode(err error) (int, error) {
-	if err == nil {
-		return 0, nil
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal()), nil
-		}
-		return ee.ExitCode(), nil
-	}
-	return 0, err
 }
 
 // EnvVar is set to 1 in everything that runs in a sandbox Run made, so that
@@ -187,27 +203,121 @@ func withPrompt(args []string) []string {
 	return append(args, "--rcfile", rc)
 }
 
-// Init is the inside half of Run: given the arguments after InitArg, it sets
-// the sandbox up and replaces the process with the requested command. It only
-// returns on failure.
-func Init(args []string) error {
+// inheritFlag carries Run's netns.Inherited to the command inside.
+const inheritFlag = "--inherit="
+
+// execFlag makes Init the last hop: restore, then exec the command.
+const execFlag = "--exec"
+
+// ExitCode turns a Wait error into a shell-style exit code.
+func ExitCode(err error) (int, error) {
+	if err == nil {
+		return 0, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
+// Init is the inside half of Run, given the arguments after InitArg. As the
+// sandbox's first process (PID 1 of its PID namespace) it sets the sandbox
+// up, starts the command as its child and reaps every process orphaned
+// inside until the command exits; it returns the command's exit status
+// (128+N for a signal N), and when it exits the kernel kills what is left.
+//
+// The child is nsnet once more (with execFlag), which gives back the
+// caller's ignored signals and closed descriptors and execs the command: Go
+// cannot fork a child that ignores a signal its parent handles.
+func Init(args []string) (int, error) {
+	var in netns.Inherited
+	last := false
+	for len(args) > 0 && args[0] != "--" {
+		switch a := args[0]; {
+		case a == execFlag:
+			last = true
+		case strings.HasPrefix(a, inheritFlag):
+			var err error
+			if in, err = netns.ParseInherited(strings.TrimPrefix(a, inheritFlag)); err != nil {
+				return 1, fmt.Errorf("sandbox: %w", err)
+			}
+		default:
+			return 1, fmt.Errorf("sandbox: unknown init argument %q", a)
+		}
+		args = args[1:]
+	}
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
 	if len(args) == 0 {
-		return errors.New("sandbox: no command")
+		return 1, errors.New("sandbox: no command")
+	}
+	if last {
+		path, err := exec.LookPath(args[0])
+		if err != nil {
+			return 127, err
+		}
+		netns.StdioOnlyOnExec()
+		in.Restore()
+		return 126, unix.Exec(path, args, os.Environ())
 	}
 	if err := Setup(); err != nil {
-		return err
+		return 1, err
 	}
 	if os.Getenv(promptEnv) == "1" {
 		os.Unsetenv(promptEnv)
 		args = withPrompt(args)
 	}
-	path, err := exec.LookPath(args[0])
-	if err != nil {
-		return err
+	if _, err := exec.LookPath(args[0]); err != nil {
+		return 127, err
 	}
-	netns.StdioOnlyOnExec()
-	return unix.Exec(path, args, os.Environ())
+	// Noted before the child exists, so that none is lost: SIGTERM and
+	// SIGHUP are for the command; SIGINT and SIGQUIT come from the
+	// terminal, which sends them to the command too. (To the init of a PID
+	// namespace, a signal without a handler is not delivered at all.)
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGINT, unix.SIGQUIT)
+	defer signal.Stop(sigs)
+	p, err := os.StartProcess("/proc/self/exe", append([]string{os.Args[0], InitArg, execFlag, inheritFlag + in.String(), "--"}, args...), &os.ProcAttr{
+		Env:   os.Environ(),
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+	})
+	if err != nil {
+		return 1, &Error{"start " + args[0], err}
+	}
+	go func() {
+		for s := range sigs {
+			if s == unix.SIGTERM || s == unix.SIGHUP {
+				// Through the process's descriptor: never another
+				// process that got its PID after it was reaped.
+				_ = p.Signal(s)
+			}
+		}
+	}()
+	return reap(p.Pid)
+}
+
+// reap waits for every child until main exits and returns main's status.
+func reap(main int) (int, error) {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 1, &Error{"wait", err}
+		}
+		if pid != main {
+			continue // an orphan, reaped
+		}
+		if ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ws.ExitStatus(), nil
+	}
 }
