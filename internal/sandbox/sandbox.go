@@ -125,8 +125,10 @@ func Setup() error {
 //
 // Signals: argv starts with the dispositions nsnet's caller had (in: an
 // ignored signal stays ignored, nothing else is), so ^C at the terminal
-// interrupts it; nsnet and init are in the same foreground process group
-// and only take note of SIGINT and SIGQUIT (the terminal sends them to
+// interrupts it. When nsnet has the terminal's foreground, argv gets it, in
+// a process group of its own inside (as a shell starts a job), and nsnet
+// takes it back afterwards; otherwise argv shares nsnet's group. nsnet and
+// init only take note of SIGINT and SIGQUIT (the terminal sends them to
 // argv itself). SIGTERM and SIGHUP sent to nsnet are passed on to argv.
 func Run(argv []string, in netns.Inherited, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	shell := len(argv) == 0
@@ -137,7 +139,16 @@ func Run(argv []string, in netns.Inherited, stdin io.Reader, stdout, stderr io.W
 		}
 		argv = []string{sh}
 	}
-	cmd := Command(append([]string{InitArg, inheritFlag + in.String(), "--"}, argv...)...)
+	init := []string{InitArg, inheritFlag + in.String()}
+	// In the foreground of a terminal, the command gets the terminal's
+	// foreground (below): a shell's job control needs a process group it
+	// can see, and the caller's is outside the PID namespace.
+	fg := foreground(stdin)
+	if fg != nil {
+		init = append(init, foregroundFlag)
+		defer fg()
+	}
+	cmd := Command(append(append(init, "--"), argv...)...)
 	cmd.Env = append(os.Environ(), EnvVar+"=1")
 	if shell {
 		cmd.Env = append(cmd.Env, promptEnv+"=1")
@@ -203,6 +214,36 @@ func withPrompt(args []string) []string {
 	return append(args, "--rcfile", rc)
 }
 
+// foreground reports whether in is a terminal whose foreground process
+// group is this process's. If so, it returns a function that gives the
+// foreground back to this group (a command in the sandbox took it, and
+// when it has exited, its group is gone).
+func foreground(in io.Reader) func() {
+	f, ok := in.(*os.File)
+	if !ok {
+		return nil
+	}
+	fd := int(f.Fd())
+	pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	if err != nil || pgrp != unix.Getpgrp() {
+		return nil
+	}
+	return func() {
+		if now, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err == nil && now == pgrp {
+			return
+		}
+		// From a background group, taking the terminal raises SIGTTOU,
+		// which would stop this process: ignored only now, when no child
+		// is left to inherit that.
+		signal.Ignore(unix.SIGTTOU)
+		defer signal.Reset(unix.SIGTTOU)
+		unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, pgrp)
+	}
+}
+
+// foregroundFlag tells Init to give the command the terminal's foreground.
+const foregroundFlag = "--foreground"
+
 // inheritFlag carries Run's netns.Inherited to the command inside.
 const inheritFlag = "--inherit="
 
@@ -235,11 +276,13 @@ func ExitCode(err error) (int, error) {
 // cannot fork a child that ignores a signal its parent handles.
 func Init(args []string) (int, error) {
 	var in netns.Inherited
-	last := false
+	last, fg := false, false
 	for len(args) > 0 && args[0] != "--" {
 		switch a := args[0]; {
 		case a == execFlag:
 			last = true
+		case a == foregroundFlag:
+			fg = true
 		case strings.HasPrefix(a, inheritFlag):
 			var err error
 			if in, err = netns.ParseInherited(strings.TrimPrefix(a, inheritFlag)); err != nil {
@@ -282,10 +325,14 @@ func Init(args []string) (int, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGINT, unix.SIGQUIT)
 	defer signal.Stop(sigs)
-	p, err := os.StartProcess("/proc/self/exe", append([]string{os.Args[0], InitArg, execFlag, inheritFlag + in.String(), "--"}, args...), &os.ProcAttr{
-		Env:   os.Environ(),
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
-	})
+	attr := &os.ProcAttr{Env: os.Environ(), Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}}
+	if fg {
+		// Its own process group, the terminal's foreground, as a shell
+		// puts a job: ^C goes to it, and a shell's job control (which
+		// gives the terminal back to the group it found at exit) works.
+		attr.Sys = &syscall.SysProcAttr{Setpgid: true, Foreground: true, Ctty: 0}
+	}
+	p, err := os.StartProcess("/proc/self/exe", append([]string{os.Args[0], InitArg, execFlag, inheritFlag + in.String(), "--"}, args...), attr)
 	if err != nil {
 		return 1, &Error{"start " + args[0], err}
 	}
