@@ -126,7 +126,8 @@ func commands() []*cmdSpec {
 			help: "Validates the lab file and prints what `nsnet up` would do now, one iproute2 command\n" +
 				"line per change. Changes nothing, not even the state directory.",
 			args:     []argSpec{{name: "FILE", kind: argFile}},
-			examples: []string{"plan examples/two-lans.yaml", "plan examples/two-lans.yaml -j"},
+			flags:    []flagSpec{hostFlag()},
+			examples: []string{"plan examples/two-lans.yaml", "plan examples/two-lans.yaml -j", "plan examples/multi.yaml --host m2"},
 			run:      func(e *Env, c Command) (int, error) { return e.lab(c) },
 		},
 		{
@@ -138,7 +139,8 @@ func commands() []*cmdSpec {
 				"Interrupted (Ctrl-C), up stops after the step in progress and says how to finish\n" +
 				"(run up again) or undo (nsnet down LAB).",
 			args:     []argSpec{{name: "FILE", kind: argFile}},
-			examples: []string{"up examples/two-lans.yaml"},
+			flags:    []flagSpec{hostFlag()},
+			examples: []string{"up examples/two-lans.yaml", "up examples/multi.yaml --host m1"},
 			run:      func(e *Env, c Command) (int, error) { return e.lab(c) },
 		},
 		{
@@ -148,6 +150,7 @@ func commands() []*cmdSpec {
 			help: "Removes everything the lab made, from its ledger alone: the file may be gone (then\n" +
 				"name the lab). Idempotent: a lab that is already down is success.",
 			args:     []argSpec{{name: "FILE|LAB", kind: argLabFile}},
+			flags:    []flagSpec{hostFlag()},
 			examples: []string{"down two-lans", "down examples/two-lans.yaml"},
 			run:      func(e *Env, c Command) (int, error) { return e.lab(c) },
 		},
@@ -157,6 +160,7 @@ func commands() []*cmdSpec {
 			summary:  "what exists of each lab (or one), node by node",
 			help:     "Shows, node by node, the links, their state, addresses and processes of every lab\nthat is up, or of one.",
 			args:     []argSpec{{name: "FILE|LAB", kind: argLabFile, optional: true}},
+			flags:    []flagSpec{hostFlag()},
 			examples: []string{"status", "status two-lans -j"},
 			run:      func(e *Env, c Command) (int, error) { return e.lab(c) },
 		},
@@ -177,7 +181,7 @@ func commands() []*cmdSpec {
 				"Everything after NODE (or after --) is CMD's own.",
 			args:     []argSpec{{name: "LAB", kind: argLab}, {name: "NODE", kind: argNode}},
 			rest:     &argSpec{name: "CMD", kind: argCommand},
-			flags:    []flagSpec{{name: labGateFlag, hidden: true}},
+			flags:    []flagSpec{{name: labGateFlag, hidden: true}, hostFlag()},
 			examples: []string{"exec two-lans h1 -- ping -c1 10.2.0.4", "exec two-lans h1 nsnet -br addr"},
 			run:      func(e *Env, c Command) (int, error) { return e.lab(c) },
 		},
@@ -192,6 +196,7 @@ func commands() []*cmdSpec {
 			args: []argSpec{{name: "FILE|LAB", kind: argLabFile}},
 			flags: []flagSpec{
 				{name: "--all", help: "also ping every ordered pair of nodes and print the matrix"},
+				hostFlag(),
 				{name: "--junit", value: "FILE", kind: argFile, help: "also write a JUnit XML report to FILE"},
 				{name: "--timeout", value: "SECONDS", help: "per-probe timeout, 0.01-60 (default 1)"},
 			},
@@ -434,4 +439,10 @@ func netnsCommand() *cmdSpec {
 		summary: "named network namespaces, shared with ip netns",
 		help:    "Creates, deletes, lists and runs commands in named namespaces (/run/netns).",
 	}
+}
+
+// hostFlag is --host, the host of a lab across machines this machine is,
+// taken by every command that works on a lab.
+func hostFlag() flagSpec {
+	return flagSpec{name: "--host", value: "NAME", help: "in a lab across machines, the host this machine is (default: the one whose address is here)"}
 }

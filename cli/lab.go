@@ -24,7 +24,7 @@ func (e *Env) lab(c Command) (int, error) {
 		// it really holds instead of twice that.
 		debug.SetMemoryLimit(labMemoryLimit)
 	}
-	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, Exe: e.Exe, Log: e.Stderr, Inherited: e.Inherited}
+	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, Exe: e.Exe, Log: e.Stderr, Inherited: e.Inherited, Host: c.Flags["--host"]}
 	args := c.Args
 	switch c.Object {
 	case "plan", "up":

@@ -52,6 +52,12 @@ type Lab struct {
 
 	nodes map[string]*Node
 	src   string // the file's name as given, for messages
+	// Hosts are the machines of a lab across machines (hosts.go), none
+	// for a lab on one machine; VXLAN is its vxlan: section. Here is the
+	// machine a part of the lab (ForHost) is for.
+	Hosts []*Host
+	VXLAN VXLANConfig
+	Here  *Host
 	// Expect lists the lab's reachability and isolation expectations, for
 	// nsnet check (see expect.go).
 	Expect []Expectation
@@ -89,6 +95,9 @@ type Node struct {
 	// Responders are the built-in servers (tcp:PORT echo, udp:PORT echo,
 	// http:PORT) nsnet check starts in the node while it probes.
 	Responders []string
+
+	// Host is the machine the node is on, nil in a lab without hosts.
+	Host *Host
 
 	at loc
 }
@@ -137,7 +146,7 @@ const (
 type Interface struct {
 	Node *Node
 	Name string
-	Kind string // KindVeth or KindBridge
+	Kind string // KindVeth, KindBridge or KindVXLAN
 	// MTU is 0 for the kernel's default.
 	MTU int
 	// MAC is derived from the lab, namespace and name: the same lab file
@@ -201,6 +210,11 @@ type Bridge struct {
 type Link struct {
 	A, B *Interface
 	MTU  int
+	// VNI is the VXLAN network identifier of a link across machines (its
+	// ends are then KindVXLAN), 0 for a link on one machine.
+	VNI uint32
+	// Port is the UDP port of a link across machines (vxlan.port).
+	Port int
 }
 
 // Route is a route in a node's main table.

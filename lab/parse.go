@@ -43,6 +43,8 @@ type spec struct {
 	Bridges []*bridgeSpec
 	Links   []*linkSpec
 	Expect  []*expectSpec
+	Hosts   []*hostSpec // see hosts.go
+	VXLAN   *vxlanSpec
 }
 
 type nodeSpec struct {
@@ -52,6 +54,7 @@ type nodeSpec struct {
 	Sysctls []sysctlSpec
 	Procs   []*procSpec
 	Resps   []sval
+	Host    sval
 }
 
 type routeSpec struct {
@@ -80,6 +83,7 @@ type linkSpec struct {
 	At   loc
 	A, B *endSpec
 	MTU  ival
+	VNI  ival
 }
 
 type endSpec struct {
@@ -128,11 +132,17 @@ func parseSpec(file string, data []byte) (*spec, *problems) {
 		root = root.Content[0]
 	}
 	s := &spec{At: at(root, "")}
-	fields := p.fields(root, "", "lab", "nodes", "bridges", "links", "expect")
+	fields := p.fields(root, "", "lab", "nodes", "bridges", "links", "expect", "hosts", "vxlan")
 	if f, ok := fields["lab"]; ok {
 		s.Name = p.str(f, "lab")
 	} else if root.Kind == yaml.MappingNode {
 		p.add(at(root, "lab"), "missing: every lab needs a name (lab: NAME)")
+	}
+	if f, ok := fields["hosts"]; ok {
+		s.Hosts = p.hosts(f)
+	}
+	if f, ok := fields["vxlan"]; ok {
+		s.VXLAN = p.vxlan(f)
 	}
 	// The YAML tree is the biggest thing nsnet ever holds (about 3 KB per
 	// node of a big lab): each part is dropped as soon as it is read.
@@ -353,7 +363,10 @@ func kindName(n *yaml.Node) string {
 func (p *parser) node(kv keyValue) *nodeSpec {
 	path := kv.Key.At.Path
 	ns := &nodeSpec{Name: kv.Key}
-	f := p.fields(kv.Value, path, "netns", "routes", "sysctls", "processes", "responders")
+	f := p.fields(kv.Value, path, "netns", "routes", "sysctls", "processes", "responders", "host")
+	if v, ok := f["host"]; ok {
+		ns.Host = p.str(v, path+".host")
+	}
 	if v, ok := f["responders"]; ok {
 		ns.Resps = p.strs(v, path+".responders")
 	}
@@ -455,7 +468,10 @@ func (p *parser) bridge(kv keyValue) *bridgeSpec {
 
 func (p *parser) link(n *yaml.Node, path string) *linkSpec {
 	l := &linkSpec{At: at(n, path)}
-	f := p.fields(n, path, "a", "b", "mtu")
+	f := p.fields(n, path, "a", "b", "mtu", "vni")
+	if v, ok := f["vni"]; ok {
+		l.VNI = p.int(v, path+".vni")
+	}
 	for _, side := range []string{"a", "b"} {
 		v, ok := f[side]
 		if !ok {

@@ -24,6 +24,7 @@ const (
 	OpSysctl                      // set a sysctl in a node
 	OpAddBridge                   // create a bridge
 	OpAddVeth                     // create a veth pair, peer directly in its namespace
+	OpAddVXLAN                    // create this machine's half of a link across machines
 	OpSetAlias                    // mark a link with the lab's alias
 	OpAddrGenNone                 // no automatic IPv6 link-local address (and so no DAD) on a link
 	OpSetMAC                      // fix a drifted MAC address
@@ -151,6 +152,9 @@ type planner struct {
 // exists now. It changes nothing. Names that exist and are not the lab's
 // are reported as an *InvalidError, located in the lab file.
 func PlanUp(l *Lab, st *State) (*Plan, error) {
+	if len(l.Hosts) > 0 && l.Here == nil {
+		return nil, fmt.Errorf("lab %s spans %d hosts: plan one machine's part (Lab.ForHost)", l.Name, len(l.Hosts))
+	}
 	p := newPlanner(l.Name, st)
 	p.lab = l
 	p.probs.file = l.src
@@ -180,6 +184,10 @@ func PlanUp(l *Lab, st *State) (*Plan, error) {
 		p.bridge(b)
 	}
 	for _, lk := range l.Links {
+		if lk.CrossHost() {
+			p.vxlan(l.Local(lk))
+			continue
+		}
 		p.veth(lk)
 	}
 	p.routes()
@@ -517,6 +525,22 @@ func (p *planner) veth(l *Link) {
 	p.configure(b, sb)
 }
 
+// vxlan plans this machine's half of a link across machines: created when
+// missing, recreated when its VXLAN settings are not the file's (the kernel
+// changes none of them in place), then configured like a veth end.
+func (p *planner) vxlan(i *Interface) {
+	ls := p.linkState(i)
+	if ls != nil && !vxlanAgrees(ls, i) {
+		p.add(Step{Op: OpDelLink, Iface: i})
+		ls = nil
+	}
+	if ls == nil {
+		p.made[i] = true
+		p.add(Step{Op: OpAddVXLAN, Iface: i})
+	}
+	p.configure(i, ls)
+}
+
 // configure brings an interface from its observed state (nil: just created)
 // to the lab's: marked, attached, addressed, up.
 func (p *planner) configure(i *Interface, ls *LinkState) {
@@ -641,7 +665,7 @@ func (p *planner) processes() {
 
 func (o Op) String() string {
 	names := [...]string{"", "stop process", "restore sysctl", "delete namespace", "delete link", "await removal",
-		"add namespace", "loopback up", "set sysctl", "add bridge", "add veth", "set alias",
+		"add namespace", "loopback up", "set sysctl", "add bridge", "add veth", "add vxlan", "set alias",
 		"addrgenmode none", "set mac", "set master", "set mtu", "delete address", "add link-local address", "add address", "set up", "add neighbour", "add route", "start process"}
 	if int(o) < len(names) {
 		return names[o]

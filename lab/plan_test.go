@@ -439,3 +439,34 @@ links:
 		t.Errorf("addresses:\n%s\nwant:\n%s", strings.Join(got, " "), want)
 	}
 }
+
+// TestPlanGoldenHosts: each machine's part of a lab across machines, from
+// nothing: VXLAN halves with fixed remotes and derived VNIs.
+func TestPlanGoldenHosts(t *testing.T) {
+	l := load(t, filepath.Join("..", "examples", "multi.yaml"))
+	for _, h := range l.Hosts {
+		t.Run(h.Name, func(t *testing.T) {
+			p, err := lab.PlanUp(l.ForHost(h), &lab.State{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := render(t, p)
+			golden := filepath.Join("testdata", "multi."+h.Name+".plan.golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("plan differs from %s (go test -update rewrites it):\n%s", golden, diffLines(string(want), got))
+			}
+		})
+	}
+	if _, err := lab.PlanUp(l, &lab.State{}); err == nil {
+		t.Error("PlanUp of the whole lab across machines: no error, want one asking for a host's part")
+	}
+}

@@ -55,6 +55,16 @@ func (s Step) Lines(mark string) []string {
 			peer += " netns " + netnsArg(b.Node)
 		}
 		return []string{fmt.Sprintf("ip%s link add %s%s type veth %s", n, a.Name, mtuOpt(a.MTU), peer)}
+	case OpAddVXLAN:
+		i := s.Iface
+		netns := ""
+		if !i.Node.IsHost() {
+			netns = " netns " + i.Node.Netns
+		}
+		// Run in the machine's namespace: the device's socket is made
+		// there, the device itself in the node.
+		return []string{fmt.Sprintf("ip link add %s%s%s address %s type vxlan id %d remote %s local %s dstport %d nolearning  # to %s on %s",
+			i.Name, netns, mtuOpt(i.MTU), i.MAC, i.Link.VNI, i.Remote(), i.Local(), i.Link.Port, i.Peer.Node.Name, i.Peer.Node.Host.Name)}
 	case OpSetAlias:
 		return []string{fmt.Sprintf("ip%s link set %s alias %s", n, s.Iface.Name, mark)}
 	case OpAddrGenNone:
@@ -183,7 +193,7 @@ func (p *Plan) Summary() string {
 		switch s.Op {
 		case OpAddNetns:
 			ns++
-		case OpAddBridge, OpAddVeth:
+		case OpAddBridge, OpAddVeth, OpAddVXLAN:
 			links++
 		case OpAddAddr, OpLinkLocal:
 			addrs++

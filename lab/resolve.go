@@ -88,9 +88,11 @@ func resolve(s *spec, pr *problems) *Lab {
 	if s.Name.set() && !ledger.ValidName(s.Name.V) {
 		r.add(s.Name.At, "invalid lab name %s: %s", echo.Quote(s.Name.V), ledger.NameRule)
 	}
+	r.hostDefs(s)
 	r.nodes(s)
 	r.bridgeDefs(s)
 	r.links(s)
+	r.crossHost(s)
 	r.addresses(s)
 	r.mtus(s)
 	for _, ns := range s.Nodes {
@@ -113,6 +115,7 @@ func (r *resolver) nodes(s *spec) {
 	for _, ns := range s.Nodes {
 		name := ns.Name.V
 		n := &Node{Name: name, at: ns.Name.At}
+		r.nodeHost(n, ns.Host)
 		if name == HostNode {
 			if ns.Netns.set() {
 				r.add(ns.Netns.At, "the host node is the namespace nsnet runs in: it has no netns name")
@@ -140,6 +143,7 @@ func (r *resolver) nodes(s *spec) {
 	}
 	if host == nil {
 		host = &Node{Name: HostNode}
+		r.nodeHost(host, sval{})
 		r.lab.nodes[HostNode] = host
 	}
 	// The host comes first: it exists before anything else does.

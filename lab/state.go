@@ -65,6 +65,8 @@ type LinkState struct {
 	MTU       int
 	Master    string // name of the bridge it is a port of
 	PeerIndex int    // a veth's peer ifindex (in the peer's namespace)
+	// VXLAN is a VXLAN link's configuration, nil for other kinds.
+	VXLAN *VXLANState
 	// AddrGenAuto is set when the kernel makes the link's IPv6 link-local
 	// address itself, with DAD (addrgenmode other than none): nsnet sets
 	// none on every link it makes.
@@ -153,4 +155,21 @@ func routeIs4(r Route) bool {
 		return r.To.Addr().Is4()
 	}
 	return !r.Via.Is6()
+}
+
+// VXLANState is what the kernel says of a VXLAN link.
+type VXLANState struct {
+	VNI           uint32
+	Remote, Local netip.Addr
+	Port          int
+	Learning      bool
+}
+
+// vxlanAgrees reports whether an observed VXLAN link is the lab's half of a
+// link across machines as the file now says it (a changed VNI, remote or
+// port is a new link).
+func vxlanAgrees(ls *LinkState, i *Interface) bool {
+	v := ls.VXLAN
+	return ls.Kind == KindVXLAN && v != nil && v.VNI == i.Link.VNI && v.Remote == i.Remote() &&
+		v.Local == i.Local() && v.Port == i.Link.Port && !v.Learning
 }

@@ -41,6 +41,9 @@ type Options struct {
 	// lab holding a namespace open keeps them alive) before deleting them
 	// itself; 0 is 10 s.
 	Settle time.Duration
+	// Host is the host of a lab across machines this machine is (--host);
+	// empty: the one whose underlay address is on this machine.
+	Host string
 }
 
 func (o Options) store() ledger.Store { return ledger.Store{Dir: o.StateDir} }
@@ -166,6 +169,9 @@ func Up(l *Lab, opt Options) (*Result, error) {
 			return nil, fmt.Errorf("lab %s: %w: it is up from %s (run nsnet down %s first)", l.Name, ErrOtherFile, s.led.File, l.Name)
 		}
 	}
+	if l, err = part(l, opt, s.sys); err != nil {
+		return nil, err
+	}
 	st, err := s.sys.Observe(l, s.led, opt.store())
 	if err != nil {
 		return nil, err
@@ -250,6 +256,9 @@ func PlanFor(l *Lab, opt Options) (*Plan, error) {
 		return nil, err
 	}
 	defer sys.Close()
+	if l, err = part(l, opt, sys); err != nil {
+		return nil, err
+	}
 	st, err := sys.Observe(l, led, store)
 	if err != nil {
 		return nil, err

@@ -30,9 +30,9 @@ func badLabs() []badLab {
 	}
 	return []badLab{
 		{"unknown top-level field", "lab: x\ncolour: red\n",
-			[]string{`bad.yaml:2:1: colour: unknown field "colour" (known: lab, nodes, bridges, links, expect)`}},
+			[]string{`bad.yaml:2:1: colour: unknown field "colour" (known: lab, nodes, bridges, links, expect, hosts, vxlan)`}},
 		{"unknown node field", "lab: x\nnodes:\n  a: {colour: red}\n",
-			[]string{`bad.yaml:3:7: nodes.a.colour: unknown field "colour" (known: netns, routes, sysctls, processes, responders)`}},
+			[]string{`bad.yaml:3:7: nodes.a.colour: unknown field "colour" (known: netns, routes, sysctls, processes, responders, host)`}},
 		{"unknown link end field", "lab: x\nnodes: {a: {}, b: {}}\nlinks:\n  - a: {node: a, name: e, adresses: [10.0.0.1/24]}\n    b: {node: b, name: e}\n",
 			[]string{`bad.yaml:4:27: links[0].a.adresses: unknown field "adresses" (known: node, bridge, name, addresses)`}},
 		{"missing lab name", "nodes: {a: {}}\n",
@@ -128,10 +128,10 @@ func badLabs() []badLab {
 		{"two documents", "lab: x\n---\nlab: y\n",
 			[]string{`bad.yaml:2:1: a lab file holds one YAML document; this is a second one`}},
 		{"not a mapping", "- a\n- b\n",
-			[]string{`bad.yaml:1:1: the file must be a mapping with keys lab, nodes, bridges, links, expect, not a list`}},
+			[]string{`bad.yaml:1:1: the file must be a mapping with keys lab, nodes, bridges, links, expect, hosts, vxlan, not a list`}},
 		{"several problems at once", "lab: x\nnodes:\n  a: {colour: red}\nlinks:\n  - a: {node: a, name: e}\n    b: {node: z, name: e}\n    mtu: 9\n",
 			[]string{
-				`bad.yaml:3:7: nodes.a.colour: unknown field "colour" (known: netns, routes, sysctls, processes, responders)`,
+				`bad.yaml:3:7: nodes.a.colour: unknown field "colour" (known: netns, routes, sysctls, processes, responders, host)`,
 				`bad.yaml:6:15: links[0].b.node: no node named "z" (nodes: host, a)`,
 			}},
 	}
