@@ -105,7 +105,7 @@ comp nsnet perf complab alpha ""
 		"nsnet status ":                    "complab complab.yaml",
 		"nsnet down comp":                  "complab complab.yaml",
 		"nsnet exec complab ":              "alpha beta",
-		"nsnet check complab --":           "--all --help --json --junit --timeout",
+		"nsnet check complab --":           "--all --help --host --json --junit --timeout",
 		"nsnet check complab --junit comp": "complab.yaml",
 		"nsnet completion ":                "bash fish zsh",
 		"nsnet help link ":                 "add del help set show",
