@@ -79,6 +79,10 @@ func (e *Env) lab(c Command) (int, error) {
 		release()
 		done.finish()
 		if errors.Is(err, lab.ErrInterrupted) {
+			if done.done == 0 {
+				return 130, fmt.Errorf("down %s interrupted before it removed anything: the lab is as it was; "+
+					"run \"nsnet down %s\" to take it down", name, name)
+			}
 			return 130, fmt.Errorf("down %s interrupted after %s: the lab is partly removed; "+
 				"run \"nsnet down %s\" again to finish", name, done.steps(), name)
 		}
