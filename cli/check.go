@@ -57,7 +57,7 @@ func (e *Env) check(c Command) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, Exe: e.Exe}
+	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, EtcNetns: e.EtcNetns, Exe: e.Exe}
 	l, err := e.checkLab(ca.target, opt)
 	if err != nil {
 		return 2, err

@@ -61,7 +61,7 @@ func TestWrongCommandLines(t *testing.T) {
 		{[]string{"up", "x.yaml", "-4"}, `up: option -4/-6 does not apply to "nsnet up"`, "usage: nsnet up FILE [-j]\n"},
 		{[]string{"-j", "sandbox"}, `sandbox: option -j does not apply to "nsnet sandbox"`, "usage: nsnet sandbox"},
 		{[]string{"-j", "exec", "lab", "node", "true"}, `exec: option -j does not apply`, "usage: nsnet exec LAB NODE"},
-		{[]string{"-br", "status"}, `status: option -br does not apply`, "usage: nsnet status [FILE|LAB] [-j]\n"},
+		{[]string{"-br", "status"}, `status: option -br does not apply`, "usage: nsnet status [FILE|LAB [NODE...]] [-j]\n"},
 		{[]string{"status", "-x"}, `status: unknown option "-x"`, "usage: nsnet status"},
 		{[]string{"check", "x.yaml", "--al"}, `check: unknown option "--al"; did you mean "--all"?`, "usage: nsnet check FILE|LAB"},
 		{[]string{"check", "x.yaml", "--timeout"}, `check: option --timeout needs a value`, "usage: nsnet check"},

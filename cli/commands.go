@@ -28,10 +28,11 @@ func commands() []*cmdSpec {
 		linkCommand(), addrCommand(), routeCommand(), netnsCommand(),
 		{
 			name: "ping", group: groupTools, opts: optNS | optJSON,
-			usage:   []string{"[-c COUNT] [-W TIMEOUT] [-i INTERVAL] [-q] ADDR"},
+			usage:   []string{"[-c COUNT] [-W TIMEOUT] [-i INTERVAL] [-q] ADDR|NAME"},
 			summary: "built-in ICMP echo, like iputils ping (no ping binary needed)",
-			help: "Sends ICMP echo requests to ADDR (IPv4 or IPv6; names are not resolved) from the\n" +
-				"command's namespace and prints each reply and a summary as iputils ping does. Without\n" +
+			help: "Sends ICMP echo requests to ADDR (IPv4 or IPv6) or NAME from the command's namespace\n" +
+				"and prints each reply and a summary as iputils ping does. NAME comes from the hosts\n" +
+				"file only (never DNS): inside a lab node (nsnet exec) that lists the lab's nodes. Without\n" +
 				"-c it runs until interrupted. Exit 0 when any reply came, 1 when none did, 2 when it\n" +
 				"could not send at all (\"Network is unreachable\" when there is no route). With -j\n" +
 				"(before ping) it prints one JSON object at the end: the summary and each reply.",
@@ -41,7 +42,7 @@ func commands() []*cmdSpec {
 				{name: "-i", value: "INTERVAL", help: "seconds between requests (default 1)"},
 				{name: "-q", help: "quiet: only the summary"},
 			},
-			examples: []string{"ping -c 1 10.200.0.3", "-n direct_netns -j ping -c 3 -i 0.2 fd00::1"},
+			examples: []string{"ping -c 1 10.200.0.3", "-n direct_netns -j ping -c 3 -i 0.2 fd00::1", "exec two-lans h1 nsnet ping -c1 h4"},
 			parse:    parsePing,
 			run:      func(e *Env, c Command) (int, error) { return e.ping(c) },
 		},
@@ -57,10 +58,11 @@ func commands() []*cmdSpec {
 		},
 		{
 			name: "fetch", group: groupTools, opts: optNS,
-			usage:   []string{"[-W SECONDS] http://IP:PORT/PATH"},
+			usage:   []string{"[-W SECONDS] http://HOST:PORT/PATH"},
 			summary: "GET a URL and print the body, a minimal curl",
-			help: "Fetches the URL from the command's namespace and prints the body. Exit codes follow\n" +
-				"curl: 7 could not connect, 28 timed out, 22 an HTTP error status.",
+			help: "Fetches the URL from the command's namespace and prints the body. HOST is an address\n" +
+				"or a name from the hosts file (a lab's node inside the lab). Exit codes follow curl: 6\n" +
+				"could not resolve, 7 could not connect, 28 timed out, 22 an HTTP error status.",
 			flags:    []flagSpec{{name: "-W", value: "SECONDS", help: "give up after SECONDS (default 2)"}},
 			examples: []string{"fetch http://127.0.0.1:8080/", "-n direct_netns fetch -W 0.5 http://10.200.0.2:8080/"},
 			parse:    parseFetch,
@@ -156,12 +158,16 @@ func commands() []*cmdSpec {
 		},
 		{
 			name: "status", group: groupLabs, opts: optJSON,
-			usage:    []string{"[FILE|LAB]"},
-			summary:  "what exists of each lab (or one), node by node",
-			help:     "Shows, node by node, the links, their state, addresses and processes of every lab\nthat is up, or of one.",
+			usage:   []string{"[FILE|LAB [NODE...]]"},
+			summary: "one row per node of each lab (or one); the detail of named nodes",
+			help: "Shows each lab that is up (or one) with one row per node: its namespace, state (up,\n" +
+				"degraded when an interface is missing or down or a process exited, missing), interfaces\n" +
+				"up/total, addresses and processes. With NODEs, the detail of those nodes: every\n" +
+				"interface with its state, addresses, peer and bridge, every process with its log.",
 			args:     []argSpec{{name: "FILE|LAB", kind: argLabFile, optional: true}},
 			flags:    []flagSpec{hostFlag()},
-			examples: []string{"status", "status two-lans -j"},
+			rest:     &argSpec{name: "NODE", kind: argNode, optional: true},
+			examples: []string{"status", "status two-lans -j", "status two-lans h1 router"},
 			run:      func(e *Env, c Command) (int, error) { return e.lab(c) },
 		},
 		{
@@ -182,7 +188,7 @@ func commands() []*cmdSpec {
 			args:     []argSpec{{name: "LAB", kind: argLab}, {name: "NODE", kind: argNode}},
 			rest:     &argSpec{name: "CMD", kind: argCommand},
 			flags:    []flagSpec{{name: labGateFlag, hidden: true}, hostFlag()},
-			examples: []string{"exec two-lans h1 -- ping -c1 10.2.0.4", "exec two-lans h1 nsnet -br addr"},
+			examples: []string{"exec two-lans h1 nsnet ping -c1 h6", "exec two-lans h1 nsnet -br addr"},
 			run:      func(e *Env, c Command) (int, error) { return e.lab(c) },
 		},
 		{

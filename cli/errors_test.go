@@ -61,7 +61,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{[]string{"addr", "add", "10.200.0.3/24", "dev", "nosuchdev"}, "no such device"},
 		{[]string{"route", "add", "10.9.0.0/16", "via", "fd00::1"}, "different address families"},
 		{[]string{"ping", "-c", "0", "127.0.0.1"}, "count must be a whole number"},
-		{[]string{"ping", "example.com"}, "names are not resolved"},
+		{[]string{"ping", "no-such-node.example"}, "Name or service not known"},
+		{[]string{"ping", "a/b"}, "or a name from the hosts file"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"--frob", "link"}, `unknown option "--frob"`},
 	} {

@@ -105,7 +105,7 @@ func faultCommands() []*cmdSpec {
 
 // fault runs fault, partition, heal and doctor.
 func (e *Env) fault(c Command) (int, error) {
-	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, Exe: e.Exe, Log: e.Stderr}
+	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, EtcNetns: e.EtcNetns, Exe: e.Exe, Log: e.Stderr}
 	args := append(append([]string{}, c.Args...), c.Argv...)
 	if v, ok := c.Flags["--for"]; ok {
 		args = append(args, "--for", v)

@@ -24,7 +24,7 @@ func (e *Env) lab(c Command) (int, error) {
 		// it really holds instead of twice that.
 		debug.SetMemoryLimit(labMemoryLimit)
 	}
-	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, Exe: e.Exe, Log: e.Stderr, Inherited: e.Inherited, Host: c.Flags["--host"]}
+	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, EtcNetns: e.EtcNetns, Exe: e.Exe, Log: e.Stderr, Inherited: e.Inherited, Host: c.Flags["--host"]}
 	args := c.Args
 	switch c.Object {
 	case "plan", "up":
@@ -125,6 +125,13 @@ func (e *Env) lab(c Command) (int, error) {
 		if err != nil {
 			return 1, err
 		}
+		if len(c.Argv) > 0 {
+			one, err := lab.FilterNodes(st[0], c.Argv)
+			if err != nil {
+				return 1, err
+			}
+			return 0, lab.WriteNodeStatus(e.Stdout, one, c.Opts.JSON)
+		}
 		return 0, lab.WriteStatus(e.Stdout, st, c.Opts.JSON)
 	case "labs":
 		ls, err := lab.Labs(opt)
@@ -135,7 +142,7 @@ func (e *Env) lab(c Command) (int, error) {
 	case "exec":
 		if c.has(labGateFlag) {
 			// A lab process waiting to be recorded before it runs.
-			err := lab.Gate(args[0], args[1], c.Argv)
+			err := lab.Gate(args[0], args[1], e.EtcNetns, c.Argv)
 			return 127, fmt.Errorf("lab process: %w", err)
 		}
 		err := lab.Exec(args[0], args[1], c.Argv, opt)

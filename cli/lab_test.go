@@ -21,7 +21,7 @@ func TestLabUsage(t *testing.T) {
 		{[]string{"up"}, 2, "nsnet: up: missing FILE\nusage: nsnet up FILE [-j]\n"},
 		{[]string{"plan", "a.yaml", "b.yaml"}, 2, "plan: unexpected argument \"b.yaml\"\nusage: nsnet plan FILE [-j]\n"},
 		{[]string{"down"}, 2, "down: missing FILE|LAB\nusage: nsnet down FILE|LAB [-j]\n"},
-		{[]string{"status", "a", "b"}, 2, "status: unexpected argument \"b\"\nusage: nsnet status [FILE|LAB] [-j]\n"},
+		{[]string{"status", "a", "b"}, 1, "no lab named a is up"},
 		{[]string{"labs", "x"}, 2, `labs: unexpected argument "x"`},
 		{[]string{"exec", "lab", "node"}, 2, "exec: missing CMD\nusage: nsnet exec LAB NODE [--] CMD [ARGS...]\n"},
 		{[]string{"exec", "lab", "node", "--"}, 2, "exec: missing CMD"},

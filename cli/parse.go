@@ -49,6 +49,7 @@ type Command struct {
 	Interval time.Duration // ping -i
 	Quiet    bool          // ping -q
 	Addr     netip.Addr    // ping ADDR
+	Host     string        // ping NAME, resolved from the hosts file
 
 	Proto  string // serve PROTO
 	Listen string // serve PROTO HOST:PORT
@@ -720,17 +721,21 @@ func parsePing(c Command, args []string) (Command, error) {
 			if strings.HasPrefix(a, "-") {
 				return c, usagef(ctx, "unknown option %q (options: -c COUNT, -W TIMEOUT, -i INTERVAL, -q)", a)
 			}
-			if c.Addr.IsValid() {
+			if c.Addr.IsValid() || c.Host != "" {
 				return c, usagef(ctx, "unexpected argument %q", a)
 			}
 			addr, err := netip.ParseAddr(a)
-			if err != nil || addr.Zone() != "" {
-				return c, usagef(ctx, "invalid address %q: expected an IPv4 or IPv6 address (names are not resolved)", a)
+			if err == nil && addr.Zone() == "" {
+				c.Addr, args = addr.Unmap(), args[1:]
+				continue
 			}
-			c.Addr, args = addr.Unmap(), args[1:]
+			if err == nil || !hostnameRE.MatchString(a) {
+				return c, usagef(ctx, "invalid address %q: expected an IPv4 or IPv6 address or a name from the hosts file", a)
+			}
+			c.Host, args = a, args[1:]
 		}
 	}
-	if !c.Addr.IsValid() {
+	if !c.Addr.IsValid() && c.Host == "" {
 		return c, usagef(ctx, "missing address")
 	}
 	return c, nil

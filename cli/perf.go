@@ -118,7 +118,7 @@ func (e *Env) perf(c Command) (int, error) {
 		return 2, err
 	}
 	pa.json = pa.json || c.Opts.JSON
-	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, Exe: e.Exe}
+	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, EtcNetns: e.EtcNetns, Exe: e.Exe}
 	l, err := e.checkLab(pa.lab, opt)
 	if err != nil {
 		return 2, err

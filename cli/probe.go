@@ -24,6 +24,13 @@ func (e *Env) ping(c Command) (int, error) {
 		return 2, err
 	}
 	defer ns.Close()
+	shown := c.Addr.String()
+	if c.Host != "" {
+		if c.Addr, err = e.resolve(c, c.Host); err != nil {
+			return 2, &restated{"ping: " + c.Host + ": Name or service not known (" + err.Error() + ")", err}
+		}
+		shown = c.Host
+	}
 	p, err := probe.NewPinger(ns, c.Addr)
 	if err != nil {
 		var en unix.Errno
@@ -47,9 +54,9 @@ func (e *Env) ping(c Command) (int, error) {
 	if c.Opts.JSON {
 		// One JSON object at the end instead of iputils' lines.
 	} else if c.Addr.Is4() {
-		fmt.Fprintf(e.Stdout, "PING %s (%s) %d(%d) bytes of data.\n", c.Addr, c.Addr, probe.PayloadSize, probe.PayloadSize+28)
+		fmt.Fprintf(e.Stdout, "PING %s (%s) %d(%d) bytes of data.\n", shown, c.Addr, probe.PayloadSize, probe.PayloadSize+28)
 	} else {
-		fmt.Fprintf(e.Stdout, "PING %s (%s) %d data bytes\n", c.Addr, c.Addr, probe.PayloadSize)
+		fmt.Fprintf(e.Stdout, "PING %s (%s) %d data bytes\n", shown, c.Addr, probe.PayloadSize)
 	}
 	start := time.Now()
 	var sent, recv int
@@ -226,7 +233,11 @@ func (e *Env) fetch(c Command) (int, error) {
 		return 1, err
 	}
 	defer ns.Close()
-	status, body, err := probe.Fetch(context.Background(), ns, c.URL, c.Timeout)
+	u, err := e.resolveURL(c, c.URL)
+	if err != nil {
+		return 6, err // curl's "could not resolve host"
+	}
+	status, body, err := probe.Fetch(context.Background(), ns, u, c.Timeout)
 	if err != nil {
 		var fe *probe.FetchError
 		if errors.As(err, &fe) {

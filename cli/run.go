@@ -14,6 +14,7 @@ import (
 	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/internal/sandbox"
 	"github.com/nsnet/nsnet/kernel"
+	"github.com/nsnet/nsnet/lab"
 	"github.com/nsnet/nsnet/netns"
 )
 
@@ -26,6 +27,9 @@ type Env struct {
 	Netns netns.Dir
 	// StateDir holds lab ledgers (default /run/nsnet).
 	StateDir string
+	// EtcNetns holds each namespace's /etc files (default /etc/netns,
+	// NSNET_ETC_NETNS): the nodes' hosts files go there.
+	EtcNetns string
 	// Exe is the nsnet binary, for commands that start nsnet again.
 	Exe string
 	// Inherited is what nsnet's caller ignored and closed, given back to
@@ -36,6 +40,10 @@ type Env struct {
 // DefaultStateDir is where lab ledgers live unless NSNET_STATE_DIR says
 // otherwise.
 const DefaultStateDir = "/run/nsnet"
+
+// DefaultEtcNetns is where namespaces' own /etc files live (as for ip netns
+// exec) unless NSNET_ETC_NETNS says otherwise.
+const DefaultEtcNetns = "/etc/netns"
 
 // Main is the whole program: it parses args (without the program name), runs
 // the command and returns the exit code. in is what the process inherited
@@ -56,7 +64,11 @@ func Main(args []string, in netns.Inherited) int {
 	if state == "" {
 		state = DefaultStateDir
 	}
-	e := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Netns: netns.Default(), StateDir: state, Exe: exe, Inherited: in}
+	etc := os.Getenv(lab.EtcNetnsEnv)
+	if etc == "" {
+		etc = DefaultEtcNetns
+	}
+	e := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Netns: netns.Default(), StateDir: state, EtcNetns: etc, Exe: exe, Inherited: in}
 	return e.Main(args)
 }
 
@@ -462,7 +474,7 @@ func (e *Env) netnsCmd(c Command) (int, error) {
 		if err != nil {
 			return 1, missingNS(c.Name, err)
 		}
-		err = netns.Exec(ns, c.Argv, netns.ExecOptions{Name: c.Name, Inherited: e.Inherited})
+		err = netns.Exec(ns, c.Argv, netns.ExecOptions{Name: c.Name, EtcDir: e.EtcNetns, Inherited: e.Inherited})
 		// Exec only returns on failure, and the thread may be inside the
 		// namespace by then: report and exit, nothing else.
 		return 1, fmt.Errorf("netns exec %s %s: %w", c.Name, c.Argv[0], err)

@@ -185,6 +185,8 @@ func record(p *Plan, old *ledger.Ledger, host ledger.NSID) *ledger.Ledger {
 	// Runtime faults, and the processes that keep them, are not the
 	// file's: up leaves them as they are.
 	led.Faults, led.Partition = old.Faults, old.Partition
+	// The hosts files are synced after the plan has run (syncHosts).
+	led.Files = old.Files
 	for _, pr := range old.Procs {
 		if pr.Role != "" {
 			led.Procs = append(led.Procs, pr)

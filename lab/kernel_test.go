@@ -67,12 +67,13 @@ type env struct {
 	bin   string
 	state string
 	dir   string   // where lab files are written
+	etc   string   // the labs' /etc/netns
 	extra []string // more environment for nsnet, e.g. lab.PlainEnv
 }
 
 func newEnv(t *testing.T) *env {
 	sandbox.Require(t)
-	return &env{t: t, bin: nsnetBin(t), state: t.TempDir(), dir: t.TempDir()}
+	return &env{t: t, bin: nsnetBin(t), state: t.TempDir(), dir: t.TempDir(), etc: filepath.Join(t.TempDir(), "etc-netns")}
 }
 
 type result struct {
@@ -83,7 +84,7 @@ type result struct {
 func (e *env) cmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(e.bin, args...)
 	cmd.Dir = e.dir
-	cmd.Env = append(os.Environ(), "NSNET_STATE_DIR="+e.state, "PATH="+filepath.Dir(e.bin)+":"+os.Getenv("PATH"))
+	cmd.Env = append(os.Environ(), "NSNET_STATE_DIR="+e.state, lab.EtcNetnsEnv+"="+e.etc, "PATH="+filepath.Dir(e.bin)+":"+os.Getenv("PATH"))
 	cmd.Env = append(cmd.Env, e.extra...)
 	return cmd
 }
@@ -414,8 +415,25 @@ func TestTwoLans(t *testing.T) {
 			}
 		}
 	}
-	wantIn(t, "status", e.must("status"), "lab two-lans: up", "node h1 (netns two-lans-h1)", "eth0  UP  10.1.0.2/24 fd00:1::2/64")
-	wantIn(t, "labs", e.must("labs"), "two-lans  up     8      18     0")
+	wantIn(t, "status", e.must("status"), "lab two-lans: up", "8 nodes, 10 links, 0 processes",
+		"NODE    NETNS            STATE  IFACES  ADDRESSES", "h1      two-lans-h1      up     1/1     10.1.0.2/24 fd00:1::2/64 ")
+	wantIn(t, "status h1", e.must("status", "two-lans", "h1", "router"), "node h1 (netns two-lans-h1): up, 1/1 interfaces up", "eth0  UP  10.1.0.2/24 fd00:1::2/64",
+		"node router (netns two-lans-router)")
+	if r := e.run("status", "two-lans", "nosuch"); r.code != 1 || !strings.Contains(r.err, "no node nosuch") {
+		t.Errorf("status of a missing node: %+v", r)
+	}
+	var one lab.LabStatus
+	if err := json.Unmarshal([]byte(e.must("-j", "status", "two-lans", "h2")), &one); err != nil || len(one.NodeStatus) != 1 || one.NodeStatus[0].IfacesUp != 1 {
+		t.Errorf("status -j two-lans h2: %+v %v", one, err)
+	}
+	// Up and labs count links the same way: 8 veth pairs and 2 bridges.
+	wantIn(t, "labs", e.must("labs"), "two-lans  up     8      10     0")
+	// Drift: a link set down by hand.
+	ip(t, "-n", "two-lans-h3", "link", "set", "eth0", "down")
+	wantIn(t, "labs", e.must("labs"), "two-lans  degraded", "two-lans is degraded: h3:eth0 down (nsnet up repairs it)")
+	wantIn(t, "status", e.must("status", "two-lans"), "h3      two-lans-h3      degraded  0/1")
+	e.must("up", example(t, "two-lans"))
+	wantIn(t, "labs", e.must("labs"), "two-lans  up ")
 	var labs []lab.Summary
 	if err := json.Unmarshal([]byte(e.must("-j", "labs")), &labs); err != nil || len(labs) != 1 || labs[0].Nodes != 8 {
 		t.Errorf("labs -j: %+v %v", labs, err)
@@ -428,8 +446,45 @@ func TestTwoLans(t *testing.T) {
 	if r := e.run("exec", "two-lans", "nosuch", "--", "true"); r.code == 0 || !strings.Contains(r.err, "lab two-lans has no node nosuch") {
 		t.Errorf("exec in a missing node: %+v", r)
 	}
+	e.names()
 	e.must("down", "two-lans")
 	e.sameAs(before, "after down")
+	if _, err := os.Stat(e.etc); !os.IsNotExist(err) {
+		t.Errorf("down left %s: %v", e.etc, err)
+	}
+	e.must("down", "two-lans")
+}
+
+// names: every node of two-lans resolves by name inside the lab, for the
+// system's tools and nsnet's own; drift of a hosts file is repaired by up.
+func (e *env) names() {
+	t := e.t
+	hosts := lab.HostsPath(e.etc, "two-lans-h1")
+	b, err := os.ReadFile(hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// From h1 the router is the address on h1's LAN first.
+	wantIn(t, "hosts file", string(b), "10.1.0.1\trouter router.two-lans\nfd00:1::1\trouter router.two-lans\n10.2.0.1\trouter", "10.2.0.4\th6 h6.two-lans", "fd00:2::4\th6 h6.two-lans")
+	if _, err := exec.LookPath("getent"); err == nil {
+		wantIn(t, "getent", e.must("exec", "two-lans", "h1", "--", "getent", "ahostsv4", "h6.two-lans"), "10.2.0.4")
+		wantIn(t, "getent", e.must("exec", "two-lans", "h4", "--", "getent", "hosts", "router"), "fd00:2::1")
+	} else {
+		t.Log("no getent here: the system resolver is not tried")
+	}
+	wantIn(t, "nsnet ping", e.must("exec", "two-lans", "h1", "--", "nsnet", "ping", "-c1", "h6"), "PING h6 (10.2.0.4)", "1 received")
+	wantIn(t, "nsnet ping", e.must("exec", "two-lans", "h1", "--", "nsnet", "ping", "-c1", "router.two-lans"), "PING router.two-lans (10.1.0.1)")
+	wantIn(t, "nsnet -n ping", e.must("-n", "two-lans-h5", "ping", "-c1", "h2"), "PING h2 (10.1.0.3)", "1 received")
+	if r := e.run("exec", "two-lans", "h1", "--", "nsnet", "ping", "-c1", "nosuch"); r.code != 2 || !strings.Contains(r.err, "Name or service not known") {
+		t.Errorf("ping of an unknown name: %+v", r)
+	}
+	// Drift: a file changed by hand is rewritten by up.
+	os.WriteFile(hosts, []byte("junk\n"), 0o644)
+	wantIn(t, "labs", e.must("labs"), "degraded")
+	e.must("up", example(t, "two-lans"))
+	if nb, _ := os.ReadFile(hosts); string(nb) != string(b) {
+		t.Errorf("up did not repair the hosts file: %q", nb)
+	}
 }
 
 // TestDownAfterNetnsDel: down works when nodes were deleted by hand, and

@@ -69,7 +69,7 @@ type Started struct {
 
 // startGated starts argv in ns (nil: here) behind a gate, with its output
 // appended to log.
-func startGated(ns *netns.NS, exe, netnsDir, nsName string, argv []string, log string) (*Started, error) {
+func startGated(ns *netns.NS, exe, netnsDir, nsName, etcNetns string, argv []string, log string) (*Started, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -91,6 +91,10 @@ func startGated(ns *netns.NS, exe, netnsDir, nsName string, argv []string, log s
 	args := append([]string{"exec", GateArg, netnsDir, nsName, "--"}, argv...)
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = out, out
+	if etcNetns != "" {
+		// The gate binds the node's hosts file from there.
+		cmd.Env = append(os.Environ(), EtcNetnsEnv+"="+etcNetns)
+	}
 	cmd.ExtraFiles = []*os.File{r, sw}
 	// Its own session: the terminal's signals and hangup do not reach it,
 	// and its process group is the whole of what it starts.
@@ -147,7 +151,7 @@ func startGated(ns *netns.NS, exe, netnsDir, nsName string, argv []string, log s
 // reverter), in the host's namespace behind the gate, with its output
 // appended to log. The caller records it in the ledger, then releases it.
 func StartHelper(exe string, argv []string, log string) (*Started, error) {
-	return startGated(nil, exe, "", "", argv, log)
+	return startGated(nil, exe, "", "", "", argv, log)
 }
 
 // StopHelper stops a helper recorded in the ledger, if it still runs.
@@ -162,10 +166,15 @@ func StopHelper(p ledger.Proc) error {
 // PID with the same start time).
 func HelperAlive(p ledger.Proc) bool { return procAlive(p) }
 
+// EtcNetnsEnv names the environment variable that moves the root of the
+// nodes' per-namespace files (default /etc/netns): nsnet sandbox and tests
+// point it into their own private directory.
+const EtcNetnsEnv = "NSNET_ETC_NETNS"
+
 // Gate is the child's side: it waits for the go-ahead on descriptor 3 and
 // then becomes argv, inside the namespace named nsName of netnsDir with `ip
 // netns exec` semantics (or here, for the host). It only returns on failure.
-func Gate(netnsDir, nsName string, argv []string) error {
+func Gate(netnsDir, nsName, etcNetns string, argv []string) error {
 	f := os.NewFile(gateFD, "gate")
 	if f == nil {
 		return errors.New("lab gate: no descriptor 3")
@@ -178,7 +187,7 @@ func Gate(netnsDir, nsName string, argv []string) error {
 	}
 	// A lab process is no program run for the caller: it runs in its own
 	// session with its log for output, and gets nothing of up's caller.
-	err := execIn(netnsDir, nsName, argv, netns.Inherited{})
+	err := execIn(netnsDir, nsName, etcNetns, argv, netns.Inherited{})
 	if status := os.NewFile(statusFD, "status"); status != nil {
 		io.WriteString(status, err.Error())
 		status.Close()
@@ -188,7 +197,7 @@ func Gate(netnsDir, nsName string, argv []string) error {
 
 // execIn replaces the process with argv, in the named namespace with `ip
 // netns exec` semantics, or here when nsName is empty, with in restored.
-func execIn(netnsDir, nsName string, argv []string, in netns.Inherited) error {
+func execIn(netnsDir, nsName, etcNetns string, argv []string, in netns.Inherited) error {
 	if len(argv) == 0 {
 		return errors.New("no command given")
 	}
@@ -205,7 +214,7 @@ func execIn(netnsDir, nsName string, argv []string, in netns.Inherited) error {
 	if err != nil {
 		return err
 	}
-	return netns.Exec(ns, argv, netns.ExecOptions{Name: nsName, Inherited: in})
+	return netns.Exec(ns, argv, netns.ExecOptions{Name: nsName, EtcDir: etcNetns, Inherited: in})
 }
 
 // statFields returns the fields of /proc/PID/stat after the command name

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,17 +19,27 @@ const (
 	StateUp         = "up"         // the last up finished
 	StateIncomplete = "incomplete" // an up was interrupted: run up again, or down
 	StateBusy       = "busy"       // an nsnet is changing the lab right now
+	// StateDegraded: the lab is up but the kernel no longer shows it as
+	// written (a link set down or deleted by hand, a namespace gone, a
+	// process exited, a hosts file changed); Summary.Degraded says what.
+	// nsnet up repairs it.
+	StateDegraded = "degraded"
+	// StateMissing is a node whose namespace is gone.
+	StateMissing = "missing"
 )
 
 // Summary is one line of `nsnet labs`.
 type Summary struct {
-	Lab       string    `json:"lab"`
-	State     string    `json:"state"`
-	File      string    `json:"file,omitempty"`
-	Nodes     int       `json:"nodes"`
+	Lab   string `json:"lab"`
+	State string `json:"state"`
+	File  string `json:"file,omitempty"`
+	Nodes int    `json:"nodes"`
+	// Links counts veth pairs and bridges, as up's summary does.
 	Links     int       `json:"links"`
 	Processes int       `json:"processes"`
 	Updated   time.Time `json:"updated"`
+	// Degraded lists what drifted, when State is degraded.
+	Degraded []string `json:"degraded,omitempty"`
 }
 
 // LabStatus is what exists of one lab, node by node.
@@ -39,11 +50,17 @@ type LabStatus struct {
 
 // NodeStatus is one node as the kernel shows it.
 type NodeStatus struct {
-	Node      string       `json:"node"`
-	Netns     string       `json:"netns,omitempty"`
-	Present   bool         `json:"present"`
-	Links     []LinkStatus `json:"links"`
-	Processes []ProcStatus `json:"processes,omitempty"`
+	Node    string `json:"node"`
+	Netns   string `json:"netns,omitempty"`
+	Present bool   `json:"present"`
+	// State is up, degraded (an interface missing or down, a process
+	// exited) or missing (no namespace).
+	State string `json:"state"`
+	// IfacesUp of IfacesTotal interfaces are there and up.
+	IfacesUp    int          `json:"ifaces_up"`
+	IfacesTotal int          `json:"ifaces_total"`
+	Links       []LinkStatus `json:"links"`
+	Processes   []ProcStatus `json:"processes,omitempty"`
 }
 
 // LinkStatus is one interface of the lab.
@@ -67,7 +84,8 @@ type ProcStatus struct {
 	Log     string   `json:"log,omitempty"`
 }
 
-// Labs lists the labs that have a ledger.
+// Labs lists the labs that have a ledger, each looked at in the kernel so
+// that one that drifted shows as degraded.
 func Labs(opt Options) ([]Summary, error) {
 	store := opt.store()
 	names, err := store.Labs()
@@ -83,13 +101,27 @@ func Labs(opt Options) ([]Summary, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, summarize(store, led))
+		sum := summarize(store, led)
+		if sum.State == StateUp {
+			ls, err := status(led, store, opt)
+			if err != nil {
+				return nil, err
+			}
+			sum = ls.Summary
+		}
+		out = append(out, sum)
 	}
 	return out, nil
 }
 
 func summarize(store ledger.Store, led *ledger.Ledger) Summary {
-	s := Summary{Lab: led.Lab, File: led.File, Links: len(led.Links), Processes: len(led.Procs), Updated: led.Updated}
+	s := Summary{Lab: led.Lab, File: led.File, Processes: len(led.Procs), Updated: led.Updated}
+	for _, lk := range led.Links {
+		// A veth pair is one link: counted at the end that sorts first.
+		if lk.Kind != KindVeth || lk.Peer == "" || lk.Node+":"+lk.Name < lk.Peer {
+			s.Links++
+		}
+	}
 	for _, n := range led.Nodes {
 		if n.Owned() {
 			s.Nodes++
@@ -149,6 +181,7 @@ func status(led *ledger.Ledger, store ledger.Store, opt Options) (LabStatus, err
 		lk := &led.Links[i]
 		links[lk.Node] = append(links[lk.Node], lk)
 	}
+	var drift []string
 	procs := map[string][]ledger.Proc{}
 	for _, p := range led.Procs {
 		procs[p.Node] = append(procs[p.Node], p)
@@ -194,12 +227,51 @@ func status(led *ledger.Ledger, store ledger.Store, opt Options) (LabStatus, err
 		for _, p := range procs[n.Name] {
 			ns.Processes = append(ns.Processes, ProcStatus{PID: p.PID, Argv: p.Argv, Running: procAlive(p), Log: p.Log})
 		}
+		drift = append(drift, nodeState(&ns)...)
 		ls.NodeStatus = append(ls.NodeStatus, ns)
+	}
+	drift = append(drift, hostsDrift(nil, led)...)
+	if len(drift) > 0 && ls.State == StateUp {
+		ls.State, ls.Degraded = StateDegraded, drift
 	}
 	return ls, nil
 }
 
-// WriteLabs prints `nsnet labs`, as a table or JSON.
+// nodeState sets the node's state and interface counts and says what of it
+// drifted.
+func nodeState(ns *NodeStatus) []string {
+	var drift []string
+	ns.IfacesTotal = len(ns.Links)
+	for _, lk := range ns.Links {
+		switch {
+		case !ns.Present:
+		case !lk.Present:
+			drift = append(drift, ns.Node+":"+lk.Name+" missing")
+		case !lk.Up:
+			drift = append(drift, ns.Node+":"+lk.Name+" down")
+		default:
+			ns.IfacesUp++
+		}
+	}
+	for _, p := range ns.Processes {
+		if !p.Running {
+			drift = append(drift, fmt.Sprintf("%s: process %d exited", ns.Node, p.PID))
+		}
+	}
+	switch {
+	case !ns.Present:
+		ns.State = StateMissing
+		drift = append([]string{ns.Node + " missing"}, drift...)
+	case len(drift) > 0:
+		ns.State = StateDegraded
+	default:
+		ns.State = StateUp
+	}
+	return drift
+}
+
+// WriteLabs prints `nsnet labs`, as a table or JSON; what drifted in a
+// degraded lab follows the table.
 func WriteLabs(w io.Writer, labs []Summary, asJSON bool) error {
 	if asJSON {
 		return writeJSON(w, labs)
@@ -213,10 +285,29 @@ func WriteLabs(w io.Writer, labs []Summary, asJSON bool) error {
 	for _, s := range labs {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", s.Lab, s.State, s.Nodes, s.Links, s.Processes, s.File)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range labs {
+		if len(s.Degraded) > 0 {
+			fmt.Fprintf(w, "%s is degraded: %s (nsnet up repairs it)\n", s.Lab, driftList(s.Degraded))
+		}
+	}
+	return nil
 }
 
-// WriteStatus prints `nsnet status`, node by node, or JSON.
+// driftList shows the first few things that drifted and how many more.
+func driftList(d []string) string {
+	const shown = 5
+	if len(d) <= shown {
+		return strings.Join(d, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(d[:shown], ", "), len(d)-shown)
+}
+
+// WriteStatus prints `nsnet status`: per lab a heading and one row per node
+// (node, namespace, state, interfaces up/total, addresses, processes), or
+// JSON.
 func WriteStatus(w io.Writer, labs []LabStatus, asJSON bool) error {
 	if asJSON {
 		return writeJSON(w, labs)
@@ -230,49 +321,120 @@ func WriteStatus(w io.Writer, labs []LabStatus, asJSON bool) error {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "lab %s: %s", l.Lab, l.State)
-		if l.File != "" {
-			fmt.Fprintf(&b, " (%s)", l.File)
-		}
-		b.WriteString("\n")
+		labHeading(&b, l)
+		tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tNETNS\tSTATE\tIFACES\tADDRESSES\tPROCESSES")
 		for _, n := range l.NodeStatus {
 			if n.Netns == "" && len(n.Links) == 0 && len(n.Processes) == 0 {
 				continue // the host, untouched by this lab
 			}
-			where := "host namespace"
-			if n.Netns != "" {
-				where = "netns " + n.Netns
+			where := n.Netns
+			if where == "" {
+				where = "(host)"
 			}
-			state := ""
-			if !n.Present {
-				state = ": MISSING"
-			}
-			fmt.Fprintf(&b, "  node %s (%s)%s\n", n.Node, where, state)
-			tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+			var addrs []string
 			for _, lk := range n.Links {
-				state := lk.State
-				if !lk.Present {
-					state = "MISSING"
-				}
-				extra := lk.Kind
-				if lk.Peer != "" {
-					extra += " to " + lk.Peer
-				}
-				if lk.Master != "" {
-					extra += ", port of " + lk.Master
-				}
-				if lk.MTU != 0 {
-					extra += fmt.Sprintf(", mtu %d", lk.MTU)
-				}
-				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", lk.Name, state, strings.Join(lk.Addresses, " "), extra)
+				addrs = append(addrs, lk.Addresses...)
 			}
-			tw.Flush()
-			for _, p := range n.Processes {
-				state := "running"
-				if !p.Running {
-					state = "EXITED"
-				}
-				fmt.Fprintf(&b, "    process %d %s: %s\n", p.PID, state, quoteArgv(p.Argv))
+			if len(addrs) == 0 {
+				addrs = []string{"-"}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", n.Node, where, n.State, n.IfacesUp, n.IfacesTotal, strings.Join(addrs, " "), procSummary(n.Processes))
+		}
+		tw.Flush()
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func labHeading(b *strings.Builder, l LabStatus) {
+	fmt.Fprintf(b, "lab %s: %s", l.Lab, l.State)
+	if l.File != "" {
+		fmt.Fprintf(b, " (%s)", l.File)
+	}
+	fmt.Fprintf(b, ", %d nodes, %d links, %d processes\n", l.Nodes, l.Links, l.Processes)
+	if len(l.Degraded) > 0 {
+		fmt.Fprintf(b, "degraded: %s (nsnet up repairs it)\n", driftList(l.Degraded))
+	}
+}
+
+func procSummary(ps []ProcStatus) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	run := 0
+	for _, p := range ps {
+		if p.Running {
+			run++
+		}
+	}
+	if run == len(ps) {
+		return fmt.Sprintf("%d running", run)
+	}
+	return fmt.Sprintf("%d running, %d exited", run, len(ps)-run)
+}
+
+// FilterNodes keeps only the named nodes of a lab's status, in the order
+// asked; a name the lab does not have is an error listing its nodes.
+func FilterNodes(ls LabStatus, nodes []string) (LabStatus, error) {
+	var out []NodeStatus
+	for _, want := range nodes {
+		i := slices.IndexFunc(ls.NodeStatus, func(n NodeStatus) bool { return n.Node == want })
+		if i < 0 {
+			e := &NoNodeError{Lab: ls.Lab, Node: want}
+			for _, n := range ls.NodeStatus {
+				e.Nodes = append(e.Nodes, n.Node)
+			}
+			return ls, e
+		}
+		out = append(out, ls.NodeStatus[i])
+	}
+	ls.NodeStatus = out
+	return ls, nil
+}
+
+// WriteNodeStatus prints the detail of a lab's nodes: each interface with
+// its state, addresses, kind, peer, bridge and MTU, and each process with
+// its log.
+func WriteNodeStatus(w io.Writer, l LabStatus, asJSON bool) error {
+	if asJSON {
+		return writeJSON(w, l)
+	}
+	var b strings.Builder
+	labHeading(&b, l)
+	for _, n := range l.NodeStatus {
+		where := "host namespace"
+		if n.Netns != "" {
+			where = "netns " + n.Netns
+		}
+		fmt.Fprintf(&b, "node %s (%s): %s, %d/%d interfaces up\n", n.Node, where, n.State, n.IfacesUp, n.IfacesTotal)
+		tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+		for _, lk := range n.Links {
+			state := lk.State
+			if !lk.Present {
+				state = "MISSING"
+			}
+			extra := lk.Kind
+			if lk.Peer != "" {
+				extra += " to " + lk.Peer
+			}
+			if lk.Master != "" {
+				extra += ", port of " + lk.Master
+			}
+			if lk.MTU != 0 {
+				extra += fmt.Sprintf(", mtu %d", lk.MTU)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", lk.Name, state, strings.Join(lk.Addresses, " "), extra)
+		}
+		tw.Flush()
+		for _, p := range n.Processes {
+			state := "running"
+			if !p.Running {
+				state = "EXITED"
+			}
+			fmt.Fprintf(&b, "  process %d %s: %s\n", p.PID, state, quoteArgv(p.Argv))
+			if p.Log != "" {
+				fmt.Fprintf(&b, "    log %s\n", p.Log)
 			}
 		}
 	}

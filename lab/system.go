@@ -49,6 +49,8 @@ type System struct {
 	// deleted namespaces.
 	Grace  time.Duration
 	Settle time.Duration
+	// EtcNetns is where the nodes' hosts files are (Options.EtcNetns).
+	EtcNetns string
 
 	// dirty are the connections with queued requests.
 	dirty map[*conn]bool
@@ -726,7 +728,7 @@ func (s *System) Start(st Step) (*Started, error) {
 			return nil, &ProcError{Op: "start", Node: n.Name, Argv: argv, Err: err}
 		}
 	}
-	started, err := startGated(ns, s.exe, s.dir.Path, n.Netns, argv, log)
+	started, err := startGated(ns, s.exe, s.dir.Path, n.Netns, s.EtcNetns, argv, log)
 	if err != nil {
 		return nil, &ProcError{Op: "start", Node: n.Name, Argv: argv, Err: err}
 	}

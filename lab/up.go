@@ -24,6 +24,12 @@ type Options struct {
 	Netns netns.Dir
 	// StateDir holds the labs' ledgers (/run/nsnet).
 	StateDir string
+	// EtcNetns is where up writes each node's hosts file, as
+	// EtcNetns/NETNS/hosts, which exec binds over /etc/hosts inside the
+	// node (ip netns exec does the same from /etc/netns). Empty: no hosts
+	// files. The command line uses /etc/netns; tests a temporary
+	// directory.
+	EtcNetns string
 	// Exe is the nsnet binary, which gates the processes labs start.
 	Exe string
 	// Log receives messages such as "waiting for the lock"; nil discards.
@@ -132,6 +138,7 @@ func open(name string, opt Options) (*session, error) {
 	if opt.Settle > 0 {
 		s.sys.Settle = opt.Settle
 	}
+	s.sys.EtcNetns = opt.EtcNetns
 	if s.host, err = s.sys.HostID(); err != nil {
 		s.close()
 		return nil, err
@@ -180,11 +187,17 @@ func Up(l *Lab, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkHosts(l, s.led, opt.EtcNetns); err != nil {
+		return nil, err
+	}
 	led := s.led
 	if !p.Empty() || led == nil || !led.Complete || led.File != l.File {
 		if led, err = Apply(p, s.sys, opt.store(), ApplyOptions{Host: s.host, Progress: opt.Progress, Stop: opt.Stop}); err != nil {
 			return &Result{Plan: p, Ledger: led}, err
 		}
+	}
+	if err := syncHosts(l, led, opt.store(), opt.EtcNetns); err != nil {
+		return &Result{Plan: p, Ledger: led}, err
 	}
 	// Even with nothing to change: an up killed while it waited for
 	// carrier left links that have none yet (Plan.Carrier).
@@ -225,6 +238,9 @@ func Down(name string, opt Options) (*Result, error) {
 			r.Labs = slices.DeleteFunc(labs, func(l string) bool { return l == name })
 		}
 		return r, s.lock.Remove()
+	}
+	if err := removeHosts(s.led, opt.store()); err != nil {
+		return nil, err
 	}
 	st, err := s.sys.Observe(nil, s.led, opt.store())
 	if err != nil {
@@ -315,12 +331,12 @@ func Exec(name, node string, argv []string, opt Options) error {
 	}
 	if !n.Owned() {
 		// The host: no namespace to enter.
-		return execIn("", "", argv, opt.Inherited)
+		return execIn("", "", "", argv, opt.Inherited)
 	}
 	if !opt.Netns.Exists(n.Netns) {
 		return fmt.Errorf("node %s of lab %s: namespace %s does not exist (nsnet up repairs it): %w", node, name, n.Netns, fs.ErrNotExist)
 	}
-	return execIn(opt.Netns.Path, n.Netns, argv, opt.Inherited)
+	return execIn(opt.Netns.Path, n.Netns, opt.EtcNetns, argv, opt.Inherited)
 }
 
 // NameOf returns the lab a `down` or `status` argument means: the lab of a

@@ -25,7 +25,7 @@ import (
 func helper(args []string) (int, bool) {
 	switch {
 	case len(args) >= 5 && args[0] == "exec" && args[1] == lab.GateArg && args[4] == "--":
-		err := lab.Gate(args[2], args[3], args[5:])
+		err := lab.Gate(args[2], args[3], os.Getenv(lab.EtcNetnsEnv), args[5:])
 		fmt.Fprintln(os.Stderr, "nsnettest: lab process:", err)
 		return 127, true
 	case len(args) == 3 && args[0] == "fault" && args[1] == faults.DelayerArg:

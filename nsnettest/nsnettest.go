@@ -97,7 +97,7 @@ func New(yamlText, dir string) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt := lab.Options{Netns: netns.Dir{Path: filepath.Join(dir, "netns")}, StateDir: filepath.Join(dir, "state"), Exe: self()}
+	opt := lab.Options{Netns: netns.Dir{Path: filepath.Join(dir, "netns")}, StateDir: filepath.Join(dir, "state"), EtcNetns: filepath.Join(dir, "etc-netns"), Exe: self()}
 	if _, err := lab.Up(l, opt); err != nil {
 		// Whatever was made before the failure goes again.
 		lab.Down(l.Name, opt)

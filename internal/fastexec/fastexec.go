@@ -59,7 +59,9 @@ static int valid_name(const char *s) {
 // bind_etc mirrors netns' /etc/netns/NAME handling.
 static int bind_etc(const char *name) {
 	char dir[512], src[1024], dst[1024];
-	snprintf(dir, sizeof dir, "/etc/netns/%s", name);
+	const char *root = getenv("NSNET_ETC_NETNS");
+	if (root == NULL || root[0] == '\0') root = "/etc/netns";
+	snprintf(dir, sizeof dir, "%s/%s", root, name);
 	DIR *d = opendir(dir);
 	if (d == NULL) return 0;
 	struct dirent *e;

@@ -86,6 +86,9 @@ func Setup() error {
 	if err := os.Mkdir(netns.DefaultDir, 0o755); err != nil {
 		return &Error{"create /run/netns", err}
 	}
+	if err := privateEtcNetns(); err != nil {
+		return err
+	}
 	// /sys as mounted by the parent describes the parent's network
 	// namespace; a fresh sysfs describes ours. It may be locked, so mount
 	// over it instead of unmounting.
@@ -111,6 +114,29 @@ func Setup() error {
 		return &Error{"loopback up", err}
 	}
 	return nil
+}
+
+// EtcNetnsEnv moves the root of the namespaces' own /etc files (the lab
+// package's variable of that name).
+const EtcNetnsEnv = "NSNET_ETC_NETNS"
+
+// privateEtcNetns keeps the hosts files labs write in the sandbox: over the
+// machine's /etc/netns goes a tmpfs (so ip netns exec sees them too); a
+// machine without one is not given one, and the files go to /run/etc-netns
+// instead, named by NSNET_ETC_NETNS for nsnet run inside.
+func privateEtcNetns() error {
+	if fi, err := os.Stat("/etc/netns"); err == nil && fi.IsDir() {
+		if err := unix.Mount("tmpfs", "/etc/netns", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755"); err == nil {
+			os.Unsetenv(EtcNetnsEnv)
+			return nil
+		}
+	}
+	const dir = "/run/etc-netns"
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return &Error{"create " + dir, err}
+	}
+	// The sandbox's own environment: what it runs inherits it.
+	return os.Setenv(EtcNetnsEnv, dir)
 }
 
 // Run starts argv (default: $SHELL or /bin/sh) in a new sandbox and waits.

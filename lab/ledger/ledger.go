@@ -57,6 +57,17 @@ type Ledger struct {
 	Faults []Fault `json:"faults,omitempty"`
 	// Partition is the partition in force (nsnet partition), if any.
 	Partition *Partition `json:"partition,omitempty"`
+	// Files are the files the lab writes outside its namespaces (each
+	// node's /etc/netns/NETNS/hosts), recorded before they are written.
+	Files []File `json:"files,omitempty"`
+}
+
+// File is a file the lab wrote, and the directories it made for it
+// (innermost first), which down removes when they are left empty.
+type File struct {
+	Node string   `json:"node"`
+	Path string   `json:"path"`
+	Dirs []string `json:"dirs,omitempty"`
 }
 
 // Fault is a runtime fault on one link end.
