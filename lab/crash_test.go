@@ -120,6 +120,9 @@ func TestCrashSafety(t *testing.T) {
 			if r := e.run("up", file); r.code != 0 {
 				t.Fatalf("%s: up after the crash: exit %d\n%s", what, r.code, r.err)
 			}
+			// Finished: nothing is left to repair (TestInterruptedUpSameState
+			// compares the whole kernel state with a clean up's).
+			wantIn(t, what+": plan after the repair", e.must("plan", file), "nothing to do")
 			e.mustPing("crash", "n3", "10.66.0.1")
 		}
 		if r := e.run("down", "crash"); r.code != 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/nsnet/nsnet/internal/sandbox"
 	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/lab"
+	"github.com/nsnet/nsnet/lab/ledger"
 	"github.com/nsnet/nsnet/netns"
 	"github.com/nsnet/nsnet/probe"
 )
@@ -957,4 +959,55 @@ links:
 		}
 	}
 	e.sameAs(before, "after refused sysctls")
+}
+
+// TestGatedProcessIsNotRunning: a process still at its gate (its nsnet
+// died after recording it, before its go-ahead took effect) does not count
+// as running, so the up that repairs the lab stops it and starts it again;
+// once through the gate it does count.
+func TestGatedProcessIsNotRunning(t *testing.T) {
+	sandbox.Require(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	cmd := exec.Command(nsnetBin(t), "exec", lab.GateArg, "/nonexistent", "", "--", "sleep", "9999.7")
+	cmd.ExtraFiles = []*os.File{r}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	proc := func() ledger.Proc {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+		start, _ := strconv.ParseUint(f[19], 10, 64)
+		return ledger.Proc{PID: cmd.Process.Pid, Start: start}
+	}
+	gated := proc()
+	if lab.ProcessRunning(gated) {
+		t.Error("a process at its gate counts as running")
+	}
+	io.WriteString(w, "go\n")
+	w.Close()
+	for deadline := time.Now().Add(3 * time.Second); !strings.HasPrefix(mustReadProc(t, cmd.Process.Pid), "sleep"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gate did not run its command")
+		}
+	}
+	if !lab.ProcessRunning(gated) {
+		t.Error("a process through its gate does not count as running")
+	}
+}
+
+func mustReadProc(t *testing.T, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

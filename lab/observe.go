@@ -102,8 +102,10 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 	}
 	if led != nil {
 		st.Alive = make([]bool, len(led.Procs))
+		st.Gated = make([]bool, len(led.Procs))
 		for i, p := range led.Procs {
 			st.Alive[i] = procAlive(p)
+			st.Gated[i] = st.Alive[i] && atGate(p.PID)
 		}
 	}
 	return st, nil

@@ -311,7 +311,7 @@ func (p *planner) prune() {
 	// Processes first, so that nothing runs in a namespace being deleted.
 	for i := range p.led.Procs {
 		pr := &p.led.Procs[i]
-		if p.keepProc(pr) || !p.alive(i) {
+		if !p.alive(i) || p.keepProc(pr) && !p.gated(i) {
 			continue
 		}
 		p.add(Step{Op: OpStopProcess, Old: &Removal{Proc: pr}})
@@ -412,6 +412,10 @@ func (p *planner) dropPeer(lk *ledger.Link) {
 func cutPeer(s string) (node, name string, ok bool) { return strings.Cut(s, ":") }
 
 func (p *planner) alive(i int) bool { return i < len(p.st.Alive) && p.st.Alive[i] }
+
+// gated reports whether the ledger's process i is alive but still at its
+// gate: not the lab's running process, to be stopped and started again.
+func (p *planner) gated(i int) bool { return i < len(p.st.Gated) && p.st.Gated[i] }
 
 // keepProc reports whether a running ledger process is one the lab still
 // wants, unchanged.
@@ -650,7 +654,7 @@ func (p *planner) processes() {
 	running := map[[2]any]bool{}
 	for j := range p.led.Procs {
 		pr := &p.led.Procs[j]
-		if p.keepProc(pr) && p.alive(j) {
+		if p.keepProc(pr) && p.alive(j) && !p.gated(j) {
 			running[[2]any{pr.Node, pr.Index}] = true
 		}
 	}

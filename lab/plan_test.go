@@ -470,3 +470,23 @@ func TestPlanGoldenHosts(t *testing.T) {
 		t.Error("PlanUp of the whole lab across machines: no error, want one asking for a host's part")
 	}
 }
+
+// TestPlanGatedProcess: a ledger process still at its gate (its up was
+// killed before the go-ahead took effect) is stopped and started again,
+// not kept; one past its gate is kept.
+func TestPlanGatedProcess(t *testing.T) {
+	l := parse(t, "lab: g\nnodes:\n  n: {processes: [{cmd: sleep 1000}]}\n")
+	for _, gated := range []bool{false, true} {
+		st := upState(l)
+		st.Gated = []bool{gated}
+		got := planLines(t, l, st)
+		if !gated {
+			wantLines(t, got)
+			continue
+		}
+		wantLines(t, got,
+			"kill -TERM -- -1000  # sleep 1000 in node n",
+			"ip netns exec g-n setsid sleep 1000 &",
+		)
+	}
+}

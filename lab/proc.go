@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -251,10 +252,31 @@ func procStat(pid int) (start uint64, state byte, err error) {
 }
 
 // procAlive reports whether the ledger's process still runs: same PID and
-// same start time, and not a zombie.
+// same start time, and not a zombie. It may still be at its gate (see
+// ProcessRunning): such a process is signalled by a stop like any other.
 func procAlive(p ledger.Proc) bool {
 	start, state, err := procStat(p.PID)
 	return err == nil && start == p.Start && state != 'Z' && state != 'X'
+}
+
+// ProcessRunning reports whether the ledger's process runs its command: it
+// is alive and past its gate. A process still at its gate while another
+// nsnet holds the lab's lock was recorded by an nsnet that died before its
+// go-ahead took effect: it will exit, or run its command, on its own. It is
+// not kept as the lab's process then: it is stopped (it is alive) and
+// started again, else an up repairing a killed one could leave the node
+// without its process.
+func ProcessRunning(p ledger.Proc) bool { return procAlive(p) && !atGate(p.PID) }
+
+// atGate reports whether the process is still an nsnet gate (it has not
+// become its command).
+func atGate(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	return len(args) > 2 && args[1] == "exec" && args[2] == GateArg
 }
 
 // stopProc stops a ledger process and its process group: SIGTERM, then

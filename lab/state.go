@@ -24,6 +24,9 @@ type State struct {
 	// Alive tells, for each of the ledger's processes (same index),
 	// whether it still runs.
 	Alive []bool
+	// Gated tells which of them are alive but still at their gate (see
+	// ProcessRunning).
+	Gated []bool
 }
 
 // Claims are namespace names and host interface names recorded by other

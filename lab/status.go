@@ -225,7 +225,7 @@ func status(led *ledger.Ledger, store ledger.Store, opt Options) (LabStatus, err
 			ns.Links = append(ns.Links, v)
 		}
 		for _, p := range procs[n.Name] {
-			ns.Processes = append(ns.Processes, ProcStatus{PID: p.PID, Argv: p.Argv, Running: procAlive(p), Log: p.Log})
+			ns.Processes = append(ns.Processes, ProcStatus{PID: p.PID, Argv: p.Argv, Running: ProcessRunning(p), Log: p.Log})
 		}
 		drift = append(drift, nodeState(&ns)...)
 		ls.NodeStatus = append(ls.NodeStatus, ns)
