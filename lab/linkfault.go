@@ -182,6 +182,13 @@ func (s *System) awaitForwarding(i *Interface, d time.Duration) error {
 		if err := h.SetUp(e.Name); err != nil {
 			return err
 		}
+		// A packet sent the moment the link came back (a retransmission of
+		// an old connection) can have started a neighbour resolution whose
+		// answer was dropped, the addresses not in force yet: that entry
+		// would hold the next packets for a second.
+		if _, err := h.FlushUnresolved(idx); err != nil {
+			return err
+		}
 	}
 	return nil
 }
