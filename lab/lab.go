@@ -26,6 +26,8 @@ import (
 	"hash/fnv"
 	"net"
 	"net/netip"
+
+	"github.com/nsnet/nsnet/fault"
 )
 
 // HostNode is the name of the node that stands for the namespace nsnet runs
@@ -166,6 +168,9 @@ type Interface struct {
 	// Creator is true on the veth end whose namespace creates the pair
 	// (the peer is created directly in its own namespace).
 	Creator bool
+	// Faults shape what leaves this end (a veth end only): the link's
+	// faults: with the end's own over them.
+	Faults fault.Spec
 
 	at loc
 }

@@ -80,10 +80,11 @@ type bridgeSpec struct {
 }
 
 type linkSpec struct {
-	At   loc
-	A, B *endSpec
-	MTU  ival
-	VNI  ival
+	At     loc
+	A, B   *endSpec
+	MTU    ival
+	VNI    ival
+	Faults *faultSpec
 }
 
 type endSpec struct {
@@ -92,6 +93,7 @@ type endSpec struct {
 	Bridge    sval
 	Name      sval
 	Addresses []sval
+	Faults    *faultSpec
 }
 
 // parser turns YAML nodes into a spec, recording shape errors as it goes so
@@ -468,7 +470,7 @@ func (p *parser) bridge(kv keyValue) *bridgeSpec {
 
 func (p *parser) link(n *yaml.Node, path string) *linkSpec {
 	l := &linkSpec{At: at(n, path)}
-	f := p.fields(n, path, "a", "b", "mtu", "vni")
+	f := p.fields(n, path, "a", "b", "mtu", "vni", "faults")
 	if v, ok := f["vni"]; ok {
 		l.VNI = p.int(v, path+".vni")
 	}
@@ -490,12 +492,15 @@ func (p *parser) link(n *yaml.Node, path string) *linkSpec {
 	if v, ok := f["mtu"]; ok {
 		l.MTU = p.int(v, path+".mtu")
 	}
+	if v, ok := f["faults"]; ok {
+		l.Faults = p.faults(v, path+".faults")
+	}
 	return l
 }
 
 func (p *parser) end(n *yaml.Node, path string) *endSpec {
 	e := &endSpec{At: at(n, path)}
-	f := p.fields(n, path, "node", "bridge", "name", "addresses")
+	f := p.fields(n, path, "node", "bridge", "name", "addresses", "faults")
 	if v, ok := f["node"]; ok {
 		e.Node = p.str(v, path+".node")
 	}
@@ -507,6 +512,9 @@ func (p *parser) end(n *yaml.Node, path string) *endSpec {
 	}
 	if v, ok := f["addresses"]; ok {
 		e.Addresses = p.strs(v, path+".addresses")
+	}
+	if v, ok := f["faults"]; ok {
+		e.Faults = p.faults(v, path+".faults")
 	}
 	return e
 }

@@ -93,6 +93,7 @@ func resolve(s *spec, pr *problems) *Lab {
 	r.bridgeDefs(s)
 	r.links(s)
 	r.crossHost(s)
+	r.linkFaults(s)
 	r.addresses(s)
 	r.mtus(s)
 	for _, ns := range s.Nodes {

@@ -34,7 +34,7 @@ func badLabs() []badLab {
 		{"unknown node field", "lab: x\nnodes:\n  a: {colour: red}\n",
 			[]string{`bad.yaml:3:7: nodes.a.colour: unknown field "colour" (known: netns, routes, sysctls, processes, responders, host)`}},
 		{"unknown link end field", "lab: x\nnodes: {a: {}, b: {}}\nlinks:\n  - a: {node: a, name: e, adresses: [10.0.0.1/24]}\n    b: {node: b, name: e}\n",
-			[]string{`bad.yaml:4:27: links[0].a.adresses: unknown field "adresses" (known: node, bridge, name, addresses)`}},
+			[]string{`bad.yaml:4:27: links[0].a.adresses: unknown field "adresses" (known: node, bridge, name, addresses, faults)`}},
 		{"missing lab name", "nodes: {a: {}}\n",
 			[]string{`bad.yaml:1:1: lab: missing: every lab needs a name (lab: NAME)`}},
 		{"bad lab name", "lab: my lab\n",
