@@ -13,6 +13,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/echo"
 	"github.com/nsnet/nsnet/lab"
+	"github.com/nsnet/nsnet/lab/faults"
 )
 
 // lab runs the lab commands (up, down, plan, status, labs, exec). The work is
@@ -37,10 +38,21 @@ func (e *Env) lab(c Command) (int, error) {
 			if err != nil {
 				return 1, err
 			}
-			if c.Opts.JSON {
-				return 0, writeJSON(e.Stdout, planReport(p))
+			fr, err := faults.SyncFile(opt, l, faults.SyncOptions{DryRun: true})
+			if err != nil {
+				return 1, err
 			}
-			return 0, p.Write(e.Stdout)
+			if c.Opts.JSON {
+				r := planReport(p)
+				r.Notes = append(r.Notes, fr.Notes...)
+				r.Commands = append(r.Commands, fr.Lines...)
+				r.Faults = faultCounts{Impair: fr.Made, Clear: fr.Cleared}
+				return 0, writeJSON(e.Stdout, r)
+			}
+			if err := p.Write(e.Stdout); err != nil {
+				return 1, err
+			}
+			return 0, writeFilePlan(e.Stdout, fr)
 		}
 		done := e.progress("up " + l.Name)
 		opt.Progress = done.update
@@ -57,12 +69,28 @@ func (e *Env) lab(c Command) (int, error) {
 			return 1, err
 		}
 		printNotes(e, res.Plan)
-		if c.Opts.JSON {
-			return 0, writeJSON(e.Stdout, labResult{Lab: l.Name, State: "up", Changed: !res.Plan.Empty(), Summary: summary(res.Plan), Notes: notes(res.Plan)})
+		fr, err := faults.SyncFile(opt, l, faults.SyncOptions{})
+		if err != nil {
+			return 1, fmt.Errorf("up %s: the lab is up, its faults are not: %w", l.Name, err)
 		}
-		if res.Plan.Empty() {
+		if c.Opts.JSON {
+			sum := summary(res.Plan)
+			if fr.Made+fr.Cleared > 0 {
+				sum = strings.TrimPrefix(sum+"; "+faultSummary(fr), "; ")
+			}
+			return 0, writeJSON(e.Stdout, labResult{Lab: l.Name, State: "up", Changed: !res.Plan.Empty() || fr.Made+fr.Cleared > 0, Summary: sum, Notes: append(notes(res.Plan), fr.Notes...)})
+		}
+		for _, n := range fr.Notes {
+			fmt.Fprintln(e.Stderr, "nsnet: note:", n)
+		}
+		switch {
+		case res.Plan.Empty() && fr.Made+fr.Cleared == 0:
 			fmt.Fprintf(e.Stdout, "lab %s is up to date: no changes\n", l.Name)
-		} else {
+		case res.Plan.Empty():
+			fmt.Fprintf(e.Stdout, "lab %s is up: %s\n", l.Name, faultSummary(fr))
+		case fr.Made+fr.Cleared > 0:
+			fmt.Fprintf(e.Stdout, "lab %s is up: %s; %s\n", l.Name, res.Plan.Summary(), faultSummary(fr))
+		default:
 			fmt.Fprintf(e.Stdout, "lab %s is up: %s\n", l.Name, res.Plan.Summary())
 		}
 		return 0, nil
@@ -186,6 +214,14 @@ type planJSON struct {
 	Summary  string   `json:"summary,omitempty"`
 	Notes    []string `json:"notes,omitempty"`
 	Commands []string `json:"commands"`
+	// Faults counts the ends whose file faults up would make or clear;
+	// their commands are among Commands, after the lab's.
+	Faults faultCounts `json:"faults"`
+}
+
+type faultCounts struct {
+	Impair int `json:"impair"`
+	Clear  int `json:"clear"`
 }
 
 func planReport(p *lab.Plan) planJSON {

@@ -609,7 +609,10 @@ func (p *planner) configure(i *Interface, ls *LinkState) {
 			p.add(Step{Op: OpAddAddr, Iface: i, Index: int32(j)})
 		}
 	}
-	if ls == nil || !ls.Up {
+	// An end the file's faults take down (down: true) stays down: the
+	// faults are made after the lab's steps, and bringing it up first
+	// would be a change on every up.
+	if (ls == nil || !ls.Up) && !i.Faults.Down {
 		p.add(Step{Op: OpSetUp, Iface: i})
 	} else if !ls.Running && i.Kind == KindVeth {
 		p.carrier = append(p.carrier, i)

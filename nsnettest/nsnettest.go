@@ -40,6 +40,7 @@ import (
 	"github.com/nsnet/nsnet/fault"
 	"github.com/nsnet/nsnet/internal/sandbox"
 	"github.com/nsnet/nsnet/lab"
+	"github.com/nsnet/nsnet/lab/faults"
 	"github.com/nsnet/nsnet/netns"
 	"github.com/nsnet/nsnet/probe"
 )
@@ -100,6 +101,11 @@ func New(yamlText, dir string) (*Lab, error) {
 	opt := lab.Options{Netns: netns.Dir{Path: filepath.Join(dir, "netns")}, StateDir: filepath.Join(dir, "state"), EtcNetns: filepath.Join(dir, "etc-netns"), Exe: self()}
 	if _, err := lab.Up(l, opt); err != nil {
 		// Whatever was made before the failure goes again.
+		lab.Down(l.Name, opt)
+		return nil, fmt.Errorf("up %s: %w", l.Name, err)
+	}
+	// The file's faults, as nsnet up makes them.
+	if _, err := faults.SyncFile(opt, l, faults.SyncOptions{}); err != nil {
 		lab.Down(l.Name, opt)
 		return nil, fmt.Errorf("up %s: %w", l.Name, err)
 	}

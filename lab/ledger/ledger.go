@@ -87,6 +87,9 @@ type Fault struct {
 	Set  time.Time `json:"set"`
 	// Until is when a reverter clears it by itself (fault set --for).
 	Until time.Time `json:"until,omitzero"`
+	// File: the fault is the lab file's (faults: on a link or an end),
+	// which up keeps as the file says; a runtime fault has it false.
+	File bool `json:"file,omitempty"`
 }
 
 // Partition is the groups of nodes cut off from each other.

@@ -1,0 +1,60 @@
+package backend
+
+import (
+	"github.com/nsnet/nsnet/kernel"
+)
+
+// Drift names the first way the kernel differs from p on l, or "" when p
+// is in force as made: nsnet's qdiscs and their values, the end's and the
+// far end's chains and their rules, and the end's link state. up uses it to
+// repair what was removed or changed by hand, and to change nothing
+// otherwise. (The delayer's share is the delayer's: its config is compared
+// where it is kept.)
+func Drift(lab string, p *Plan, l Link) (string, error) {
+	t, err := kernel.OpenTC(l.NS)
+	if err != nil {
+		return "", err
+	}
+	d, err := t.ShaperDrift(l.Ifindex, p.Shaper)
+	t.Close()
+	if d != "" || err != nil {
+		return d, err
+	}
+	table := Table(lab)
+	for _, side := range []struct {
+		on     bool
+		chains []kernel.FaultChain
+		l      Link
+		far    bool
+	}{{len(p.Local) > 0, p.Local, l, false}, {len(p.Far) > 0, p.Far, l, true}} {
+		if !side.on {
+			continue
+		}
+		ns := l.NS
+		if side.far {
+			ns = l.PeerNS
+		}
+		n, err := kernel.OpenNFT(ns)
+		if err != nil {
+			return "", err
+		}
+		d, err := n.ChainsDrift(table, side.chains)
+		n.Close()
+		if d != "" || err != nil {
+			return d, err
+		}
+	}
+	h, err := kernel.Open(l.NS)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	cur, err := h.LinkByName(l.Dev)
+	if err != nil {
+		return "", err
+	}
+	if p.Down && cur.Up() {
+		return "the link is up", nil
+	}
+	return "", nil
+}
