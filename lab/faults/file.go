@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/nsnet/nsnet/fault"
@@ -57,13 +58,24 @@ type fileItem struct {
 func SyncFile(opt lab.Options, l *lab.Lab, so SyncOptions) (*FileResult, error) {
 	res := &FileResult{}
 	want := l.Faulted()
+	// Read without the lock first: a plan writes nothing, and a lab
+	// without faults in the file or the ledger needs nothing more.
+	led, err := ledger.Store{Dir: opt.StateDir}.Read(l.Name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && so.DryRun:
+		// Not up: every fault of the file would be made.
+		return res, fileLines(l, want, res)
+	case errors.Is(err, fs.ErrNotExist) && len(want) == 0:
+		// Taken down since (a down raced the up): nothing of the file's
+		// to make.
+		return res, nil
+	case err != nil:
+		return nil, err
+	case len(want) == 0 && !slices.ContainsFunc(led.Faults, func(f ledger.Fault) bool { return f.File }):
+		return res, nil
+	}
 	s, err := begin(opt, l.Name)
 	if err != nil {
-		var fe *Error
-		if so.DryRun && errors.As(err, &fe) && errors.Is(fe.Err, fs.ErrNotExist) {
-			// Not up: every fault of the file would be made.
-			return res, fileLines(l, want, res)
-		}
 		return nil, err
 	}
 	err = s.syncFile(l, want, so, res)
