@@ -46,7 +46,9 @@ func (e *Env) lab(c Command) (int, error) {
 				r := planReport(p)
 				r.Notes = append(r.Notes, fr.Notes...)
 				r.Commands = append(r.Commands, fr.Lines...)
-				r.Faults = faultCounts{Impair: fr.Made, Clear: fr.Cleared}
+				if fr.Made+fr.Cleared > 0 {
+					r.Faults = &faultCounts{Impair: fr.Made, Clear: fr.Cleared}
+				}
 				return 0, writeJSON(e.Stdout, r)
 			}
 			if err := p.Write(e.Stdout); err != nil {
@@ -216,7 +218,7 @@ type planJSON struct {
 	Commands []string `json:"commands"`
 	// Faults counts the ends whose file faults up would make or clear;
 	// their commands are among Commands, after the lab's.
-	Faults faultCounts `json:"faults"`
+	Faults *faultCounts `json:"faults,omitempty"`
 }
 
 type faultCounts struct {
