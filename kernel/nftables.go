@@ -204,11 +204,16 @@ func (n *NFT) SetChains(table string, chains []FaultChain, remove ...FaultChain)
 		del(c.Family, c.Name)
 	}
 	for _, c := range chains {
-		del(c.Family, c.Name)
-	}
-	for _, c := range chains {
 		t := tab(c.Family)
-		if err := n.addChain(t, c); err != nil {
+		// A chain that is there keeps its hook and only has its rules
+		// replaced: unregistering a hook waits for an RCU grace period,
+		// which would make every change cost milliseconds. A chain's name
+		// fixes its hook, device and priority.
+		keep := existing[c.Family][c.Name]
+		if keep {
+			n.c.FlushChain(&nftables.Chain{Name: c.Name, Table: t})
+		}
+		if err := n.addChain(t, c, keep); err != nil {
 			return &OpError{Op: "add chain " + c.Name, Name: n.name, Err: err}
 		}
 	}
@@ -232,7 +237,7 @@ func (n *NFT) SetChains(table string, chains []FaultChain, remove ...FaultChain)
 	return nil
 }
 
-func (n *NFT) addChain(t *nftables.Table, c FaultChain) error {
+func (n *NFT) addChain(t *nftables.Table, c FaultChain, exists bool) error {
 	accept := nftables.ChainPolicyAccept
 	ch := &nftables.Chain{Name: c.Name, Table: t, Type: nftables.ChainTypeFilter, Policy: &accept, Priority: nftables.ChainPriorityRef(nftables.ChainPriority(c.Priority))}
 	switch c.Hook {
@@ -247,7 +252,9 @@ func (n *NFT) addChain(t *nftables.Table, c FaultChain) error {
 	default:
 		return fmt.Errorf("unknown hook %q", c.Hook)
 	}
-	n.c.AddChain(ch)
+	if !exists {
+		n.c.AddChain(ch)
+	}
 	for _, r := range c.Rules {
 		var fams [][]netip.Addr
 		if len(r.Src) > 0 {

@@ -132,6 +132,12 @@ func Run(ctx context.Context, cfgPath, statsPath string, reload <-chan os.Signal
 				continue
 			}
 			seed := seedOf(e)
+			if q, ok := open[k]; ok && q.copies != (spec.Corrupt != 0) {
+				// Corruption needs whole packets: bind again with
+				// the other copy mode.
+				q.close()
+				delete(open, k)
+			}
 			if q, ok := open[k]; ok {
 				if specs[k] != e.Spec {
 					q.setSpec(spec, seed)

@@ -58,6 +58,8 @@ func (h *heapq) Pop() any {
 type queue struct {
 	name string
 	nf   *nfqueue.Nfqueue
+	// copies: the kernel sends whole packets (for corruption).
+	copies bool
 
 	mu      sync.Mutex
 	dec     *decider
@@ -73,9 +75,15 @@ type queue struct {
 // openQueue binds queue num in the namespace behind fd and starts giving
 // verdicts by spec.
 func openQueue(ctx context.Context, name string, fd int, num uint16, spec fault.Spec, seed uint64) (*queue, error) {
+	// Only corruption needs the packet; without it the kernel sends just
+	// the metadata, a fraction of the bytes for each packet.
+	copyMode, copyLen := uint8(nfqueue.NfQnlCopyMeta), uint32(0)
+	if spec.Corrupt != 0 {
+		copyMode, copyLen = nfqueue.NfQnlCopyPacket, 0xffff
+	}
 	nf, err := nfqueue.Open(&nfqueue.Config{
-		NetNS: fd, NfQueue: num, MaxPacketLen: 0xffff, MaxQueueLen: kernelQueueLen,
-		Copymode: nfqueue.NfQnlCopyPacket, WriteTimeout: time.Second,
+		NetNS: fd, NfQueue: num, MaxPacketLen: copyLen, MaxQueueLen: kernelQueueLen,
+		Copymode: copyMode, WriteTimeout: time.Second,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open queue %d for %s: %w", num, name, err)
@@ -84,7 +92,7 @@ func openQueue(ctx context.Context, name string, fd int, num uint16, spec fault.
 	// packets: they are counted as gaps in the ids); keep reading.
 	_ = nf.SetOption(netlink.NoENOBUFS, true)
 	_ = nf.Con.SetReadBuffer(16 << 20)
-	q := &queue{name: name, nf: nf, dec: newDecider(spec, seed), wake: make(chan struct{}, 1)}
+	q := &queue{name: name, nf: nf, copies: spec.Corrupt != 0, dec: newDecider(spec, seed), wake: make(chan struct{}, 1)}
 	q.verdict = func(id uint32, v int, altered []byte) error {
 		if altered != nil {
 			return nf.SetVerdictWithOption(id, v, nfqueue.WithAlteredPacket(altered))
@@ -167,14 +175,20 @@ func (q *queue) onPacket(a nfqueue.Attribute) int {
 		return 0
 	}
 	h := held{id: id, due: now.Add(wait), altered: altered}
+	next, waiting := q.nextDue()
 	if d.ordered() && (len(q.fifo) == 0 || !h.due.Before(q.fifo[len(q.fifo)-1].due)) {
 		q.fifo = append(q.fifo, h)
 	} else {
 		heap.Push(&q.hq, h)
 	}
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	// The releaser sleeps until the earliest due packet; it only needs
+	// waking when this one is due sooner (with a fixed delay: when nothing
+	// else was held), not for every packet.
+	if !waiting || h.due.Before(next) {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
 	}
 	return 0
 }

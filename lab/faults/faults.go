@@ -306,15 +306,19 @@ func (s *session) set(end fault.End, spec fault.Spec, so SetOptions) (*ledger.Fa
 	if l.WasDown && !spec.Down {
 		s.raised = append(s.raised, end)
 	}
-	f.Down = spec.Down
-	s.putFault(f)
-	if so.For > 0 {
-		if err := s.startReverter(end, f.Until); err != nil {
+	if f.Down != spec.Down || so.For > 0 {
+		// What the first record overstated (a link that was down and is
+		// up now) and the reverter are written once they are true.
+		f.Down = spec.Down
+		s.putFault(f)
+		if so.For > 0 {
+			if err := s.startReverter(end, f.Until); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.store.Write(s.led); err != nil {
 			return nil, err
 		}
-	}
-	if err := s.store.Write(s.led); err != nil {
-		return nil, err
 	}
 	// A delayer no longer needed (the end's old fault used it) goes last.
 	return &f, s.syncDelayer()
@@ -540,11 +544,14 @@ func (s *session) revert(end fault.End, until time.Time) error {
 }
 
 // members are the lab's own nodes with their addresses, for partitions.
-func (s *session) members() (map[string]backend.Member, []backend.Member, error) {
+func (s *session) members(only ...fault.Partition) (map[string]backend.Member, []backend.Member, error) {
 	byName := map[string]backend.Member{}
 	var all []backend.Member
 	for _, n := range s.led.Nodes {
 		if !n.Owned() {
+			continue
+		}
+		if len(only) > 0 && !slices.ContainsFunc(only, func(p fault.Partition) bool { return p.Group(n.Name) >= 0 }) {
 			continue
 		}
 		ns, _, err := s.ns(n.Name)
@@ -595,7 +602,13 @@ func Partition(opt lab.Options, name string, p fault.Partition) error {
 			return &Error{Lab: name, Msg: "node " + n + " is the host's namespace, which a partition does not touch"}
 		}
 	}
-	byName, all, err := s.members()
+	// The nodes of this partition and of the one it replaces: no other
+	// node has partition rules.
+	only := []fault.Partition{p}
+	if old := s.led.Partition; old != nil {
+		only = append(only, fault.Partition{Groups: old.Groups})
+	}
+	byName, all, err := s.members(only...)
 	if err != nil {
 		return err
 	}
@@ -618,15 +631,17 @@ func Heal(opt lab.Options, name string) error {
 		return err
 	}
 	defer s.close()
-	_, all, err := s.members()
+	if s.led.Partition == nil {
+		return nil
+	}
+	// Only the nodes of the partition in force have its rules: it was
+	// recorded before any was made.
+	_, all, err := s.members(fault.Partition{Groups: s.led.Partition.Groups})
 	if err != nil {
 		return err
 	}
 	if err := backend.SetPartition(name, nil, all); err != nil {
 		return err
-	}
-	if s.led.Partition == nil {
-		return nil
 	}
 	s.led.Partition = nil
 	return s.store.Write(s.led)

@@ -111,7 +111,7 @@ func Show(opt lab.Options, name string) (*State, error) {
 	}
 	if p := led.Partition; p != nil {
 		ps := &PartitionState{Groups: p.Groups, OneWay: p.OneWay}
-		byName, _, err := s.members()
+		byName, _, err := s.members(fault.Partition{Groups: p.Groups})
 		if err == nil {
 			for _, n := range (fault.Partition{Groups: p.Groups}).Nodes() {
 				d, _ := backend.PartitionDrops(name, byName[n])
