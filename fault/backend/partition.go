@@ -57,8 +57,10 @@ func PartitionLines(lab string, p fault.Partition, members map[string]Member) []
 	return out
 }
 
-// workers bounds how many namespaces a partition changes at once.
-const workers = 8
+// workers bounds how many namespaces a partition changes at once. Removing
+// a chain waits for an RCU grace period; concurrent removals share one, so
+// many at once cost little more than one.
+const workers = 32
 
 // SetPartition puts each node's partition chain in place and removes it from
 // the nodes of all that have none now (heal: chains empty).
