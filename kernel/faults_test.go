@@ -77,6 +77,14 @@ func TestShaperOwnsOnlyItsRoot(t *testing.T) {
 	if err != nil || strings.Join(st.Kinds, ",") != "tbf" {
 		t.Fatalf("shaper %+v, %v", st, err)
 	}
+	// Its counters are the kernel's (tc -s): what went through, nothing
+	// dropped.
+	if n := ping(t, ans, "10.9.0.2", 3); n != 3 {
+		t.Fatalf("through tbf: %d/3 replies", n)
+	}
+	if st, err := tc.Shaper(l.Index); err != nil || st.Packets < 3 || st.Drops != 0 {
+		t.Errorf("counters %+v, %v", st, err)
+	}
 	// Changing it in place is fine.
 	s.TBF.Rate = 20e6
 	if err := tc.SetShaper(l.Index, "a0", s); err != nil {

@@ -146,12 +146,9 @@ func (t *TC) Shaper(ifindex int) (ShaperState, error) {
 		} else {
 			st.Kinds = append(st.Kinds, q.Kind)
 		}
-		if q.Stats2 != nil {
-			if q.Handle>>16 == FaultQdiscMajor {
-				st.Packets = uint64(q.Stats2.Packets)
-			}
-			st.Drops += uint64(q.Stats2.Drops)
-		} else if q.Stats != nil {
+		// TCA_STATS (struct tc_stats), which the library decodes
+		// right; its reading of TCA_STATS2 is misaligned.
+		if q.Stats != nil {
 			if q.Handle>>16 == FaultQdiscMajor {
 				st.Packets = uint64(q.Stats.Packets)
 			}
