@@ -180,15 +180,16 @@ func commands() []*cmdSpec {
 		},
 		{
 			name: "exec", group: groupLabs,
-			usage:   []string{"LAB NODE [--] CMD [ARGS...]"},
-			summary: "run a command in a node of a lab",
+			usage:   []string{"LAB NODE [--] [CMD [ARGS...]]"},
+			summary: "run a command, or a shell, in a node of a lab",
 			help: "Runs CMD in NODE's namespace with `ip netns exec` semantics: nsnet becomes the\n" +
-				"command, with the node's /sys and /etc/netns files. The exit status is CMD's.\n" +
-				"Everything after NODE (or after --) is CMD's own.",
+				"command, with the node's /sys and /etc/netns files (its hosts file names the lab's\n" +
+				"nodes). The exit status is CMD's. Everything after NODE (or after --) is CMD's own.\n" +
+				"Without CMD, starts $SHELL (or /bin/sh) there, its prompt starting with (LAB NODE).",
 			args:     []argSpec{{name: "LAB", kind: argLab}, {name: "NODE", kind: argNode}},
-			rest:     &argSpec{name: "CMD", kind: argCommand},
+			rest:     &argSpec{name: "CMD", kind: argCommand, optional: true},
 			flags:    []flagSpec{{name: labGateFlag, hidden: true}, hostFlag()},
-			examples: []string{"exec two-lans h1 nsnet ping -c1 h6", "exec two-lans h1 nsnet -br addr"},
+			examples: []string{"exec two-lans h1 nsnet ping -c1 h6", "exec two-lans h1 nsnet -br addr", "exec two-lans router"},
 			run:      func(e *Env, c Command) (int, error) { return e.lab(c) },
 		},
 		{

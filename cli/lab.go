@@ -178,7 +178,11 @@ func (e *Env) lab(c Command) (int, error) {
 		err := lab.Exec(args[0], args[1], c.Argv, opt)
 		// Exec only returns on failure, possibly inside the namespace:
 		// report and exit.
-		return 1, fmt.Errorf("exec %s %s %s: %w", echo.Clip(args[0]), echo.Clip(args[1]), echo.Clip(c.Argv[0]), err)
+		what := "a shell"
+		if len(c.Argv) > 0 {
+			what = echo.Clip(c.Argv[0])
+		}
+		return 1, fmt.Errorf("exec %s %s %s: %w", echo.Clip(args[0]), echo.Clip(args[1]), what, err)
 	}
 	return 2, fmt.Errorf("%s: not implemented yet", c.Object)
 }

@@ -314,9 +314,12 @@ func noNode(led *ledger.Ledger, node string) error {
 // Exec replaces the process with argv running in a node of a lab that is up,
 // the way `nsnet netns exec` (and `ip netns exec`) do. It only returns on
 // failure.
+//
+// Without argv it starts the user's shell ($SHELL, or /bin/sh) there, with a
+// prompt that names the lab and the node.
 func Exec(name, node string, argv []string, opt Options) error {
 	if len(argv) == 0 {
-		return errors.New("no command given")
+		argv = nodeShell(name, node)
 	}
 	led, err := opt.store().Read(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -394,4 +397,25 @@ func nameInFile(path string) (string, error) {
 		return "", fmt.Errorf("%s: invalid lab name %s: %s", echo.Clip(path), echo.Quote(doc.Lab), ledger.NameRule)
 	}
 	return doc.Lab, nil
+}
+
+// NodePrompt starts the prompt of a shell nsnet exec starts in a node.
+func NodePrompt(lab, node string) string { return "(" + lab + " " + node + ") " }
+
+// nodeShell is the shell exec starts when given no command, with PS1 set
+// to name the node. The process is about to become the shell, so its own
+// environment is the shell's: bash, whose ~/.bashrc usually sets PS1, gets
+// PROMPT_COMMAND to put the node's name back in front of it.
+func nodeShell(lab, node string) []string {
+	sh := os.Getenv("SHELL")
+	if sh == "" {
+		sh = "/bin/sh"
+	}
+	p := NodePrompt(lab, node)
+	os.Setenv("PS1", p+"$ ")
+	if filepath.Base(sh) == "bash" {
+		os.Setenv("PS1", p+`\w \$ `)
+		os.Setenv("PROMPT_COMMAND", `case "$PS1" in "`+p+`"*) ;; *) PS1="`+p+`$PS1";; esac`)
+	}
+	return []string{sh}
 }
