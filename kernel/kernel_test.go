@@ -234,7 +234,7 @@ func TestLinksByName(t *testing.T) {
 	if err := a.SetHardwareAddr("m", mac); err != nil {
 		t.Fatal(err)
 	}
-	b, err := kernel.OpenBatch(ans, nil)
+	b, err := kernel.OpenBatch(ans)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestBatchLinkAttributes(t *testing.T) {
 	if err := a.AddVeth(kernel.Veth{Name: "a0", Peer: "b0", PeerNS: bns}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := kernel.OpenBatch(ans, nil)
+	b, err := kernel.OpenBatch(ans)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,29 +6,89 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/jsimonetti/rtnetlink/v2"
+	mnl "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// AddPermanentNeigh installs a permanent neighbour entry (ip neigh add ...
-// nud permanent). Permanent entries do not count against the kernel's
-// neighbour table limit, which all namespaces share.
-func (h *Handle) AddPermanentNeigh(dev string, ip netip.Addr, mac net.HardwareAddr) error {
-	l, err := h.byName(dev)
+// Neigh is a neighbour entry: the link-layer address behind an address on a
+// link.
+type Neigh struct {
+	LinkIndex int
+	IP        netip.Addr
+	MAC       net.HardwareAddr
+}
+
+// setNeigh is a permanent neighbour entry (ip neigh replace ADDR lladdr MAC
+// dev IF nud permanent). Permanent entries do not count against the
+// neighbour table's limit, which all namespaces share.
+func setNeigh(index int, ip netip.Addr, mac net.HardwareAddr) (request, error) {
+	ip = ip.Unmap()
+	m := rtnetlink.NeighMessage{
+		Family:     uint16(family(ip)),
+		Index:      uint32(index),
+		State:      unix.NUD_PERMANENT,
+		Attributes: &rtnetlink.NeighAttributes{Address: ip.AsSlice(), LLAddress: mac, IfIndex: uint32(index)},
+	}
+	data, err := m.MarshalBinary()
+	return request{typ: unix.RTM_NEWNEIGH, flags: unix.NLM_F_CREATE | unix.NLM_F_REPLACE, data: data, what: "add neighbour"}, err
+}
+
+// SetNeigh queues a permanent neighbour entry, replacing one for the same
+// address.
+func (b *Batch) SetNeigh(index int, ip netip.Addr, mac net.HardwareAddr, tag int) error {
+	r, err := setNeigh(index, ip, mac)
 	if err != nil {
 		return err
 	}
-	n := &netlink.Neigh{
-		LinkIndex:    l.Attrs().Index,
-		State:        netlink.NUD_PERMANENT,
-		IP:           ip.Unmap().AsSlice(),
-		HardwareAddr: mac,
-		Family:       netlink.FAMILY_V4,
+	return b.queue(r, tag)
+}
+
+// AddPermanentNeigh installs a permanent neighbour entry (ip neigh add ...
+// nud permanent); an entry already there for the address matches
+// fs.ErrExist.
+func (h *Handle) AddPermanentNeigh(dev string, ip netip.Addr, mac net.HardwareAddr) error {
+	index, err := h.index(dev)
+	if err != nil {
+		return err
 	}
-	if ip.Is6() && !ip.Is4In6() {
-		n.Family = netlink.FAMILY_V6
+	r, err := setNeigh(index, ip, mac)
+	if err != nil {
+		return err
 	}
-	return opErr("add neighbour", fmt.Sprintf("%s lladdr %s dev %s", ip, mac, dev), h.nl.NeighAdd(n))
+	r.flags = unix.NLM_F_CREATE | unix.NLM_F_EXCL
+	r.name = fmt.Sprintf("%s lladdr %s dev %s", ip, mac, dev)
+	return h.do(r)
+}
+
+// PermanentNeighs lists the namespace's permanent neighbour entries that
+// have a link-layer address, of both families.
+func (h *Handle) PermanentNeighs() ([]Neigh, error) {
+	var out []Neigh
+	m := rtnetlink.NeighMessage{}
+	data, err := m.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	err = h.batch(func(b *Batch) error {
+		out = out[:0]
+		return b.dump("list neighbours", request{typ: unix.RTM_GETNEIGH, data: data}, func(msg mnl.Message) {
+			var n rtnetlink.NeighMessage
+			if msg.Header.Type != unix.RTM_NEWNEIGH || n.UnmarshalBinary(msg.Data) != nil {
+				return
+			}
+			if n.State&unix.NUD_PERMANENT == 0 || n.Attributes == nil || n.Attributes.LLAddress == nil {
+				return
+			}
+			a, ok := netip.AddrFromSlice(n.Attributes.Address)
+			if !ok {
+				return
+			}
+			out = append(out, Neigh{LinkIndex: int(n.Index), IP: a.Unmap(), MAC: n.Attributes.LLAddress})
+		})
+	})
+	return out, err
 }
 
 // FlushUnresolved deletes the link's neighbour entries that are still being

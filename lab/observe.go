@@ -3,11 +3,9 @@ package lab
 import (
 	"errors"
 	"io/fs"
-	"net/netip"
 	"os"
 	"slices"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/kernel"
@@ -309,20 +307,13 @@ func (s *System) observeMark(c *conn) (*NSState, error) {
 
 // permanentNeighs reads a namespace's permanent neighbour entries.
 func permanentNeighs(h *kernel.Handle, names map[int]string) (map[NeighKey]string, error) {
-	ns, err := h.Netlink().NeighList(0, 0)
+	ns, err := h.PermanentNeighs()
 	if err != nil {
 		return nil, err
 	}
 	out := map[NeighKey]string{}
 	for _, n := range ns {
-		if n.State&netlink.NUD_PERMANENT == 0 || n.HardwareAddr == nil {
-			continue
-		}
-		a, ok := netip.AddrFromSlice(n.IP)
-		if !ok {
-			continue
-		}
-		out[NeighKey{names[n.LinkIndex], a.Unmap()}] = n.HardwareAddr.String()
+		out[NeighKey{names[n.LinkIndex], n.IP}] = n.MAC.String()
 	}
 	return out, nil
 }
@@ -355,7 +346,7 @@ func (s *System) observeMarks(st *State, want, exists map[string]bool) error {
 	if half >= 64 {
 		go func() {
 			defer close(done)
-			b, err := kernel.OpenBatch(s.host.ns, s.bufs)
+			b, err := kernel.OpenBatch(s.host.ns)
 			if err != nil {
 				otherErr = err
 				return

@@ -29,6 +29,14 @@ const loIndex = 1
 // bytes.
 const maxOpen = 1 << 16
 
+// PlainEnv is the environment variable that, set to 1, makes a System send
+// every request alone and wait for its answer: the same requests as the
+// batched path, one round trip each. A test builds labs both ways and
+// compares the kernel state, so batching (requests queued per namespace,
+// failures reported late, as the step that queued them) is checked against
+// the plain order of the plan.
+const PlainEnv = "NSNET_LAB_PLAIN"
+
 // System is the Executor that changes the kernel. It keeps one netlink
 // handle per namespace, opened on first use and reused, up to a bound set by
 // the descriptor limit (least recently used handles are closed first), so a
@@ -54,12 +62,11 @@ type System struct {
 
 	// dirty are the connections with queued requests.
 	dirty map[*conn]bool
-	// plain selects the plain path (see system_plain.go).
+	// plain sends every request alone and waits for its answer (see
+	// PlainEnv).
 	plain bool
 	// last is the node connection requests were last queued on.
 	last *conn
-	// bufs are the receive buffers all connections share.
-	bufs *kernel.Buffers
 	// held keeps a teardown's namespaces alive while their names are
 	// removed (see hold).
 	held []*netns.NS
@@ -165,20 +172,20 @@ func NewSystem(dir netns.Dir, exe, logDir, mark string) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	bufs := kernel.NewBuffers(4)
-	b, err := kernel.OpenBatch(self, bufs)
+	b, err := kernel.OpenBatch(self)
 	if err != nil {
 		h.Close()
 		self.Close()
 		return nil, err
 	}
 	s := &System{
-		dir: dir, exe: exe, logDir: logDir, mark: mark, bufs: bufs,
+		dir: dir, exe: exe, logDir: logDir, mark: mark,
 		conns: map[string]*list.Element{}, lru: list.New(),
 		Grace: 3 * time.Second, Settle: 10 * time.Second,
 		dirty: map[*conn]bool{},
 		plain: os.Getenv(PlainEnv) == "1",
 	}
+	b.OneAtATime = s.plain
 	s.host = &conn{ns: self, h: h, b: b, idx: map[string]int{}, sys: s}
 	// Two descriptors per namespace (nsfs and netlink), and room for
 	// everything else. A plan touches every node's namespace in three
@@ -264,11 +271,12 @@ func (s *System) conn(name string) (*conn, error) {
 
 // newConn wraps ns, which it takes over, with a request batch of its own.
 func (s *System) newConn(name string, ns *netns.NS, idx map[string]int) (*conn, error) {
-	b, err := kernel.OpenBatch(ns, s.bufs)
+	b, err := kernel.OpenBatch(ns)
 	if err != nil {
 		ns.Close()
 		return nil, err
 	}
+	b.OneAtATime = s.plain
 	return &conn{name: name, ns: ns, b: b, idx: idx, sys: s}, nil
 }
 
@@ -424,11 +432,6 @@ func ignore(err error, kinds ...error) error {
 }
 
 func (s *System) run(st Step) error {
-	if s.plain {
-		if ok, err := s.runPlain(st); ok {
-			return err
-		}
-	}
 	switch st.Op {
 	case OpStopProcess:
 		return stopProc(*st.Old.Proc, s.Grace)
@@ -493,7 +496,7 @@ func (s *System) run(st Step) error {
 			return err
 		}
 		delete(s.dirty, c)
-		idx, _, err := c.b.AddLink(kernel.NewLink{Name: st.Iface.Name, Kind: "bridge", MTU: st.Iface.MTU, MAC: st.Iface.MAC})
+		idx, _, err := c.b.AddLink(kernel.NewLink{Name: st.Iface.Name, MTU: st.Iface.MTU, MAC: st.Iface.MAC, Kind: kernel.Bridge{}})
 		if err != nil {
 			return s.sent(c, err)
 		}
@@ -620,15 +623,16 @@ func (s *System) addVeth(a *Interface) error {
 		return err
 	}
 	pc := c
-	nl := kernel.NewLink{Name: a.Name, Kind: "veth", MTU: a.MTU, MAC: a.MAC, Peer: b.Name, PeerMAC: b.MAC, PeerMTU: a.MTU}
+	peer := kernel.VethPeer{Name: b.Name, MAC: b.MAC, MTU: a.MTU}
 	if b.Node != a.Node {
 		if pc, err = s.conn(b.Node.Netns); err != nil {
 			return err
 		}
-		if nl.PeerNS, err = pc.netns(); err != nil {
+		if peer.NS, err = pc.netns(); err != nil {
 			return err
 		}
 	}
+	nl := kernel.NewLink{Name: a.Name, MTU: a.MTU, MAC: a.MAC, Kind: peer}
 	delete(pc.idx, b.Name)
 	delete(s.dirty, c)
 	idx, peerIdx, err := c.b.AddLink(nl)

@@ -189,3 +189,28 @@ func (t *TC) root(ifindex int) (*tc.Object, error) {
 func defaultRoot(q *tc.Object) bool {
 	return q.Handle == 0 || q.Kind == "noqueue"
 }
+
+// Queueing disciplines. A link's root qdisc is what `ip link` prints after
+// "qdisc"; the link dump carries it (IFLA_QDISC), which the listing library
+// does not read.
+
+// Qdiscs reports each link's root queueing discipline by index, as `ip link`
+// prints it ("noqueue", "noop", "htb", ...).
+func (h *Handle) Qdiscs() (map[int]string, error) {
+	var links []LinkInfo
+	err := h.batch(func(b *Batch) error {
+		var err error
+		links, err = b.Links()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]string, len(links))
+	for _, li := range links {
+		if li.Qdisc != "" {
+			out[li.Index] = li.Qdisc
+		}
+	}
+	return out, nil
+}
