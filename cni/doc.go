@@ -24,4 +24,8 @@
 // record on disk before its interfaces exist, and every host interface
 // carries an alias naming its attachment, so DEL and GC never remove what is
 // not theirs and always find what is.
+//
+// cni owns the CNI verbs, the attachment records and the allocator's state;
+// it builds no netlink message itself (kernel does) and converts errors to
+// CNI error codes only at its edge.
 package cni

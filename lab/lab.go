@@ -20,6 +20,10 @@
 // creates has "nsnet:LAB" as the alias of its loopback, set before the
 // namespace gets its name. Teardown deletes an object only when the ledger
 // lists it and the kernel's mark agrees.
+//
+// lab owns the lab model, the plan and the ledger; it changes the kernel only
+// through package kernel (System queues each step's request on a kernel.Batch
+// per namespace) and package netns. See ARCHITECTURE.md for the data flow.
 package lab
 
 import (

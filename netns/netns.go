@@ -10,6 +10,10 @@
 //
 // Namespaces are always held by file descriptor (O_CLOEXEC), never by a
 // /proc/PID path, so a recycled PID can never redirect an operation.
+//
+// netns owns namespaces themselves (create, open, pin, remove, enter, start a
+// process in, sysctls) and nothing that lives in them: links, addresses and
+// routes are package kernel's.
 package netns
 
 import (
