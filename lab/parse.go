@@ -105,29 +105,53 @@ type parser struct {
 func at(n *yaml.Node, path string) loc { return loc{Line: n.Line, Col: n.Column, Path: path} }
 
 // parseSpec parses the YAML text. Only a document that is not YAML at all
-// stops it early; every other problem is collected.
+// stops it early; every other problem is collected. A big file is read in
+// pieces when it can be (split.go), with the same result.
 func parseSpec(file string, data []byte) (*spec, *problems) {
 	p := &parser{problems{file: file}}
 	if len(data) > MaxFileSize {
 		p.add(loc{Line: 1, Col: 1}, "file is larger than %d bytes", MaxFileSize)
 		return nil, &p.problems
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if sp, ok := splitFile(data); ok {
+		if s, err := p.read(sp.skeleton, sp); err == nil {
+			return s, &p.problems
+		}
+		p = &parser{problems{file: file}}
+	}
+	s, _ := p.read(data, nil)
+	return s, &p.problems
+}
+
+// read parses text, whose sections nodes and links come from sp's pieces
+// when sp is not nil. It fails (errWhole) only when a piece is not what
+// the splitter took it for.
+func (p *parser) read(text []byte, sp *split) (*spec, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(text))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
+		if sp != nil {
+			return nil, errWhole
+		}
 		if errors.Is(err, io.EOF) {
 			p.add(loc{Line: 1, Col: 1}, "file is empty: a lab needs at least \"lab: NAME\"")
 		} else {
 			p.add(yamlErrLoc(err), "not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 		}
-		return nil, &p.problems
+		return nil, nil
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
+		if sp != nil {
+			return nil, errWhole
+		}
 		p.add(at(&extra, ""), "a lab file holds one YAML document; this is a second one")
 	} else if !errors.Is(err, io.EOF) {
+		if sp != nil {
+			return nil, errWhole
+		}
 		p.add(yamlErrLoc(err), "not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
-		return nil, &p.problems
+		return nil, nil
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
@@ -149,12 +173,17 @@ func parseSpec(file string, data []byte) (*spec, *problems) {
 	// The YAML tree is the biggest thing nsnet ever holds (about 3 KB per
 	// node of a big lab): each part is dropped as soon as it is read.
 	if f, ok := fields["nodes"]; ok {
-		kvs := p.entries(f, "nodes")
-		f.Content = nil
-		s.Nodes = make([]*nodeSpec, 0, len(kvs))
-		for i := range kvs {
-			s.Nodes = append(s.Nodes, p.node(kvs[i]))
-			kvs[i].Value = nil
+		seen := map[string]loc{}
+		err := parts(sp, "nodes", f, yaml.MappingNode, func(n *yaml.Node) {
+			kvs := p.entriesSeen(n, "nodes", seen)
+			n.Content = nil
+			for i := range kvs {
+				s.Nodes = append(s.Nodes, p.node(kvs[i]))
+				kvs[i].Value = nil
+			}
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if f, ok := fields["bridges"]; ok {
@@ -163,11 +192,15 @@ func parseSpec(file string, data []byte) (*spec, *problems) {
 		}
 	}
 	if f, ok := fields["links"]; ok {
-		items := p.seq(f, "links")
-		s.Links = make([]*linkSpec, 0, len(items))
-		for i, n := range items {
-			s.Links = append(s.Links, p.link(n, fmt.Sprintf("links[%d]", i)))
-			items[i] = nil
+		err := parts(sp, "links", f, yaml.SequenceNode, func(n *yaml.Node) {
+			items := p.seq(n, "links")
+			for i, n := range items {
+				s.Links = append(s.Links, p.link(n, fmt.Sprintf("links[%d]", len(s.Links))))
+				items[i] = nil
+			}
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if f, ok := fields["expect"]; ok {
@@ -175,7 +208,24 @@ func parseSpec(file string, data []byte) (*spec, *problems) {
 			s.Expect = append(s.Expect, p.expect(n, fmt.Sprintf("expect[%d]", i)))
 		}
 	}
-	return s, &p.problems
+	return s, nil
+}
+
+// parts passes a section to fn: the section's own node, or, when sp split
+// it, each of its entries in turn.
+func parts(sp *split, name string, f *yaml.Node, want yaml.Kind, fn func(*yaml.Node)) error {
+	if sp == nil || sp.entries[name] == nil {
+		fn(f)
+		return nil
+	}
+	for _, pc := range sp.entries[name] {
+		n, err := sp.decode(pc, want)
+		if err != nil {
+			return err
+		}
+		fn(n)
+	}
+	return nil
 }
 
 var yamlLineRE = regexp.MustCompile(`line (\d+)`)
@@ -213,6 +263,12 @@ type keyValue struct {
 // entries reads a mapping whose keys are names chosen by the user, in file
 // order. Duplicate keys are reported.
 func (p *parser) entries(n *yaml.Node, path string) []keyValue {
+	return p.entriesSeen(n, path, map[string]loc{})
+}
+
+// entriesSeen is entries for one of several parts of a mapping: seen holds
+// the names of the parts read before.
+func (p *parser) entriesSeen(n *yaml.Node, path string, seen map[string]loc) []keyValue {
 	if !p.plain(n, path) || isNull(n) {
 		return nil
 	}
@@ -221,7 +277,6 @@ func (p *parser) entries(n *yaml.Node, path string) []keyValue {
 		return nil
 	}
 	var out []keyValue
-	seen := map[string]loc{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if !p.plain(k, path) {
