@@ -112,9 +112,9 @@ type Plan struct {
 	// Notes explain what the plan leaves alone although the ledger lists
 	// it, because the kernel says it is not the lab's.
 	Notes []string
-	// Carrier are veth ends that were up but not yet operationally up when
-	// observed (an interrupted up brought them up a moment ago): up waits
-	// for them as for the ends it brings up itself.
+	// Carrier are veth ends, and bridges with ports, that were up but not
+	// yet operationally up when observed (an interrupted up brought them up
+	// a moment ago): up waits for them as for the ends it brings up itself.
 	Carrier []*Interface
 }
 
@@ -502,6 +502,11 @@ func (p *planner) bridge(b *Bridge) {
 		p.add(Step{Op: OpAddBridge, Iface: i})
 	}
 	p.configure(i, ls)
+	if ls != nil && ls.Up && !ls.Running && len(b.Ports) > 0 {
+		// A bridge has carrier once a port forwards: an interrupted up
+		// may have left that pending.
+		p.carrier = append(p.carrier, i)
+	}
 }
 
 func (p *planner) veth(l *Link) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -488,5 +489,32 @@ func TestPlanGatedProcess(t *testing.T) {
 			"kill -TERM -- -1000  # sleep 1000 in node n",
 			"ip netns exec g-n setsid sleep 1000 &",
 		)
+	}
+}
+
+// TestPlanCarrier: links found up but not yet operationally up (an
+// interrupted up brought them up a moment ago) are what up waits for even
+// with nothing to change: veth ends, and bridges with ports.
+func TestPlanCarrier(t *testing.T) {
+	l := load(t, filepath.Join("..", "examples", "two-lans.yaml"))
+	st := upState(l)
+	for _, ns := range st.Netns {
+		for _, ls := range ns.Links {
+			ls.Running = true
+		}
+	}
+	st.Netns["two-lans-switch"].Links["lan1"].Running = false
+	st.Netns["two-lans-h2"].Links["eth0"].Running = false
+	p, err := lab.PlanUp(l, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, i := range p.Carrier {
+		got = append(got, i.Node.Name+":"+i.Name)
+	}
+	sort.Strings(got)
+	if !p.Empty() || strings.Join(got, " ") != "h2:eth0 switch:lan1" {
+		t.Errorf("plan of %d steps waits for %v, want none and h2:eth0 switch:lan1", len(p.Steps), got)
 	}
 }

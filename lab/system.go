@@ -758,9 +758,9 @@ func routeState(r kernel.Route, names map[int]string) RouteState {
 // second, and a link passes no traffic until then: without this wait, a
 // ping right after up could fail. The peer counts too: a repair that brings
 // up one end of a pair whose other end was up already (an interrupted up)
-// changes the carrier of both; so do the ends it found up without carrier
-// (Plan.Carrier). A bridge port must forward, too. It returns the links still
-// not up after d.
+// changes the carrier of both; so do the links it found up without
+// carrier (Plan.Carrier: veths, and bridges with ports). A bridge port must
+// forward, too. It returns the links still not up after d.
 func (s *System) AwaitCarrier(p *Plan, d time.Duration) ([]string, error) {
 	byNS := map[string][]*Interface{}
 	var order []string
