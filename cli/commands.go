@@ -193,6 +193,21 @@ func commands() []*cmdSpec {
 			run:      func(e *Env, c Command) (int, error) { return e.lab(c) },
 		},
 		{
+			name: "logs", group: groupLabs,
+			usage:   []string{"LAB NODE [PROC] [-f]"},
+			summary: "print (and follow) the output of a node's processes",
+			help: "Prints what the node's processes wrote to stdout and stderr (their logs in the state\n" +
+				"directory, kept across restarts), each headed by its command line when there are\n" +
+				"several. PROC picks one: its index in the node's processes: list (from 0) or its\n" +
+				"program's name. With -f, keeps printing what they write until interrupted.",
+			args: []argSpec{{name: "LAB", kind: argLab}, {name: "NODE", kind: argNode}, {name: "PROC", optional: true}},
+			flags: []flagSpec{
+				{name: "-f", help: "follow: print new output as it comes, until interrupted"},
+			},
+			examples: []string{"logs procs web", "logs procs web 0 -f"},
+			run:      func(e *Env, c Command) (int, error) { return e.logs(c) },
+		},
+		{
 			name: "check", group: groupLabs, opts: optJSON,
 			usage:   []string{"FILE|LAB [--all] [--junit FILE] [--timeout SECONDS]"},
 			summary: "prove the lab's reachability and isolation expectations",
