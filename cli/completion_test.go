@@ -93,7 +93,7 @@ comp nsnet perf complab alpha ""
 	for line, want := range map[string]string{
 		"nsnet st":                         "status",
 		"nsnet ch":                         "check",
-		"nsnet l":                          "labs link",
+		"nsnet l":                          "labs link logs",
 		"nsnet link ":                      "add del help set show",
 		"nsnet link set ":                  "compv0 compv1 lo",
 		"nsnet link set compv0 ":           "down master mtu netns nomaster up",
