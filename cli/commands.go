@@ -122,6 +122,29 @@ func commands() []*cmdSpec {
 			run:      func(e *Env, c Command) (int, error) { return e.bench(c) },
 		},
 		{
+			name: "new", group: groupLabs,
+			usage: []string{"SHAPE N... [--name LAB]", "linear|star|ring|mesh N [--name LAB]",
+				"tree DEPTH FANOUT [--name LAB]", "clos SPINES LEAVES HOSTS_PER_LEAF [--name LAB]"},
+			summary: "print a generated lab file: linear, star, ring, mesh, tree, clos",
+			help: "Prints a lab file of that shape on stdout, like Mininet's --topo: routers (r1...,\n" +
+				"spine1... and leaf1... for clos) joined by point-to-point links, hosts h1... each on a\n" +
+				"link to its router. Every link is a /30 of 10.0.0.0/8; routers forward and have a\n" +
+				"static route to every subnet along a shortest path, hosts a default route through\n" +
+				"their router, so every node reaches every other. linear: a chain of N routers with a\n" +
+				"host each; star: N hosts on one router; ring: N routers in a ring (N >= 3), a host\n" +
+				"each; mesh: N routers all linked, a host each; tree: routers in a tree of depth DEPTH\n" +
+				"and fanout FANOUT, FANOUT^DEPTH hosts at the leaves; clos: every leaf linked to every\n" +
+				"spine, HOSTS_PER_LEAF hosts on each leaf (one path, no ECMP). The lab is named\n" +
+				"SHAPE-ARGS (linear-3) unless --name says otherwise. The file is valid as written.",
+			// A shape takes one to three numbers: the generator checks how many.
+			args: []argSpec{{name: "SHAPE", kind: argShape}, {name: "N"},
+				{name: "ARG", optional: true}, {name: "ARG", optional: true}},
+			flags: []flagSpec{{name: "--name", value: "LAB", help: "the lab's name (default SHAPE-ARGS, e.g. tree-2-3)"}},
+			examples: []string{"new linear 3 > linear-3.yaml && nsnet up linear-3.yaml && nsnet check --all linear-3",
+				"new tree 2 3", "new clos 2 4 8 --name fabric"},
+			run: func(e *Env, c Command) (int, error) { return e.newTopology(c) },
+		},
+		{
 			name: "plan", group: groupLabs, opts: optJSON,
 			usage:   []string{"FILE"},
 			summary: "print what up would do, as ip commands; changes nothing",

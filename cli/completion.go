@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/nsnet/nsnet/lab/topo"
 	"sort"
 	"strings"
 
@@ -307,6 +308,8 @@ func (e *Env) kindCandidates(c Command, k argKind, before []string, lab string) 
 		return commandNames(), false
 	case argShell:
 		return []string{"bash", "zsh", "fish"}, false
+	case argShape:
+		return topo.Shapes(), false
 	case argCommand:
 		return nil, true
 	}

@@ -70,6 +70,7 @@ comp nsnet exec complab alpha ""
 comp nsnet check complab --
 comp nsnet check complab --junit comp
 comp nsnet completion ""
+comp nsnet new ""
 comp nsnet help ""
 comp nsnet help link ""
 comp nsnet perf complab alpha ""
@@ -108,6 +109,7 @@ comp nsnet perf complab alpha ""
 		"nsnet check complab --":           "--all --help --host --json --junit --timeout",
 		"nsnet check complab --junit comp": "complab.yaml",
 		"nsnet completion ":                "bash fish zsh",
+		"nsnet new ":                       "clos linear mesh ring star tree",
 		"nsnet help link ":                 "add del help set show",
 		"nsnet perf complab alpha ":        "alpha beta",
 	} {

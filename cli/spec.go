@@ -37,6 +37,7 @@ const (
 	argCommand                    // a command line, run as given
 	argCommandName                // a command of nsnet (help TOPIC)
 	argShell                      // bash, zsh or fish
+	argShape                      // a generated topology's shape (nsnet new)
 )
 
 // flagSpec is one of a command's own options.
