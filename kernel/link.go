@@ -389,6 +389,8 @@ type LinkInfo struct {
 	// the kernel makes the link's IPv6 link-local address; -1 when the
 	// link has no IPv6.
 	AddrGenMode int
+	// VXLAN is a VXLAN link's configuration, nil for other kinds.
+	VXLAN *VXLAN
 }
 
 // IPv6 address generation modes (include/uapi/linux/if_link.h) and the
@@ -424,6 +426,7 @@ func parseLinkInfo(m mnl.Message) (LinkInfo, bool) {
 			li.Alias = *a.Alias
 		}
 		li.BridgePort, li.PortState = portState(a.Info)
+		li.VXLAN = vxlanOf(a.Info)
 	}
 	return li, true
 }
@@ -549,6 +552,12 @@ type NewLink struct {
 	// MasterIndex makes the new link a port of that bridge at creation.
 	MasterIndex int
 	Kind        LinkKind
+	// NS, when set, is the namespace the link is made in (IFLA_NET_NS_FD):
+	// a VXLAN device keeps its socket in the namespace of the request and
+	// lives in NS. The kernel's echo of the link would go to NS, not here:
+	// AddLink then returns index 0 and the caller finds the link by name
+	// there.
+	NS *netns.NS
 }
 
 // AddLink creates a link (after sending what is queued) and returns its
@@ -571,12 +580,21 @@ func (b *Batch) AddLink(l NewLink) (index, peerIndex int, err error) {
 		master := uint32(l.MasterIndex)
 		m.Attributes.Master = &master
 	}
+	flags := mnl.Request | mnl.Create | mnl.Excl | mnl.Acknowledge | mnl.Echo
+	if l.NS != nil {
+		fd := l.NS.Fd()
+		if fd < 0 {
+			return 0, 0, &OpError{Op: op, Name: l.Name, Err: netns.ErrClosed}
+		}
+		m.Attributes.NetNS = rtnetlink.NetNSForFD(uint32(fd))
+		flags &^= mnl.Echo
+	}
 	data, err := m.MarshalBinary()
 	if err != nil {
 		return 0, 0, &OpError{Op: op, Name: l.Name, Err: err}
 	}
 	sent, err := b.c.Send(mnl.Message{
-		Header: mnl.Header{Type: unix.RTM_NEWLINK, Flags: mnl.Request | mnl.Create | mnl.Excl | mnl.Acknowledge | mnl.Echo},
+		Header: mnl.Header{Type: unix.RTM_NEWLINK, Flags: flags},
 		Data:   data,
 	})
 	if err != nil {
@@ -604,7 +622,7 @@ func (b *Batch) AddLink(l NewLink) (index, peerIndex int, err error) {
 	if failed != nil {
 		return 0, 0, failed
 	}
-	if index == 0 {
+	if index == 0 && l.NS == nil {
 		return 0, 0, &OpError{Op: op, Name: l.Name, Err: errors.New("the kernel did not echo the new link")}
 	}
 	if _, veth := l.Kind.(VethPeer); veth && peerIndex == 0 {

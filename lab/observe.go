@@ -144,8 +144,12 @@ func (s *System) observeNS(c *conn, keys []string, withRoutes, withNeighs bool) 
 		return nil, err
 	}
 	genMode := make(map[int]int, len(infos))
+	vx := map[int]*kernel.VXLAN{}
 	for _, li := range infos {
 		genMode[li.Index] = li.AddrGenMode
+		if li.VXLAN != nil {
+			vx[li.Index] = li.VXLAN
+		}
 	}
 	ns := &NSState{Links: make(map[string]*LinkState, len(links))}
 	names := make(map[int]string, len(links))
@@ -160,6 +164,9 @@ func (s *System) observeNS(c *conn, keys []string, withRoutes, withNeighs bool) 
 		ls := &LinkState{
 			Index: l.Index, Kind: l.Type, Alias: l.Alias, MAC: l.MAC.String(), Up: l.Up(), Running: l.OperState == "UP", MTU: l.MTU,
 			Master: names[l.MasterIndex], PeerIndex: l.ParentIndex,
+		}
+		if v := vx[l.Index]; v != nil {
+			ls.VXLAN = &VXLANState{VNI: v.VNI, Remote: v.Remote, Local: v.Local, Port: v.Port, Learning: v.Learning}
 		}
 		if m, ok := genMode[l.Index]; ok && l.Index != loIndex {
 			ls.AddrGenAuto = m >= 0 && m != kernel.AddrGenModeNone

@@ -327,6 +327,16 @@ func (p *planner) prune() {
 			p.add(Step{Op: OpRestoreSysctl, Old: &Removal{Sysctl: sc}})
 		}
 	}
+	// A VXLAN half holds its VNI in the machine's namespace until the
+	// kernel has destroyed the node's namespace, which it does after the
+	// namespace is deleted, asynchronously: deleted first, the VNI is free
+	// when down returns (an up right after would find it taken).
+	for i := range p.led.Links {
+		lk := &p.led.Links[i]
+		if lk.Kind == KindVXLAN && lk.Netns != "" && p.owned[lk.Netns] && !p.wantNS[lk.Netns] && !p.wantLink(lk) {
+			p.add(Step{Op: OpDelLink, Old: &Removal{Link: lk}})
+		}
+	}
 	for i := range p.led.Nodes {
 		n := &p.led.Nodes[i]
 		if !n.Owned() || p.wantNS[n.Netns] {

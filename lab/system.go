@@ -505,6 +505,8 @@ func (s *System) run(st Step) error {
 		return nil
 	case OpAddVeth:
 		return s.addVeth(st.Iface)
+	case OpAddVXLAN:
+		return s.addVXLAN(st.Iface)
 	case OpSetAlias, OpAddrGenNone, OpSetMAC, OpSetMaster, OpSetMTU, OpSetUp:
 		c, idx, err := s.ifaceConn(st.Iface)
 		if err != nil {
@@ -642,6 +644,36 @@ func (s *System) addVeth(a *Interface) error {
 	s.sent(c, nil)
 	c.idx[a.Name] = idx
 	pc.idx[b.Name] = peerIdx
+	return nil
+}
+
+// addVXLAN creates this machine's half of a link across machines: sent from
+// the machine's namespace, so that the device's UDP socket is bound there,
+// with the node's namespace as the device's own (born there, never moved).
+func (s *System) addVXLAN(i *Interface) error {
+	pc, err := s.conn(i.Node.Netns)
+	if err != nil {
+		return err
+	}
+	nl := kernel.NewLink{Name: i.Name, MTU: i.MTU, MAC: i.MAC,
+		Kind: kernel.VXLAN{VNI: i.Link.VNI, Remote: i.Remote(), Local: i.Local(), Port: i.Link.Port}}
+	if !i.Node.IsHost() {
+		if nl.NS, err = pc.netns(); err != nil {
+			return err
+		}
+	}
+	c := s.host
+	delete(s.dirty, c)
+	idx, _, err := c.b.AddLink(nl)
+	if err != nil {
+		return s.sent(c, err)
+	}
+	s.sent(c, nil)
+	if idx != 0 && i.Node.IsHost() {
+		pc.idx[i.Name] = idx
+	} else {
+		delete(pc.idx, i.Name) // looked up by name in the node when next needed
+	}
 	return nil
 }
 

@@ -1,0 +1,265 @@
+package lab_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/sandbox"
+	"github.com/nsnet/nsnet/lab"
+	"github.com/nsnet/nsnet/netns"
+	"github.com/nsnet/nsnet/probe"
+)
+
+// A simulated machine: a network namespace and a mount namespace with a
+// private /run (its /run/netns and its state directory /run/nsnet), kept
+// alive by a process the test started, joined to the others by a veth to
+// an underlay bridge in the test's sandbox.
+type machine struct {
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+	bin  string
+}
+
+func (m *machine) pid() string  { return strconv.Itoa(m.cmd.Process.Pid) }
+func (m *machine) root() string { return "/proc/" + m.pid() + "/root" }
+
+func (m *machine) opt() lab.Options {
+	return lab.Options{Netns: netns.Dir{Path: m.root() + "/run/netns"}, StateDir: m.root() + "/run/nsnet"}
+}
+
+// nsnet runs the nsnet binary on the machine.
+func (m *machine) nsnet(args ...string) (string, error) {
+	cmd := exec.Command("nsenter", append([]string{"-t", m.pid(), "-n", "-m", "--", m.bin}, args...)...)
+	cmd.Env = append(os.Environ(), "NSNET_STATE_DIR=/run/nsnet")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: nsnet %s: %v\n%s", m.name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+func (m *machine) must(args ...string) string {
+	m.t.Helper()
+	out, err := m.nsnet(args...)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return out
+}
+
+// newMachines starts n machines on an underlay bridge, machine i (from 1)
+// with the underlay addresses addrs[i-1] (with prefix lengths).
+func newMachines(t *testing.T, ul string, addrs [][]string) []*machine {
+	sandbox.Require(t)
+	bin := nsnetBin(t)
+	ip(t, "link", "add", ul, "type", "bridge")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", ul).Run() })
+	ip(t, "link", "set", ul, "up")
+	var ms []*machine
+	for i, as := range addrs {
+		m := &machine{t: t, name: fmt.Sprintf("m%d", i+1), bin: bin}
+		m.cmd = exec.Command("unshare", "-n", "-m", "--propagation", "private", "sh", "-c",
+			"mount -t tmpfs tmpfs /run && mkdir -p /run/netns /run/nsnet && echo ready && exec sleep 3600")
+		out, err := m.cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			m.nsnet("down", "--host", m.name, "multi")
+			m.cmd.Process.Kill()
+			m.cmd.Wait()
+		})
+		if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+			t.Fatalf("machine %s: %q %v", m.name, line, err)
+		}
+		port := ul + strconv.Itoa(i+1)
+		ip(t, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", m.pid())
+		ip(t, "link", "set", port, "master", ul, "up")
+		in := func(args ...string) {
+			cmd := exec.Command("nsenter", append([]string{"-t", m.pid(), "-n", "--", "ip"}, args...)...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: ip %s: %v\n%s", m.name, strings.Join(args, " "), err, out)
+			}
+		}
+		in("link", "set", "lo", "up")
+		for _, a := range as {
+			in("addr", "add", a, "dev", "eth0", "nodad")
+		}
+		in("link", "set", "eth0", "up")
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+// ping: node of the lab on machine m reaches dst, within a few seconds
+// (the first packets wait for ARP across the underlay).
+func (m *machine) ping(node, dst string) error {
+	ns, err := lab.OpenNode("multi", node, m.opt())
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	p, err := probe.NewPinger(ns, netip.MustParseAddr(dst))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	for seq := 1; ; seq++ {
+		_, err = p.Ping(seq, 500*time.Millisecond)
+		if err == nil || seq == 8 {
+			return err
+		}
+	}
+}
+
+func (m *machine) mustPing(node, dst string) {
+	m.t.Helper()
+	if err := m.ping(node, dst); err != nil {
+		m.t.Errorf("%s: %s cannot reach %s: %v", m.name, node, dst, err)
+	}
+}
+
+const multiLab = `lab: multi
+hosts:
+  m1: {address: %s}
+  m2: {address: %s}
+nodes:
+  sw: {}
+  a: {host: m1}
+  b: {host: m2}
+  c: {host: m2}
+bridges:
+  lan: {node: sw, subnets: [10.1.0.0/24, "fd00:1::/64"]}
+links:
+  - a: {node: a, name: eth0, addresses: [10.0.0.1/24, "fd00::1/64"]}
+    b: {node: b, name: eth0, addresses: [10.0.0.2/24, "fd00::2/64"]}
+  - a: {node: b, name: eth1, addresses: [10.0.1.1/24]}
+    b: {node: c, name: eth1, addresses: [10.0.1.2/24]}
+  - a: {node: c, name: lan0, addresses: [auto]}
+    b: {bridge: lan}
+  - a: {node: a, name: lan0, addresses: [auto]}
+    b: {bridge: lan}
+`
+
+// TestAcrossMachines: one lab over two simulated machines, over an IPv4 and
+// an IPv6 underlay: reachability across machines (IPv4 and IPv6 inside),
+// a bridge with a port on the other machine, the MTU VXLAN allows, up in
+// either order, idempotent second up, down on one machine leaving the rest
+// working and up bringing it back.
+func TestAcrossMachines(t *testing.T) {
+	for _, c := range []struct {
+		name, ul string
+		m1, m2   string
+		mtu      int
+	}{
+		{"ipv4 underlay", "ul4-", "192.168.50.1", "192.168.50.2", 1450},
+		{"ipv6 underlay", "ul6-", "fd00:50::1", "fd00:50::2", 1430},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bits := "/24"
+			if strings.Contains(c.m1, ":") {
+				bits = "/64"
+			}
+			ms := newMachines(t, c.ul, [][]string{{c.m1 + bits}, {c.m2 + bits}})
+			m1, m2 := ms[0], ms[1]
+			e := newEnv(t)
+			file := filepath.Join(e.dir, e.write("multi.yaml", fmt.Sprintf(multiLab, strconv.Quote(c.m1), strconv.Quote(c.m2))))
+			// m2 first: a link comes up when both halves exist.
+			m2.must("up", file)
+			m1.must("up", file, "--host", "m1")
+			m1.mustPing("a", "10.0.0.2")
+			m1.mustPing("a", "fd00::2")
+			m2.mustPing("b", "10.0.0.1")
+			m2.mustPing("c", "10.1.0.2") // c on m2 through the bridge on m1 to a
+			m1.mustPing("a", "fd00:1::1")
+			m2.mustPing("b", "10.0.1.2")
+			if out := m1.must("up", file); !strings.Contains(out, "no changes") {
+				t.Errorf("second up on m1: %s", out)
+			}
+			if out := m2.must("up", file); !strings.Contains(out, "no changes") {
+				t.Errorf("second up on m2: %s", out)
+			}
+			dfSend(t, m1, m2, "a", "b", "10.0.0.2", c.mtu)
+			// down on m2: m1's part stays and works alone.
+			m2.must("down", "multi")
+			if err := m1.ping("a", "10.0.0.2"); err == nil {
+				t.Error("a reaches b with m2 down")
+			}
+			if out := m1.must("up", file); !strings.Contains(out, "no changes") {
+				t.Errorf("up on m1 after m2's down: %s", out)
+			}
+			m2.must("up", file)
+			m1.mustPing("a", "10.0.0.2")
+			m2.mustPing("c", "10.1.0.2")
+		})
+	}
+}
+
+// dfSend sends don't-fragment UDP datagrams from node from on machine a to
+// node to on machine b: one of the link's full MTU arrives, one byte more
+// is refused.
+func dfSend(t *testing.T, a, b *machine, from, to, dst string, mtu int) {
+	t.Helper()
+	rns, err := lab.OpenNode("multi", to, b.opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rns.Close()
+	sns, err := lab.OpenNode("multi", from, a.opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sns.Close()
+	var rfd, sfd int
+	if err := rns.Do(func() error {
+		var err error
+		if rfd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		return unix.Bind(rfd, &unix.SockaddrInet4{Port: 9999})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rfd)
+	if err := sns.Do(func() error {
+		var err error
+		sfd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sfd)
+	if err := unix.SetsockoptInt(sfd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO); err != nil {
+		t.Fatal(err)
+	}
+	unix.SetsockoptTimeval(rfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2})
+	to4 := &unix.SockaddrInet4{Port: 9999, Addr: netip.MustParseAddr(dst).As4()}
+	full := mtu - 28 // IPv4 and UDP headers
+	if err := unix.Sendto(sfd, make([]byte, full+1), 0, to4); !errors.Is(err, syscall.EMSGSIZE) {
+		t.Errorf("a don't-fragment datagram of MTU %d + 1: %v, want EMSGSIZE", mtu, err)
+	}
+	if err := unix.Sendto(sfd, make([]byte, full), 0, to4); err != nil {
+		t.Fatalf("a don't-fragment datagram of the full MTU %d: %v", mtu, err)
+	}
+	buf := make([]byte, 65536)
+	n, _, err := unix.Recvfrom(rfd, buf, 0)
+	if err != nil || n != full {
+		t.Errorf("the datagram of the full MTU %d did not arrive across machines: %d bytes, %v", mtu, n, err)
+	}
+}
