@@ -196,6 +196,8 @@ func TestAcrossMachines(t *testing.T) {
 				t.Errorf("second up on m2: %s", out)
 			}
 			dfSend(t, m1, m2, "a", "b", "10.0.0.2", c.mtu)
+			st := m1.must("status", "multi")
+			wantIn(t, "status on m1", st, "vxlan to b:eth0 on m2 (vni ", "remote "+c.m2+")", "port of lan")
 			// down on m2: m1's part stays and works alone.
 			m2.must("down", "multi")
 			if err := m1.ping("a", "10.0.0.2"); err == nil {

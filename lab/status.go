@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -74,6 +75,12 @@ type LinkStatus struct {
 	Master    string   `json:"master,omitempty"`
 	Peer      string   `json:"peer,omitempty"`
 	Addresses []string `json:"addresses"`
+	// A VXLAN half of a link across machines: the peer's host (by the lab
+	// file, when it can be read), the underlay address it sends to, and the
+	// VNI, as the kernel says.
+	PeerHost string `json:"peer_host,omitempty"`
+	Remote   string `json:"remote,omitempty"`
+	VNI      uint32 `json:"vni,omitempty"`
 }
 
 // ProcStatus is one process of the lab.
@@ -182,6 +189,19 @@ func status(led *ledger.Ledger, store ledger.Store, opt Options) (LabStatus, err
 		links[lk.Node] = append(links[lk.Node], lk)
 	}
 	var drift []string
+	// The names of the lab's hosts, by underlay address, for the far ends
+	// of VXLAN halves (the ledger knows only this machine's part).
+	hostOf := map[netip.Addr]string{}
+	for _, lk := range led.Links {
+		if lk.Kind == KindVXLAN && led.File != "" {
+			if l, err := Load(led.File); err == nil {
+				for _, h := range l.Hosts {
+					hostOf[h.Address] = h.Name
+				}
+			}
+			break
+		}
+	}
 	procs := map[string][]ledger.Proc{}
 	for _, p := range led.Procs {
 		procs[p.Node] = append(procs[p.Node], p)
@@ -210,6 +230,9 @@ func status(led *ledger.Ledger, store ledger.Store, opt Options) (LabStatus, err
 			if st != nil && ns.Present {
 				if k := st.Links[lk.Name]; k != nil && (n.Owned() || ownsHostLink(led.Mark, k, lk)) {
 					v.Present, v.Up, v.MTU, v.Master = true, k.Up, k.MTU, k.Master
+					if x := k.VXLAN; x != nil {
+						v.VNI, v.Remote, v.PeerHost = x.VNI, x.Remote.String(), hostOf[x.Remote]
+					}
 					v.State = "DOWN"
 					if k.Up {
 						v.State = "UP"
@@ -417,6 +440,12 @@ func WriteNodeStatus(w io.Writer, l LabStatus, asJSON bool) error {
 			extra := lk.Kind
 			if lk.Peer != "" {
 				extra += " to " + lk.Peer
+			}
+			switch {
+			case lk.PeerHost != "":
+				extra += fmt.Sprintf(" on %s (vni %d, remote %s)", lk.PeerHost, lk.VNI, lk.Remote)
+			case lk.VNI != 0:
+				extra += fmt.Sprintf(" at %s (vni %d)", lk.Remote, lk.VNI)
 			}
 			if lk.Master != "" {
 				extra += ", port of " + lk.Master
