@@ -132,6 +132,9 @@ func Apply(p *Plan, ex Executor, w LedgerWriter, opt ApplyOptions) (*ledger.Ledg
 func record(p *Plan, old *ledger.Ledger, host ledger.NSID) *ledger.Ledger {
 	l := p.Lab
 	led := &ledger.Ledger{Lab: l.Name, File: l.File, Mark: p.Mark, Host: host}
+	if g := l.guard(); g != nil {
+		led.Guard = g.Table
+	}
 	if old.Host != (ledger.NSID{}) {
 		led.Host = old.Host
 	}

@@ -11,6 +11,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/nsnet/nsnet/internal/echo"
+	"github.com/nsnet/nsnet/kernel"
+	"github.com/nsnet/nsnet/lab/ledger"
 )
 
 // A lab spread over machines: hosts: names them with the underlay address
@@ -354,6 +356,39 @@ func family(a netip.Addr) string {
 	return "IPv6"
 }
 
+// Guard is the nftables table that lets only a lab's other hosts send to
+// its VXLAN port on this machine (kernel.SetVXLANGuard).
+type Guard struct {
+	Table string
+	Port  int
+	Allow []netip.Addr
+}
+
+// GuardTable names a lab's VXLAN guard table.
+func GuardTable(lab string) string { return "nsnet-vxlan-" + lab }
+
+// guard is the VXLAN guard this part of a lab needs: one when it has a
+// half of a link across machines, allowing the other hosts' addresses.
+func (l *Lab) guard() *Guard {
+	if l.Here == nil {
+		return nil
+	}
+	cross := false
+	for _, lk := range l.Links {
+		cross = cross || lk.CrossHost()
+	}
+	if !cross {
+		return nil
+	}
+	g := &Guard{Table: GuardTable(l.Name), Port: l.VXLAN.Port}
+	for _, h := range l.Hosts {
+		if h != l.Here {
+			g.Allow = append(g.Allow, h.Address)
+		}
+	}
+	return g
+}
+
 // ForHost is the part of a lab that one machine builds: its nodes, its
 // bridges, its local links and its halves of the links across machines.
 // The host node (the namespace nsnet runs in) is in every part, with its
@@ -499,4 +534,48 @@ func part(l *Lab, opt Options, sys *System) (*Lab, error) {
 		return nil, err
 	}
 	return l.ForHost(h), nil
+}
+
+// guard makes or deletes the lab's VXLAN guard table in the machine's
+// namespace.
+func (s *System) guard(st Step) error {
+	ns, err := s.host.netns()
+	if err != nil {
+		return err
+	}
+	n, err := kernel.OpenNFT(ns)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	g := st.Old.Guard
+	if st.Op == OpDelGuard {
+		return n.DeleteTables(g.Table)
+	}
+	return n.SetVXLANGuard(g.Table, g.Port, g.Allow)
+}
+
+// observeGuard reads whether the lab's guard table exists, when the lab has
+// hosts or its ledger lists one.
+func (s *System) observeGuard(st *State, l *Lab, led *ledger.Ledger) error {
+	if (l == nil || len(l.Hosts) == 0) && (led == nil || led.Guard == "") {
+		return nil
+	}
+	name := ""
+	if l != nil {
+		name = l.Name
+	} else {
+		name = led.Lab
+	}
+	ns, err := s.host.netns()
+	if err != nil {
+		return err
+	}
+	n, err := kernel.OpenNFT(ns)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	st.Host.Guard, err = n.HasVXLANGuard(GuardTable(name))
+	return err
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/sandbox"
+	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/lab"
 	"github.com/nsnet/nsnet/netns"
 	"github.com/nsnet/nsnet/probe"
@@ -90,6 +91,10 @@ func newMachines(t *testing.T, ul string, addrs [][]string) []*machine {
 		}
 		port := ul + strconv.Itoa(i+1)
 		ip(t, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", m.pid())
+		// Deleted here, at once: the kernel destroys the machine's
+		// namespace, and with it this end, only some time after the
+		// machine's process is gone.
+		t.Cleanup(func() { exec.Command("ip", "link", "del", port).Run() })
 		ip(t, "link", "set", port, "master", ul, "up")
 		in := func(args ...string) {
 			cmd := exec.Command("nsenter", append([]string{"-t", m.pid(), "-n", "--", "ip"}, args...)...)
@@ -164,20 +169,20 @@ links:
 // working and up bringing it back.
 func TestAcrossMachines(t *testing.T) {
 	for _, c := range []struct {
-		name, ul string
-		m1, m2   string
-		mtu      int
+		name, ul   string
+		m1, m2, m3 string // m3 is a machine on the underlay that is not the lab's
+		mtu        int
 	}{
-		{"ipv4 underlay", "ul4-", "192.168.50.1", "192.168.50.2", 1450},
-		{"ipv6 underlay", "ul6-", "fd00:50::1", "fd00:50::2", 1430},
+		{"ipv4 underlay", "ul4-", "192.168.50.1", "192.168.50.2", "192.168.50.9", 1450},
+		{"ipv6 underlay", "ul6-", "fd00:50::1", "fd00:50::2", "fd00:50::9", 1430},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			bits := "/24"
 			if strings.Contains(c.m1, ":") {
 				bits = "/64"
 			}
-			ms := newMachines(t, c.ul, [][]string{{c.m1 + bits}, {c.m2 + bits}})
-			m1, m2 := ms[0], ms[1]
+			ms := newMachines(t, c.ul, [][]string{{c.m1 + bits}, {c.m2 + bits}, {c.m3 + bits}})
+			m1, m2, m3 := ms[0], ms[1], ms[2]
 			e := newEnv(t)
 			file := filepath.Join(e.dir, e.write("multi.yaml", fmt.Sprintf(multiLab, strconv.Quote(c.m1), strconv.Quote(c.m2))))
 			// m2 first: a link comes up when both halves exist.
@@ -196,10 +201,17 @@ func TestAcrossMachines(t *testing.T) {
 				t.Errorf("second up on m2: %s", out)
 			}
 			dfSend(t, m1, m2, "a", "b", "10.0.0.2", c.mtu)
+			guardDrops(t, m1, m3, c.m1)
 			st := m1.must("status", "multi")
 			wantIn(t, "status on m1", st, "vxlan to b:eth0 on m2 (vni ", "remote "+c.m2+")", "port of lan")
 			// down on m2: m1's part stays and works alone.
+			if !hasGuard(t, m2) {
+				t.Error("m2 has no VXLAN guard table while its part is up")
+			}
 			m2.must("down", "multi")
+			if hasGuard(t, m2) {
+				t.Error("down on m2 left the lab's VXLAN guard table")
+			}
 			if err := m1.ping("a", "10.0.0.2"); err == nil {
 				t.Error("a reaches b with m2 down")
 			}
@@ -264,4 +276,78 @@ func dfSend(t *testing.T, a, b *machine, from, to, dst string, mtu int) {
 	if err != nil || n != full {
 		t.Errorf("the datagram of the full MTU %d did not arrive across machines: %d bytes, %v", mtu, n, err)
 	}
+}
+
+// guardDrops: a datagram to the lab's VXLAN port on machine m from a
+// machine that is not one of the lab's hosts is dropped by the lab's guard
+// (its counter), while the lab's own traffic passes (the pings above).
+func guardDrops(t *testing.T, m, stranger *machine, dst string) {
+	t.Helper()
+	hostNS, err := netns.Open("/proc/" + m.pid() + "/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostNS.Close()
+	nft, err := kernel.OpenNFT(hostNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nft.Close()
+	before, err := nft.VXLANGuardDrops(lab.GuardTable("multi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sns, err := netns.Open("/proc/" + stranger.pid() + "/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sns.Close()
+	a := netip.MustParseAddr(dst)
+	var fd int
+	if err := sns.Do(func() error {
+		var err error
+		fam := unix.AF_INET
+		if a.Is6() {
+			fam = unix.AF_INET6
+		}
+		fd, err = unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var to unix.Sockaddr = &unix.SockaddrInet6{Port: lab.DefaultVXLANPort, Addr: a.As16()}
+	if a.Is4() {
+		to = &unix.SockaddrInet4{Port: lab.DefaultVXLANPort, Addr: a.As4()}
+	}
+	// A VXLAN header (flags: VNI valid) and a short frame.
+	pkt := append([]byte{0x08, 0, 0, 0, 0, 0, 1, 0}, make([]byte, 60)...)
+	for i := 0; i < 3; i++ {
+		if err := unix.Sendto(fd, pkt, 0, to); err != nil {
+			t.Fatalf("send from the stranger: %v", err)
+		}
+	}
+	waitFor(t, "the guard to drop the stranger's datagrams", func() bool {
+		n, err := nft.VXLANGuardDrops(lab.GuardTable("multi"))
+		return err == nil && n >= before+3
+	})
+}
+
+func hasGuard(t *testing.T, m *machine) bool {
+	t.Helper()
+	ns, err := netns.Open("/proc/" + m.pid() + "/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	nft, err := kernel.OpenNFT(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nft.Close()
+	ok, err := nft.HasVXLANGuard(lab.GuardTable("multi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }

@@ -98,6 +98,12 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 	if st.Claims, err = claims(store, l, led); err != nil {
 		return nil, err
 	}
+	if st.Host == nil {
+		st.Host = &NSState{}
+	}
+	if err := s.observeGuard(st, l, led); err != nil {
+		return nil, err
+	}
 	if led != nil {
 		st.Alive = make([]bool, len(led.Procs))
 		st.Gated = make([]bool, len(led.Procs))

@@ -18,10 +18,12 @@ const (
 	OpRestoreSysctl               // put back a host sysctl the lab changed
 	OpDelNetns                    // delete a lab namespace (the kernel removes its links)
 	OpDelLink                     // delete a lab link
+	OpDelGuard                    // delete the lab's VXLAN guard table
 	OpAwaitGone                   // wait until links deleted with their namespace are gone
 	OpAddNetns                    // create a namespace, mark it, name it
 	OpLoUp                        // bring a namespace's loopback up
 	OpSysctl                      // set a sysctl in a node
+	OpSetGuard                    // make the lab's VXLAN guard table
 	OpAddBridge                   // create a bridge
 	OpAddVeth                     // create a veth pair, peer directly in its namespace
 	OpAddVXLAN                    // create this machine's half of a link across machines
@@ -65,6 +67,8 @@ type Removal struct {
 	Links []*ledger.Link
 	// Addr is the address OpDelAddr removes.
 	Addr netip.Prefix
+	// Guard is the table OpDelGuard removes, or OpSetGuard makes.
+	Guard *Guard
 }
 
 // Addr is the address an OpAddAddr or OpLinkLocal step adds, or an
@@ -180,6 +184,9 @@ func PlanUp(l *Lab, st *State) (*Plan, error) {
 	p.prune()
 	p.namespaces()
 	p.sysctls()
+	if g := l.guard(); g != nil && !st.Host.Guard {
+		p.add(Step{Op: OpSetGuard, Old: &Removal{Guard: g}})
+	}
 	for _, b := range l.Bridges {
 		p.bridge(b)
 	}
@@ -350,6 +357,9 @@ func (p *planner) prune() {
 		}
 		p.gone[n.Netns] = true
 		p.add(Step{Op: OpDelNetns, Old: &Removal{Node: n}})
+	}
+	if p.led.Guard != "" && p.st.Host.Guard && (p.lab == nil || p.lab.guard() == nil) {
+		p.add(Step{Op: OpDelGuard, Old: &Removal{Guard: &Guard{Table: p.led.Guard}}})
 	}
 	var await []*ledger.Link
 	for i := range p.led.Links {
@@ -686,8 +696,8 @@ func (p *planner) processes() {
 }
 
 func (o Op) String() string {
-	names := [...]string{"", "stop process", "restore sysctl", "delete namespace", "delete link", "await removal",
-		"add namespace", "loopback up", "set sysctl", "add bridge", "add veth", "add vxlan", "set alias",
+	names := [...]string{"", "stop process", "restore sysctl", "delete namespace", "delete link", "delete vxlan guard", "await removal",
+		"add namespace", "loopback up", "set sysctl", "set vxlan guard", "add bridge", "add veth", "add vxlan", "set alias",
 		"addrgenmode none", "set mac", "set master", "set mtu", "delete address", "add link-local address", "add address", "set up", "add neighbour", "add route", "start process"}
 	if int(o) < len(names) {
 		return names[o]

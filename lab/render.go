@@ -5,6 +5,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/nsnet/nsnet/kernel"
 )
 
 // Lines renders the step as the iproute2 (and sysctl, kill) commands that
@@ -55,6 +57,20 @@ func (s Step) Lines(mark string) []string {
 			peer += " netns " + netnsArg(b.Node)
 		}
 		return []string{fmt.Sprintf("ip%s link add %s%s type veth %s", n, a.Name, mtuOpt(a.MTU), peer)}
+	case OpSetGuard:
+		g := s.Old.Guard
+		out := []string{"nft add table inet " + g.Table, "nft flush table inet " + g.Table,
+			fmt.Sprintf("nft add chain inet %s %s '{ type filter hook input priority filter - 10; policy accept; }'", g.Table, kernel.VXLANGuardChain)}
+		for _, a := range g.Allow {
+			fam := "ip"
+			if a.Is6() {
+				fam = "ip6"
+			}
+			out = append(out, fmt.Sprintf("nft add rule inet %s %s %s saddr %s udp dport %d accept", g.Table, kernel.VXLANGuardChain, fam, a, g.Port))
+		}
+		return append(out, fmt.Sprintf("nft add rule inet %s %s udp dport %d counter drop", g.Table, kernel.VXLANGuardChain, g.Port))
+	case OpDelGuard:
+		return []string{"nft delete table inet " + s.Old.Guard.Table}
 	case OpAddVXLAN:
 		i := s.Iface
 		netns := ""

@@ -47,6 +47,8 @@ type NSState struct {
 	Stale bool
 	// LoUp reports whether the loopback is up.
 	LoUp    bool
+	// Guard is set when the lab's VXLAN guard table exists (the host only).
+	Guard bool
 	Links   map[string]*LinkState
 	Routes  []RouteState
 	Sysctls map[string]string // values of the keys the lab sets; absent: unreadable

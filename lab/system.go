@@ -507,6 +507,8 @@ func (s *System) run(st Step) error {
 		return s.addVeth(st.Iface)
 	case OpAddVXLAN:
 		return s.addVXLAN(st.Iface)
+	case OpSetGuard, OpDelGuard:
+		return s.guard(st)
 	case OpSetAlias, OpAddrGenNone, OpSetMAC, OpSetMaster, OpSetMTU, OpSetUp:
 		c, idx, err := s.ifaceConn(st.Iface)
 		if err != nil {

@@ -60,6 +60,10 @@ type Ledger struct {
 	// Files are the files the lab writes outside its namespaces (each
 	// node's /etc/netns/NETNS/hosts), recorded before they are written.
 	Files []File `json:"files,omitempty"`
+	// Guard is the nftables table (inet, in the machine's namespace) that
+	// lets only the lab's hosts send to its VXLAN port, recorded before
+	// it is made.
+	Guard string `json:"guard,omitempty"`
 }
 
 // File is a file the lab wrote, and the directories it made for it
