@@ -57,8 +57,14 @@ func (e *Env) check(c Command) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, EtcNetns: e.EtcNetns, Exe: e.Exe}
-	l, err := e.checkLab(ca.target, opt)
+	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, EtcNetns: e.EtcNetns, Exe: e.Exe, Host: c.Flags["--host"]}
+	whole, err := e.checkLab(ca.target, opt)
+	if err != nil {
+		return 2, err
+	}
+	// A lab across machines is checked from each machine: the
+	// expectations whose from is here, to targets anywhere.
+	l, err := lab.Part(whole, opt)
 	if err != nil {
 		return 2, err
 	}
@@ -86,12 +92,16 @@ func (e *Env) check(c Command) (int, error) {
 	}
 	var exps []check.Expectation
 	for _, x := range l.Expect {
+		if l.Here != nil && l.Node(x.From) == nil {
+			fmt.Fprintf(e.Stderr, "check: skipped here (%s): %s -> %s, from a node on %s\n", l.Here.Name, x.From, x.To, whole.Node(x.From).Host.Name)
+			continue
+		}
 		ns, err := open(x.From)
 		if err != nil {
 			return 2, err
 		}
 		ce := check.Expectation{From: x.From, FromNS: ns, To: x.To, Addr: x.Addr, Proto: x.Proto, Want: x.Want, Bounds: x.Bounds, Probes: x.Probes}
-		if x.ToNode != "" {
+		if x.ToNode != "" && l.Node(x.ToNode) != nil {
 			// For a rate's receiver, and to name the target's link
 			// when it is down.
 			if ce.ToNS, err = open(x.ToNode); err != nil {

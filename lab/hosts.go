@@ -579,3 +579,18 @@ func (s *System) observeGuard(st *State, l *Lab, led *ledger.Ledger) error {
 	st.Host.Guard, err = n.HasVXLANGuard(GuardTable(name))
 	return err
 }
+
+// Part is this machine's part of a lab across machines (the whole lab
+// without hosts:), by opt.Host or this machine's addresses: what check
+// probes from here.
+func Part(l *Lab, opt Options) (*Lab, error) {
+	if len(l.Hosts) == 0 && opt.Host == "" {
+		return l, nil
+	}
+	sys, err := NewSystem(opt.Netns, opt.Exe, "", l.Mark())
+	if err != nil {
+		return nil, err
+	}
+	defer sys.Close()
+	return part(l, opt, sys)
+}

@@ -160,6 +160,9 @@ links:
     b: {bridge: lan}
   - a: {node: a, name: lan0, addresses: [auto]}
     b: {bridge: lan}
+expect:
+  - {from: a, to: 10.0.0.2, proto: icmp}
+  - {from: c, to: 10.1.0.2, proto: icmp}
 `
 
 // TestAcrossMachines: one lab over two simulated machines, over an IPv4 and
@@ -202,7 +205,11 @@ func TestAcrossMachines(t *testing.T) {
 			}
 			dfSend(t, m1, m2, "a", "b", "10.0.0.2", c.mtu)
 			guardDrops(t, m1, m3, c.m1)
-			st := m1.must("status", "multi")
+			// check on m1 runs the expectations from m1's nodes, and says
+			// which it skipped.
+			out := m1.must("check", file)
+			wantIn(t, "check on m1", out, "1 passed", "check: skipped here (m1): c -> 10.1.0.2, from a node on m2")
+			st := m1.must("status", "multi", "a", "sw")
 			wantIn(t, "status on m1", st, "vxlan to b:eth0 on m2 (vni ", "remote "+c.m2+")", "port of lan")
 			// down on m2: m1's part stays and works alone.
 			if !hasGuard(t, m2) {

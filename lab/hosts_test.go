@@ -3,6 +3,7 @@ package lab_test
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 
@@ -128,6 +129,40 @@ func TestSelectHost(t *testing.T) {
 			t.Errorf("--host %q on %v: %v, want %s", c.name, c.local, err, c.want)
 		case err == nil && h.Name != c.want:
 			t.Errorf("--host %q on %v: %s, want %s", c.name, c.local, h.Name, c.want)
+		}
+	}
+}
+
+// TestReadmeAcrossMachines: the lab file of README's section on labs
+// across machines is valid, and each host's part plans.
+func TestReadmeAcrossMachines(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "## Labs across machines")
+	if !ok {
+		t.Fatal(`no "## Labs across machines" section in README.md`)
+	}
+	_, rest, ok := strings.Cut(sec, "```yaml\n")
+	if !ok {
+		t.Fatal("no yaml block in README's section on labs across machines")
+	}
+	text, _, _ := strings.Cut(rest, "```")
+	l, err := lab.Parse("README.md", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := l.Node("sw").Host; h == nil || h.Name != "m1" {
+		t.Errorf("sw, without host:, is on %v, want the first host m1", h)
+	}
+	for _, h := range l.Hosts {
+		p, err := lab.PlanUp(l.ForHost(h), &lab.State{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(render(t, p), "type vxlan id ") {
+			t.Errorf("%s's part has no VXLAN half:\n%s", h.Name, render(t, p))
 		}
 	}
 }
