@@ -46,9 +46,9 @@ type NSState struct {
 	// interrupted before its mount.
 	Stale bool
 	// LoUp reports whether the loopback is up.
-	LoUp    bool
+	LoUp bool
 	// Guard is set when the lab's VXLAN guard table exists (the host only).
-	Guard bool
+	Guard   bool
 	Links   map[string]*LinkState
 	Routes  []RouteState
 	Sysctls map[string]string // values of the keys the lab sets; absent: unreadable
