@@ -358,3 +358,44 @@ func hasGuard(t *testing.T, m *machine) bool {
 	}
 	return ok
 }
+
+// TestAcrossMachinesCrash: nsnet up killed (SIGKILL) at points through its
+// run on one machine, then down there, leaves nothing of the lab on that
+// machine: no namespace, no link, no guard, no ledger.
+func TestAcrossMachinesCrash(t *testing.T) {
+	ms := newMachines(t, "ulc-", [][]string{{"192.168.51.1/24"}, {"192.168.51.2/24"}})
+	m1 := ms[0]
+	e := newEnv(t)
+	file := filepath.Join(e.dir, e.write("multi.yaml", fmt.Sprintf(multiLab, "192.168.51.1", "192.168.51.2")))
+	start := time.Now()
+	m1.must("up", file)
+	full := time.Since(start)
+	m1.must("down", "multi")
+	for i, frac := range []float64{0.05, 0.2, 0.4, 0.6, 0.8} {
+		cmd := exec.Command("nsenter", "-t", m1.pid(), "-n", "-m", "--", m1.bin, "up", file)
+		cmd.Env = append(os.Environ(), "NSNET_STATE_DIR=/run/nsnet")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(frac * float64(full)))
+		cmd.Process.Kill()
+		cmd.Wait()
+		m1.must("down", "multi")
+		ents, err := os.ReadDir(m1.root() + "/run/netns")
+		if err != nil || len(ents) != 0 {
+			t.Errorf("trial %d (kill after %.0f%% of an up): namespaces left: %v %v", i, frac*100, ents, err)
+		}
+		if hasGuard(t, m1) {
+			t.Errorf("trial %d: the guard table is left", i)
+		}
+		out, err := exec.Command("nsenter", "-t", m1.pid(), "-n", "--", "ip", "-br", "link").CombinedOutput()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[0] != "lo" && !strings.HasPrefix(f[0], "eth0") {
+				t.Errorf("trial %d: link left on the machine: %s", i, line)
+			}
+		}
+	}
+}
