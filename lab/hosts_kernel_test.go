@@ -204,6 +204,22 @@ func TestAcrossMachines(t *testing.T) {
 				t.Errorf("second up on m2: %s", out)
 			}
 			dfSend(t, m1, m2, "a", "b", "10.0.0.2", c.mtu)
+			// Drift: a VXLAN half deleted by hand, the guard too; up puts
+			// both back.
+			if out, err := exec.Command("nsenter", "-t", m1.pid(), "-n", "-m", "--", "ip", "-n", "multi-a", "link", "del", "eth0").CombinedOutput(); err != nil {
+				t.Fatalf("ip link del: %v\n%s", err, out)
+			}
+			delGuard(t, m1)
+			if hasGuard(t, m1) {
+				t.Fatal("the guard is still there after nft delete table")
+			}
+			if out := m1.must("up", file); strings.Contains(out, "no changes") {
+				t.Errorf("up after drift changed nothing: %s", out)
+			}
+			m1.mustPing("a", "10.0.0.2")
+			if !hasGuard(t, m1) {
+				t.Error("up after drift did not put the guard back")
+			}
 			guardDrops(t, m1, m3, c.m1)
 			// check on m1 runs the expectations from m1's nodes, and says
 			// which it skipped.
@@ -397,5 +413,22 @@ func TestAcrossMachinesCrash(t *testing.T) {
 				t.Errorf("trial %d: link left on the machine: %s", i, line)
 			}
 		}
+	}
+}
+
+func delGuard(t *testing.T, m *machine) {
+	t.Helper()
+	ns, err := netns.Open("/proc/" + m.pid() + "/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	nft, err := kernel.OpenNFT(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nft.Close()
+	if err := nft.DeleteTables(lab.GuardTable("multi")); err != nil {
+		t.Fatal(err)
 	}
 }
