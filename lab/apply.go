@@ -58,6 +58,8 @@ func Apply(p *Plan, ex Executor, w LedgerWriter, opt ApplyOptions) (*ledger.Ledg
 		cp := *p.Ledger
 		led = &cp
 	}
+	// The processes as they were, so that a restarted one keeps its count.
+	oldProcs := led.Procs
 	total, done := len(p.Steps), 0
 	step := func(s Step) error {
 		if stopped(opt.Stop) {
@@ -114,7 +116,7 @@ func Apply(p *Plan, ex Executor, w LedgerWriter, opt ApplyOptions) (*ledger.Ledg
 		if stopped(opt.Stop) {
 			return led, ErrInterrupted
 		}
-		if err := startAll(starts, ex, w, led); err != nil {
+		if err := startAll(starts, ex, w, led, oldProcs); err != nil {
 			return led, err
 		}
 		done += len(starts)
@@ -200,7 +202,7 @@ func record(p *Plan, old *ledger.Ledger, host ledger.NSID) *ledger.Ledger {
 
 // startAll starts the processes behind their gates, records them all in one
 // ledger write, and only then lets them run.
-func startAll(steps []Step, ex Executor, w LedgerWriter, led *ledger.Ledger) error {
+func startAll(steps []Step, ex Executor, w LedgerWriter, led *ledger.Ledger, old []ledger.Proc) error {
 	var started []*Started
 	abort := func() {
 		for _, s := range started {
@@ -215,10 +217,18 @@ func startAll(steps []Step, ex Executor, w LedgerWriter, led *ledger.Ledger) err
 		}
 		started = append(started, st)
 		argv := s.Node.Processes[s.Index].Argv
-		led.Procs = append(led.Procs, ledger.Proc{
+		pr := ledger.Proc{
 			Node: s.Node.Name, Netns: s.Node.Netns, Index: int(s.Index), Argv: argv,
 			PID: st.PID, Start: st.Start, Log: st.Log,
-		})
+		}
+		if i := slices.IndexFunc(old, func(o ledger.Proc) bool {
+			return o.Role == "" && o.Node == pr.Node && o.Index == pr.Index && slices.Equal(o.Argv, argv)
+		}); i >= 0 {
+			// The same process again: it had died (or its namespace was
+			// made anew).
+			pr.Restarts = old[i].Restarts + 1
+		}
+		led.Procs = append(led.Procs, pr)
 	}
 	if err := w.Write(led); err != nil {
 		abort()

@@ -581,9 +581,10 @@ func TestProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantIn(t, "up after a process died", e.must("up", file), "1 change: 1 process started")
-	if p := e.status("procs").NodeStatus; p[1].Processes[0].PID == pids["a"] || !p[1].Processes[0].Running {
-		t.Errorf("process not restarted: %+v", p[1].Processes)
+	if p := e.status("procs").NodeStatus; p[1].Processes[0].PID == pids["a"] || !p[1].Processes[0].Running || p[1].Processes[0].Restarts != 1 {
+		t.Errorf("process not restarted (once): %+v", p[1].Processes)
 	}
+	wantIn(t, "status a", e.must("status", "procs", "a"), "running (restarted 1 times)")
 
 	// A PID that now belongs to someone else (same PID, other start time)
 	// is left alone.

@@ -89,6 +89,8 @@ type ProcStatus struct {
 	Argv    []string `json:"argv"`
 	Running bool     `json:"running"`
 	Log     string   `json:"log,omitempty"`
+	// Restarts counts the times up restarted it after it died.
+	Restarts int `json:"restarts"`
 }
 
 // Labs lists the labs that have a ledger, each looked at in the kernel so
@@ -248,7 +250,7 @@ func status(led *ledger.Ledger, store ledger.Store, opt Options) (LabStatus, err
 			ns.Links = append(ns.Links, v)
 		}
 		for _, p := range procs[n.Name] {
-			ns.Processes = append(ns.Processes, ProcStatus{PID: p.PID, Argv: p.Argv, Running: ProcessRunning(p), Log: p.Log})
+			ns.Processes = append(ns.Processes, ProcStatus{PID: p.PID, Argv: p.Argv, Running: ProcessRunning(p), Log: p.Log, Restarts: p.Restarts})
 		}
 		drift = append(drift, nodeState(&ns)...)
 		ls.NodeStatus = append(ls.NodeStatus, ns)
@@ -460,6 +462,9 @@ func WriteNodeStatus(w io.Writer, l LabStatus, asJSON bool) error {
 			state := "running"
 			if !p.Running {
 				state = "EXITED"
+			}
+			if p.Restarts > 0 {
+				state += fmt.Sprintf(" (restarted %d times)", p.Restarts)
 			}
 			fmt.Fprintf(&b, "  process %d %s: %s\n", p.PID, state, quoteArgv(p.Argv))
 			if p.Log != "" {

@@ -158,6 +158,9 @@ type Proc struct {
 	// the lab file ("fault-delayer", "fault-reverter"): up leaves it, down
 	// stops it.
 	Role string `json:"role,omitempty"`
+	// Restarts counts the times up started the process again after it
+	// had died.
+	Restarts int `json:"restarts,omitempty"`
 }
 
 // Errors.
