@@ -145,6 +145,20 @@ func commands() []*cmdSpec {
 			run: func(e *Env, c Command) (int, error) { return e.newTopology(c) },
 		},
 		{
+			name: "graph", group: groupLabs,
+			usage:   []string{"FILE|LAB [--format dot|mermaid]"},
+			summary: "draw a lab as Graphviz DOT or Mermaid text, marking what drifted",
+			help: "Prints the lab's nodes, bridges (boxes) and links (each end's interface) as Graphviz\n" +
+				"DOT (the default; nsnet graph LAB | dot -Tsvg > lab.svg) or a Mermaid flowchart. From a\n" +
+				"FILE, or from the file a LAB was brought up from. When the lab is up, what drifted from\n" +
+				"the file is drawn dashed and red: a node whose namespace is gone (\"missing\"), a link\n" +
+				"with an end missing or down (\"down\").",
+			args:     []argSpec{{name: "FILE|LAB", kind: argLabFile}},
+			flags:    []flagSpec{{name: "--format", value: "FORMAT", help: "dot (default) or mermaid"}},
+			examples: []string{"graph examples/two-lans.yaml", "graph two-lans --format mermaid", "graph two-lans | dot -Tsvg > two-lans.svg"},
+			run:      func(e *Env, c Command) (int, error) { return e.graph(c) },
+		},
+		{
 			name: "plan", group: groupLabs, opts: optJSON,
 			usage:   []string{"FILE"},
 			summary: "print what up would do, as ip commands; changes nothing",

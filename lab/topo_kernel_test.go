@@ -38,3 +38,37 @@ func TestGeneratedTopologies(t *testing.T) {
 		})
 	}
 }
+
+// TestGraphDrift: nsnet graph of a lab that is up draws a link set down by
+// hand dashed and red, and only that one; up repairs it and the graph is
+// clean again.
+func TestGraphDrift(t *testing.T) {
+	e := newEnv(t)
+	file := e.write("ring-3.yaml", e.must("new", "ring", "3"))
+	e.must("up", file)
+	defer e.must("down", "ring-3")
+	red := func() []string {
+		var out []string
+		for _, l := range strings.Split(e.must("graph", "ring-3"), "\n") {
+			if strings.Contains(l, "color=red") {
+				out = append(out, strings.TrimSpace(l))
+			}
+		}
+		return out
+	}
+	if r := red(); len(r) != 0 {
+		t.Fatalf("drift drawn on a lab as written: %q", r)
+	}
+	e.must("exec", "ring-3", "r1", "--", e.bin, "link", "set", "eth1", "down")
+	r := red()
+	if len(r) != 1 || !strings.HasPrefix(r[0], `"r1" -- "r2" [taillabel="eth1", headlabel="eth1", style=dashed`) {
+		t.Errorf("after eth1 of r1 was set down: %q", r)
+	}
+	if m := e.must("graph", "ring-3", "--format", "mermaid"); strings.Count(m, " -.-|") != 1 {
+		t.Errorf("mermaid after eth1 of r1 was set down:\n%s", m)
+	}
+	e.must("up", file)
+	if r := red(); len(r) != 0 {
+		t.Errorf("drift drawn after up repaired it: %q", r)
+	}
+}
