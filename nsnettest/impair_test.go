@@ -26,7 +26,10 @@ func TestImpairInForceAndReverted(t *testing.T) {
 	t.Run("impaired", func(t *testing.T) {
 		l.Impair(t, "client", "eth0", nsnettest.Fault{Delay: 50 * time.Millisecond})
 		st := series(t, l, "client", "server", 50, 5*time.Millisecond)
-		if st.Received != 50 || st.RTT.Min < 50*time.Millisecond || st.RTT.P50 > 60*time.Millisecond {
+		// The minimum proves the delay; the median bound only catches a
+		// gross excess (the userspace delayer runs late on a loaded
+		// machine: 81 ms medians seen with several suites at once).
+		if st.Received != 50 || st.RTT.Min < 50*time.Millisecond || st.RTT.P50 > 90*time.Millisecond {
 			t.Errorf("delay 50ms: %d/%d replies, rtt min %v p50 %v", st.Received, st.Sent, st.RTT.Min, st.RTT.P50)
 		}
 		// Replacing the fault: now a loss, and no delay.
