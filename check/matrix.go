@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/nsnet/nsnet/netns"
@@ -70,15 +69,19 @@ func (m Matrix) Pairs() (reached, total int) {
 }
 
 // Write prints the matrix: rows are sources, columns targets; "ok" replied,
-// "--" did not, "!!" could not be probed, "." is the node itself.
+// "--" did not, "!!" could not be probed, "." is the node itself. Columns
+// are as wide as the longest name, so every column is headed by its node's
+// full name.
 func (m Matrix) Write(w io.Writer) error {
 	width := len("from\\to")
+	col := 4
 	for _, n := range m.Nodes {
 		width = max(width, len(n)+1)
+		col = max(col, len(n))
 	}
 	fmt.Fprintf(w, "%-*s", width, "from\\to")
-	for j := range m.Nodes {
-		fmt.Fprintf(w, " %4s", short(m.Nodes[j], j))
+	for _, n := range m.Nodes {
+		fmt.Fprintf(w, " %*s", col, n)
 	}
 	fmt.Fprintln(w)
 	for i, n := range m.Nodes {
@@ -93,36 +96,11 @@ func (m Matrix) Write(w io.Writer) error {
 			case m.Reach[i][j]:
 				cell = "ok"
 			}
-			fmt.Fprintf(w, " %4s", cell)
+			fmt.Fprintf(w, " %*s", col, cell)
 		}
 		fmt.Fprintln(w)
-	}
-	if len(m.Nodes) > 0 && anyLong(m.Nodes) {
-		var legend []string
-		for j, n := range m.Nodes {
-			if len(n) > 4 {
-				legend = append(legend, fmt.Sprintf("%s=%s", short(n, j), n))
-			}
-		}
-		fmt.Fprintln(w, "columns:", strings.Join(legend, " "))
 	}
 	r, t := m.Pairs()
 	_, err := fmt.Fprintf(w, "%d/%d ordered pairs reached\n", r, t)
 	return err
-}
-
-func short(name string, j int) string {
-	if len(name) <= 4 {
-		return name
-	}
-	return fmt.Sprintf("#%d", j)
-}
-
-func anyLong(ns []string) bool {
-	for _, n := range ns {
-		if len(n) > 4 {
-			return true
-		}
-	}
-	return false
 }
