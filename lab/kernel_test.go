@@ -584,7 +584,7 @@ func TestProcesses(t *testing.T) {
 	if p := e.status("procs").NodeStatus; p[1].Processes[0].PID == pids["a"] || !p[1].Processes[0].Running || p[1].Processes[0].Restarts != 1 {
 		t.Errorf("process not restarted (once): %+v", p[1].Processes)
 	}
-	wantIn(t, "status a", e.must("status", "procs", "a"), "running (restarted 1 times)")
+	wantIn(t, "status a", e.must("status", "procs", "a"), "running (restarted once)")
 
 	// A PID that now belongs to someone else (same PID, other start time)
 	// is left alone.

@@ -464,7 +464,11 @@ func WriteNodeStatus(w io.Writer, l LabStatus, asJSON bool) error {
 				state = "EXITED"
 			}
 			if p.Restarts > 0 {
-				state += fmt.Sprintf(" (restarted %d times)", p.Restarts)
+				if p.Restarts == 1 {
+					state += " (restarted once)"
+				} else {
+					state += fmt.Sprintf(" (restarted %d times)", p.Restarts)
+				}
 			}
 			fmt.Fprintf(&b, "  process %d %s: %s\n", p.PID, state, quoteArgv(p.Argv))
 			if p.Log != "" {
