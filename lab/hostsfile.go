@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/nsnet/nsnet/lab/ledger"
 )
@@ -33,17 +33,46 @@ func HostsPath(etcNetns, netnsName string) string {
 // interface are left out. Resolvers take the first line of a name (getent
 // hosts asks for IPv6 first), so from a neighbour a name means the address
 // it reaches directly.
+//
+// A lab of more than sharedHostsAbove nodes gets one file for all its nodes
+// instead (of is nil): the same order without the reader's subnets first,
+// hard-linked into every node's directory. One file per node naming every
+// node is quadratic: 10,000 nodes would write 10,000 files of 10,000 lines.
 func HostsFile(l *Lab, of *Node) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s%s, node %s: written by nsnet up, removed by nsnet down\n", hostsHeader, l.Name, of.Name)
+	var own []netip.Prefix
+	if of != nil {
+		fmt.Fprintf(&b, "%s%s, node %s: written by nsnet up, removed by nsnet down\n", hostsHeader, l.Name, of.Name)
+		own = of.Addresses()
+	} else {
+		fmt.Fprintf(&b, "%s%s, every node: written by nsnet up, removed by nsnet down\n", hostsHeader, l.Name)
+	}
 	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-	own := of.Addresses()
 	for _, n := range l.Nodes {
 		for _, a := range hostsAddrs(n, own) {
 			fmt.Fprintf(&b, "%s\t%s %s.%s\n", a, n.Name, n.Name, l.Name)
 		}
 	}
 	return b.Bytes()
+}
+
+// sharedHostsAbove is the number of nodes above which a lab's nodes share
+// one hosts file (see HostsFile).
+const sharedHostsAbove = 64
+
+// sharedHosts reports whether l's nodes share one hosts file.
+func sharedHosts(l *Lab) bool { return len(l.Nodes) > sharedHostsAbove }
+
+// hostsFor is the hosts file of node n: its own, or the lab's shared one
+// (computed once by the caller into shared).
+func hostsFor(l *Lab, n *Node, shared *[]byte) []byte {
+	if !sharedHosts(l) {
+		return HostsFile(l, n)
+	}
+	if *shared == nil {
+		*shared = HostsFile(l, nil)
+	}
+	return *shared
 }
 
 // hostsAddrs orders n's addresses as HostsFile documents, seen from a node
@@ -97,8 +126,14 @@ func wantHosts(l *Lab, etc string) map[string]*Node {
 // checkHosts refuses, before anything changes, a hosts file at a path up
 // would write that is neither recorded as the lab's nor written by nsnet.
 func checkHosts(l *Lab, led *ledger.Ledger, etc string) error {
+	recorded := map[string]bool{}
+	if led != nil {
+		for _, f := range led.Files {
+			recorded[f.Path] = true
+		}
+	}
 	for path := range wantHosts(l, etc) {
-		if led != nil && slices.ContainsFunc(led.Files, func(f ledger.File) bool { return f.Path == path }) {
+		if recorded[path] {
 			continue
 		}
 		b, err := os.ReadFile(path)
@@ -137,8 +172,12 @@ func syncHosts(l *Lab, led *ledger.Ledger, w LedgerWriter, etc string) error {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
+	kept := make(map[string]bool, len(keep))
+	for _, f := range keep {
+		kept[f.Path] = true
+	}
 	for _, p := range paths {
-		if slices.ContainsFunc(keep, func(f ledger.File) bool { return f.Path == p }) {
+		if kept[p] {
 			continue
 		}
 		f := ledger.File{Node: want[p].Name, Path: p}
@@ -157,19 +196,49 @@ func syncHosts(l *Lab, led *ledger.Ledger, w LedgerWriter, etc string) error {
 			return err
 		}
 	}
+	var shared []byte
+	var first os.FileInfo // the shared file's first copy, once it is right
 	for _, p := range paths {
-		data := HostsFile(l, want[p])
-		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
-			continue
+		data := hostsFor(l, want[p], &shared)
+		if first != nil {
+			// A link to the first copy is right without reading it.
+			if fi, err := os.Stat(p); err == nil && os.SameFile(fi, first) {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return fmt.Errorf("lab %s: hosts file: %w", l.Name, err)
+			}
+			os.Remove(p)
+			if err := os.Link(paths[0], p); err == nil {
+				continue
+			}
+			// Another file system (EXDEV) or no links: a copy of its own.
 		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return fmt.Errorf("lab %s: hosts file: %w", l.Name, err)
+		if err := writeHosts(l, p, data); err != nil {
+			return err
 		}
-		// Written in place, not renamed over: a shell in the node has
-		// the file bound over its /etc/hosts and sees the new content.
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			return fmt.Errorf("lab %s: hosts file: %w", l.Name, err)
+		if sharedHosts(l) && first == nil {
+			if fi, err := os.Stat(p); err == nil {
+				first = fi
+			}
 		}
+	}
+	return nil
+}
+
+// writeHosts makes the file at p hold data, unless it already does.
+func writeHosts(l *Lab, p string, data []byte) error {
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("lab %s: hosts file: %w", l.Name, err)
+	}
+	// Written in place, not renamed over: a shell in the node has the file
+	// bound over its /etc/hosts and sees the new content (and the nodes
+	// sharing it through links see it too).
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		return fmt.Errorf("lab %s: hosts file: %w", l.Name, err)
 	}
 	return nil
 }
@@ -204,18 +273,45 @@ func removeFile(f ledger.File) error {
 
 // hostsDrift lists the recorded hosts files that are missing or not as
 // written, by node.
+//
+// Without the lab (l nil) only each file's first bytes are read: a big lab's
+// files are long, and status should not read them all.
 func hostsDrift(l *Lab, led *ledger.Ledger) []string {
 	var out []string
+	var shared []byte
 	for _, f := range led.Files {
+		if l == nil || l.Node(f.Node) == nil {
+			head, err := readHead(f.Path, len(hostsHeader))
+			switch {
+			case err != nil:
+				out = append(out, f.Node+": hosts file missing")
+			case head != hostsHeader:
+				out = append(out, f.Node+": hosts file changed")
+			}
+			continue
+		}
 		b, err := os.ReadFile(f.Path)
 		switch {
 		case err != nil:
 			out = append(out, f.Node+": hosts file missing")
-		case l != nil && l.Node(f.Node) != nil && !bytes.Equal(b, HostsFile(l, l.Node(f.Node))):
-			out = append(out, f.Node+": hosts file changed")
-		case !strings.HasPrefix(string(b), hostsHeader):
+		case !bytes.Equal(b, hostsFor(l, l.Node(f.Node), &shared)):
 			out = append(out, f.Node+": hosts file changed")
 		}
 	}
 	return out
+}
+
+// readHead reads at most n bytes from the start of the file at path.
+func readHead(path string, n int) (string, error) {
+	fd, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer fd.Close()
+	b := make([]byte, n)
+	k, err := io.ReadFull(fd, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return string(b[:k]), nil
 }
