@@ -151,16 +151,8 @@ func (p *Pinger) Ping(seq int, timeout time.Duration) (Reply, error) {
 		return Reply{}, &OpError{Op: "send", Addr: p.dst, Err: err}
 	}
 	start := time.Now()
-	var werr error
-	err := p.rc.Write(func(fd uintptr) bool {
-		werr = unix.Send(int(fd), msg, 0)
-		return !errors.Is(werr, unix.EAGAIN)
-	})
-	if err == nil {
-		err = werr
-	}
-	if err != nil {
-		return Reply{}, &OpError{Op: "send", Addr: p.dst, Err: err}
+	if err := p.send(msg); err != nil {
+		return Reply{}, err
 	}
 	buf := make([]byte, 1500)
 	oob := make([]byte, 64)
