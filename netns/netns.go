@@ -99,44 +99,21 @@ func checkNetNS(fd int) error {
 // New creates a new, unnamed network namespace with loopback down, and returns
 // it open. The calling thread is left where it was.
 func New() (*NS, error) {
-	type result struct {
-		ns  *NS
-		err error
+	fd := -1
+	err := inFresh("create", "", func() error {
+		var err error
+		if fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+			return &OpError{Op: "create", Err: err}
+		}
+		return nil
+	})
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, err
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: &OpError{Op: "create", Err: err}}
-			return
-		}
-		defer unix.Close(orig)
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: &OpError{Op: "create", Err: err}}
-			return
-		}
-		fd, openErr := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			// Thread is stuck in the new namespace: return without
-			// unlocking so the runtime kills it.
-			if openErr == nil {
-				unix.Close(fd)
-			}
-			ch <- result{err: &OpError{Op: "restore", Err: err}}
-			return
-		}
-		runtime.UnlockOSThread()
-		if openErr != nil {
-			ch <- result{err: &OpError{Op: "create", Err: openErr}}
-			return
-		}
-		ch <- result{ns: &NS{fd: fd, name: "(unnamed)"}}
-	}()
-	r := <-ch
-	return r.ns, r.err
+	return &NS{fd: fd, name: "(unnamed)"}, nil
 }
 
 // Fd returns the descriptor, or -1 once closed. It stays owned by the NS.
@@ -311,31 +288,36 @@ func SysctlPath(key string) (string, error) {
 // nothing else can see or enter: a place to ask the kernel what a fresh
 // namespace holds (its /proc/sys/net, say) or to try a change harmlessly.
 // The namespace ends when fn returns. fn must not start goroutines.
+func Scratch(fn func() error) error { return inFresh("create scratch", "(scratch)", fn) }
+
+// inFresh runs fn on a locked thread of its own that has unshared a new
+// network namespace, then takes the thread back to the caller's namespace.
+// op names the creation in errors, what the namespace in a restore error.
 //
 // The thread goes back to the caller's namespace before it is unlocked; if
 // that fails it is never unlocked, and the runtime ends it. (Relying on the
 // goroutine's exit alone is not enough: when it runs on the main thread, the
 // runtime parks that thread for good instead, and the namespace lives on.)
-func Scratch(fn func() error) error {
+func inFresh(op, what string, fn func() error) error {
 	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- &OpError{Op: "create scratch", Err: err}
+			ch <- &OpError{Op: op, Err: err}
 			return
 		}
 		defer unix.Close(orig)
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			ch <- &OpError{Op: "create scratch", Err: err}
+			ch <- &OpError{Op: op, Err: err}
 			return
 		}
 		fnErr := fn()
 		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
 			// Never unlock: the runtime will terminate this thread.
-			ch <- errors.Join(fnErr, &OpError{Op: "restore", Path: "(scratch)", Err: err})
+			ch <- errors.Join(fnErr, &OpError{Op: "restore", Path: what, Err: err})
 			return
 		}
 		runtime.UnlockOSThread()
