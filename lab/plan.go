@@ -512,16 +512,7 @@ func (p *planner) linkState(i *Interface) *LinkState {
 
 func (p *planner) bridge(b *Bridge) {
 	i := b.Iface
-	ls := p.linkState(i)
-	if ls != nil && ls.Kind != KindBridge {
-		p.add(Step{Op: OpDelLink, Iface: i})
-		ls = nil
-	}
-	if ls == nil {
-		p.made[i] = true
-		p.add(Step{Op: OpAddBridge, Iface: i})
-	}
-	p.configure(i, ls)
+	ls := p.device(i, func(ls *LinkState) bool { return ls.Kind == KindBridge }, OpAddBridge)
 	if ls != nil && ls.Up && !ls.Running && len(b.Ports) > 0 {
 		// A bridge has carrier once a port forwards: an interrupted up
 		// may have left that pending.
@@ -558,16 +549,25 @@ func (p *planner) veth(l *Link) {
 // missing, recreated when its VXLAN settings are not the file's (the kernel
 // changes none of them in place), then configured like a veth end.
 func (p *planner) vxlan(i *Interface) {
+	p.device(i, func(ls *LinkState) bool { return vxlanAgrees(ls, i) }, OpAddVXLAN)
+}
+
+// device plans a link that is one device (not a pair): deleted when it is
+// there but not as agrees wants it, created by add when missing, then
+// configured. It returns the observed state it configured from (nil when
+// the plan creates it).
+func (p *planner) device(i *Interface, agrees func(*LinkState) bool, add Op) *LinkState {
 	ls := p.linkState(i)
-	if ls != nil && !vxlanAgrees(ls, i) {
+	if ls != nil && !agrees(ls) {
 		p.add(Step{Op: OpDelLink, Iface: i})
 		ls = nil
 	}
 	if ls == nil {
 		p.made[i] = true
-		p.add(Step{Op: OpAddVXLAN, Iface: i})
+		p.add(Step{Op: add, Iface: i})
 	}
 	p.configure(i, ls)
+	return ls
 }
 
 // configure brings an interface from its observed state (nil: just created)
