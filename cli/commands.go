@@ -240,6 +240,7 @@ func commands() []*cmdSpec {
 			args: []argSpec{{name: "LAB", kind: argLab}, {name: "NODE", kind: argNode}, {name: "PROC", optional: true}},
 			flags: []flagSpec{
 				{name: "-f", help: "follow: print new output as it comes, until interrupted"},
+				hostFlag(),
 			},
 			examples: []string{"logs procs web", "logs procs web 0 -f"},
 			run:      func(e *Env, c Command) (int, error) { return e.logs(c) },
@@ -277,6 +278,7 @@ func commands() []*cmdSpec {
 				{name: "-c", value: "COUNT", help: "--icmp: echo requests (default 100)"},
 				{name: "-i", value: "SECONDS", help: "--icmp: interval between requests (default 0.01)"},
 				{name: "-W", value: "SECONDS", help: "--icmp: wait for each reply (default 1)"},
+				hostFlag(),
 			},
 			examples: []string{"perf two-lans h1 h2 -t 2", "perf two-lans h1 10.2.0.4 --icmp -c 1000 -i 0.001 -j"},
 			run:      func(e *Env, c Command) (int, error) { return e.perf(c) },

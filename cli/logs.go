@@ -29,12 +29,11 @@ func (e *Env) logs(c Command) (int, error) {
 		}
 		return 1, err
 	}
+	if err := lab.CheckHost(led, c.Flags["--host"]); err != nil {
+		return 1, err
+	}
 	if led.Node(node) == nil {
-		e := &lab.NoNodeError{Lab: name, Node: node}
-		for _, n := range led.Nodes {
-			e.Nodes = append(e.Nodes, n.Name)
-		}
-		return 1, e
+		return 1, lab.NoNode(led, node)
 	}
 	var procs []ledger.Proc
 	for _, p := range led.Procs {

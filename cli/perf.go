@@ -20,6 +20,7 @@ const perfUsage = "usage: nsnet perf LAB FROM TO [-t SECONDS] [-j] | nsnet perf 
 // perfArgs are nsnet perf's arguments.
 type perfArgs struct {
 	lab, from, to string
+	host          string // --host: this machine's host in a lab across machines
 	icmp          bool
 	json          bool
 	duration      time.Duration // tcp
@@ -45,6 +46,12 @@ func parsePerfArgs(args []string) (perfArgs, error) {
 			continue
 		case "--icmp":
 			pa.icmp, args = true, args[1:]
+			continue
+		case "--host":
+			if len(args) < 2 {
+				return pa, usagef("perf", "--host needs a host name (%s)", perfUsage)
+			}
+			pa.host, args = args[1], args[2:]
 			continue
 		case "-t", "-c", "-i", "-W":
 			if len(args) < 2 {
@@ -118,19 +125,19 @@ func (e *Env) perf(c Command) (int, error) {
 		return 2, err
 	}
 	pa.json = pa.json || c.Opts.JSON
-	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, EtcNetns: e.EtcNetns, Exe: e.Exe}
+	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, EtcNetns: e.EtcNetns, Exe: e.Exe, Host: pa.host}
 	l, err := e.checkLab(pa.lab, opt)
 	if err != nil {
 		return 2, err
 	}
-	if l.Node(pa.from) == nil {
-		e := &lab.NoNodeError{Lab: l.Name, Node: pa.from}
-		for _, n := range l.Nodes {
-			e.Nodes = append(e.Nodes, n.Name)
-		}
-		return 2, e
+	// In a lab across machines, this machine's part: FROM must be here.
+	if l, err = lab.Part(l, opt); err != nil {
+		return 2, err
 	}
-	addr, toNode, err := perfTarget(l, pa.to)
+	if err := lab.NodeHere(l, pa.from); err != nil {
+		return 2, err
+	}
+	addr, toNode, err := perfTarget(l.Whole(), pa.to)
 	if err != nil {
 		return 2, err
 	}
@@ -169,6 +176,11 @@ func (e *Env) perf(c Command) (int, error) {
 	}
 	if toNode == nil {
 		return 2, usagef("perf", "%s is not an address of a node of lab %s: the TCP run needs a node to run its receiver in", pa.to, l.Name)
+	}
+	if err := lab.NodeHere(l, toNode.Name); err != nil {
+		// The receiver runs in TO's namespace, which is on another
+		// machine; --icmp needs nothing there.
+		return 2, fmt.Errorf("perf: the TCP run starts its receiver in %s: %w (or measure round trips with --icmp)", toNode.Name, err)
 	}
 	srv, err := lab.OpenNode(l.Name, toNode.Name, opt)
 	if err != nil {

@@ -136,6 +136,13 @@ func record(p *Plan, old *ledger.Ledger, host ledger.NSID) *ledger.Ledger {
 	led := &ledger.Ledger{Lab: l.Name, File: l.File, Mark: p.Mark, Host: host}
 	if g := l.guard(); g != nil {
 		led.Guard = g.Table
+		led.VXLAN = &ledger.VXLAN{Port: g.Port, IPv6: l.Here.Address.Is6()}
+		for _, a := range g.Allow {
+			led.VXLAN.Allow = append(led.VXLAN.Allow, a.String())
+		}
+	}
+	if l.Here != nil {
+		led.HostName = l.Here.Name
 	}
 	if old.Host != (ledger.NSID{}) {
 		led.Host = old.Host
@@ -146,6 +153,9 @@ func record(p *Plan, old *ledger.Ledger, host ledger.NSID) *ledger.Ledger {
 			lk := ledger.Link{Node: n.Name, Netns: n.Netns, Name: i.Name, Kind: i.Kind, MAC: i.MAC.String()}
 			if i.Peer != nil {
 				lk.Peer = i.Peer.Node.Name + ":" + i.Peer.Name
+			}
+			if i.Kind == KindVXLAN {
+				lk.VNI = i.Link.VNI
 			}
 			led.Links = append(led.Links, lk)
 		}

@@ -122,3 +122,37 @@ func (e *NoNodeError) Error() string {
 }
 
 func (e *NoNodeError) Is(target error) bool { return target == fs.ErrNotExist }
+
+// ElsewhereError is a node of a lab across machines that lives on another
+// machine than this one: there is nothing of it here to enter, probe or
+// read. It matches fs.ErrNotExist, as NoNodeError does.
+type ElsewhereError struct {
+	Lab, Node string
+	// Host and Address are the node's machine, as the lab file says; Here
+	// is this machine's host in the lab.
+	Host    string
+	Address string
+	Here    string
+}
+
+func (e *ElsewhereError) Error() string {
+	return fmt.Sprintf("node %s of lab %s is on %s (%s), not on this machine (%s): run it there", echo.Clip(e.Node), e.Lab, e.Host, e.Address, e.Here)
+}
+
+func (e *ElsewhereError) Is(target error) bool { return target == fs.ErrNotExist }
+
+// HostMismatchError is --host naming another host of a lab across machines
+// than the one whose part this machine holds.
+type HostMismatchError struct {
+	Lab, Host string
+	// Here is the host whose part is up on this machine; empty when the
+	// lab runs on one machine.
+	Here string
+}
+
+func (e *HostMismatchError) Error() string {
+	if e.Here == "" {
+		return fmt.Sprintf("--host %s: lab %s runs on one machine (its file has no hosts:)", echo.Quote(e.Host), e.Lab)
+	}
+	return fmt.Sprintf("--host %s: this machine holds host %s's part of lab %s, not %s's: run on %s, or drop --host", echo.Quote(e.Host), e.Here, e.Lab, e.Host, e.Host)
+}

@@ -396,6 +396,7 @@ func (l *Lab) guard() *Guard {
 func (l *Lab) ForHost(h *Host) *Lab {
 	part := *l
 	part.Here = h
+	part.whole = l.Whole()
 	part.Nodes = nil
 	part.nodes = map[string]*Node{}
 	for _, n := range l.Nodes {
@@ -420,6 +421,14 @@ func (l *Lab) ForHost(h *Host) *Lab {
 		}
 	}
 	return &part
+}
+
+// Whole is the lab a part (ForHost) was cut from; a whole lab is its own.
+func (l *Lab) Whole() *Lab {
+	if l.whole != nil {
+		return l.whole
+	}
+	return l
 }
 
 // Local is the end of a link on this part's machine (A for a lab on one
@@ -593,4 +602,65 @@ func Part(l *Lab, opt Options) (*Lab, error) {
 	}
 	defer sys.Close()
 	return part(l, opt, sys)
+}
+
+// CheckHost refuses --host (opt.Host) naming another host than the one
+// whose part of the lab this machine's ledger holds, as up refuses a host
+// whose address is not here.
+func CheckHost(led *ledger.Ledger, host string) error {
+	if host == "" || led == nil || led.HostName == host {
+		return nil
+	}
+	return &HostMismatchError{Lab: led.Lab, Host: host, Here: led.HostName}
+}
+
+// NoNode is the error for a node this machine's ledger of a lab does not
+// have: in a lab across machines whose file says the node is on another
+// host, that host (an ElsewhereError); else the nodes there are.
+func NoNode(led *ledger.Ledger, node string) error {
+	if err := elsewhere(led.Lab, led.File, led.HostName, node); err != nil {
+		return err
+	}
+	e := &NoNodeError{Lab: led.Lab, Node: node}
+	for _, x := range led.Nodes {
+		e.Nodes = append(e.Nodes, x.Name)
+	}
+	return e
+}
+
+// elsewhere reads the lab file (only on this error path: the ledger holds
+// this machine's part alone) for the host of a node that is not here; nil
+// when the lab is on one machine, the file cannot be read or does not place
+// the node on another host.
+func elsewhere(name, file, here, node string) error {
+	if here == "" || file == "" {
+		return nil
+	}
+	l, err := Load(file)
+	if err != nil || l.Name != name {
+		return nil
+	}
+	n := l.Node(node)
+	if n == nil || n.Host == nil || n.Host.Name == here {
+		return nil
+	}
+	return &ElsewhereError{Lab: name, Node: node, Host: n.Host.Name, Address: n.Host.Address.String(), Here: here}
+}
+
+// NodeHere is nil when node is one of the nodes of l, a lab or this
+// machine's part of one (Part), else the error that says where it is: on
+// another machine, or not in the lab at all.
+func NodeHere(l *Lab, node string) error {
+	n := l.Whole().Node(node)
+	if n == nil {
+		e := &NoNodeError{Lab: l.Name, Node: node}
+		for _, x := range l.Nodes {
+			e.Nodes = append(e.Nodes, x.Name)
+		}
+		return e
+	}
+	if l.Here == nil || n.Host == nil || n.Host == l.Here || n.IsHost() {
+		return nil
+	}
+	return &ElsewhereError{Lab: l.Name, Node: node, Host: n.Host.Name, Address: n.Host.Address.String(), Here: l.Here.Name}
 }

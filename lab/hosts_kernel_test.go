@@ -227,6 +227,9 @@ func TestAcrossMachines(t *testing.T) {
 			wantIn(t, "check on m1", out, "1 passed", "check: skipped here (m1): c -> 10.1.0.2, from a node on m2")
 			st := m1.must("status", "multi", "a", "sw")
 			wantIn(t, "status on m1", st, "vxlan to b:eth0 on m2 (vni ", "remote "+c.m2+")", "port of lan")
+			st = m1.must("status", "multi")
+			wantIn(t, "status on m1", st, "host m1's part", "on m2 ("+c.m2+"): 2 nodes: b, c (nsnet status there)")
+			elsewhere(t, m1, c.m2)
 			// down on m2: m1's part stays and works alone.
 			if !hasGuard(t, m2) {
 				t.Error("m2 has no VXLAN guard table while its part is up")
@@ -413,6 +416,44 @@ func TestAcrossMachinesCrash(t *testing.T) {
 				t.Errorf("trial %d: link left on the machine: %s", i, line)
 			}
 		}
+	}
+}
+
+// elsewhere: on machine m (the lab's m1), every command that names a node
+// of m2 says where it is, and --host naming m2 is refused.
+func elsewhere(t *testing.T, m *machine, m2addr string) {
+	t.Helper()
+	where := "node b of lab multi is on m2 (" + m2addr + "), not on this machine (m1): run it there"
+	for _, args := range [][]string{
+		{"exec", "multi", "b", "true"},
+		{"logs", "multi", "b"},
+		{"status", "multi", "b"},
+		{"perf", "multi", "b", "a", "--icmp", "-c", "1"},
+		{"perf", "multi", "a", "b", "-t", "0.1"},
+	} {
+		out, err := m.nsnet(args...)
+		if err == nil || !strings.Contains(out, where) {
+			t.Errorf("nsnet %s on m1: %v\n%s\nwant %q", strings.Join(args, " "), err, out, where)
+		}
+	}
+	mismatch := "--host \"m2\": this machine holds host m1's part of lab multi, not m2's"
+	for _, args := range [][]string{
+		{"exec", "--host", "m2", "multi", "a", "true"},
+		{"status", "--host", "m2", "multi"},
+		{"down", "--host", "m2", "multi"},
+		{"logs", "--host", "m2", "multi", "a"},
+	} {
+		out, err := m.nsnet(args...)
+		if err == nil || !strings.Contains(out, mismatch) {
+			t.Errorf("nsnet %s on m1: %v\n%s\nwant %q", strings.Join(args, " "), err, out, mismatch)
+		}
+	}
+	if out := m.must("exec", "--host", "m1", "multi", "a", "true"); out != "" {
+		t.Errorf("exec --host m1 on m1: %q", out)
+	}
+	// perf across machines by ICMP, from here to a node there.
+	if out := m.must("perf", "multi", "a", "b", "--icmp", "-c", "3", "-i", "0.05"); !strings.Contains(out, "3 received") {
+		t.Errorf("perf --icmp a -> b across machines: %s", out)
 	}
 }
 

@@ -64,6 +64,8 @@ type Lab struct {
 	Hosts []*Host
 	VXLAN VXLANConfig
 	Here  *Host
+	// whole is the lab a part was cut from (nil: this is the whole lab).
+	whole *Lab
 	// Expect lists the lab's reachability and isolation expectations, for
 	// nsnet check (see expect.go).
 	Expect []Expectation

@@ -39,6 +39,9 @@ type Summary struct {
 	Links     int       `json:"links"`
 	Processes int       `json:"processes"`
 	Updated   time.Time `json:"updated"`
+	// Host is, in a lab across machines, the host whose part this
+	// machine holds.
+	Host string `json:"host,omitempty"`
 	// Degraded lists what drifted, when State is degraded.
 	Degraded []string `json:"degraded,omitempty"`
 }
@@ -47,6 +50,35 @@ type Summary struct {
 type LabStatus struct {
 	Summary
 	NodeStatus []NodeStatus `json:"node_status"`
+	// Elsewhere are, in a lab across machines, the other hosts and the
+	// nodes the lab file puts on them (their status is theirs to show).
+	Elsewhere []HostNodes `json:"elsewhere,omitempty"`
+}
+
+// HostNodes is another machine of a lab and its nodes.
+type HostNodes struct {
+	Host    string   `json:"host"`
+	Address string   `json:"address"`
+	Nodes   []string `json:"nodes"`
+}
+
+// elsewhereNodes lists the lab's other hosts with their nodes, in the file's
+// order.
+func elsewhereNodes(l *Lab, here string) []HostNodes {
+	var out []HostNodes
+	for _, h := range l.Hosts {
+		if h.Name == here {
+			continue
+		}
+		hn := HostNodes{Host: h.Name, Address: h.Address.String(), Nodes: []string{}}
+		for _, n := range l.Nodes {
+			if n.Host == h && !n.IsHost() {
+				hn.Nodes = append(hn.Nodes, n.Name)
+			}
+		}
+		out = append(out, hn)
+	}
+	return out
 }
 
 // NodeStatus is one node as the kernel shows it.
@@ -124,7 +156,7 @@ func Labs(opt Options) ([]Summary, error) {
 }
 
 func summarize(store ledger.Store, led *ledger.Ledger) Summary {
-	s := Summary{Lab: led.Lab, File: led.File, Processes: len(led.Procs), Updated: led.Updated}
+	s := Summary{Lab: led.Lab, File: led.File, Host: led.HostName, Processes: len(led.Procs), Updated: led.Updated}
 	for _, lk := range led.Links {
 		// A veth pair is one link: counted at the end that sorts first.
 		if lk.Kind != KindVeth || lk.Peer == "" || lk.Node+":"+lk.Name < lk.Peer {
@@ -169,6 +201,12 @@ func Status(name string, opt Options) ([]LabStatus, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := CheckHost(led, opt.Host); err != nil {
+			if name != "" {
+				return nil, err
+			}
+			continue // status --host NAME: only the labs whose part this is
+		}
 		ls, err := status(led, store, opt)
 		if err != nil {
 			return nil, err
@@ -194,14 +232,12 @@ func status(led *ledger.Ledger, store ledger.Store, opt Options) (LabStatus, err
 	// The names of the lab's hosts, by underlay address, for the far ends
 	// of VXLAN halves (the ledger knows only this machine's part).
 	hostOf := map[netip.Addr]string{}
-	for _, lk := range led.Links {
-		if lk.Kind == KindVXLAN && led.File != "" {
-			if l, err := Load(led.File); err == nil {
-				for _, h := range l.Hosts {
-					hostOf[h.Address] = h.Name
-				}
+	if led.HostName != "" && led.File != "" {
+		if l, err := Load(led.File); err == nil {
+			ls.Elsewhere = elsewhereNodes(l, led.HostName)
+			for _, h := range l.Hosts {
+				hostOf[h.Address] = h.Name
 			}
-			break
 		}
 	}
 	procs := map[string][]ledger.Proc{}
@@ -367,15 +403,35 @@ func WriteStatus(w io.Writer, labs []LabStatus, asJSON bool) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", n.Node, where, n.State, n.IfacesUp, n.IfacesTotal, strings.Join(addrs, " "), procSummary(n.Processes))
 		}
 		tw.Flush()
+		for _, h := range l.Elsewhere {
+			fmt.Fprintf(&b, "on %s (%s): %s (nsnet status there)\n", h.Host, h.Address, nodeList(h.Nodes))
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// nodeList names a few nodes and counts the rest.
+func nodeList(ns []string) string {
+	const shown = 5
+	switch {
+	case len(ns) == 0:
+		return "no nodes"
+	case len(ns) == 1:
+		return "node " + ns[0]
+	case len(ns) <= shown:
+		return fmt.Sprintf("%d nodes: %s", len(ns), strings.Join(ns, ", "))
+	}
+	return fmt.Sprintf("%d nodes: %s and %d more", len(ns), strings.Join(ns[:shown], ", "), len(ns)-shown)
 }
 
 func labHeading(b *strings.Builder, l LabStatus) {
 	fmt.Fprintf(b, "lab %s: %s", l.Lab, l.State)
 	if l.File != "" {
 		fmt.Fprintf(b, " (%s)", l.File)
+	}
+	if l.Host != "" {
+		fmt.Fprintf(b, ", host %s's part", l.Host)
 	}
 	fmt.Fprintf(b, ", %d nodes, %d links, %d processes\n", l.Nodes, l.Links, l.Processes)
 	if len(l.Degraded) > 0 {
@@ -406,6 +462,9 @@ func FilterNodes(ls LabStatus, nodes []string) (LabStatus, error) {
 	for _, want := range nodes {
 		i := slices.IndexFunc(ls.NodeStatus, func(n NodeStatus) bool { return n.Node == want })
 		if i < 0 {
+			if err := elsewhere(ls.Lab, ls.File, ls.Host, want); err != nil {
+				return ls, err
+			}
 			e := &NoNodeError{Lab: ls.Lab, Node: want}
 			for _, n := range ls.NodeStatus {
 				e.Nodes = append(e.Nodes, n.Node)

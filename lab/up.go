@@ -179,6 +179,9 @@ func Up(l *Lab, opt Options) (*Result, error) {
 	if l, err = part(l, opt, s.sys); err != nil {
 		return nil, err
 	}
+	if s.led != nil && s.led.HostName != "" && l.Here != nil && s.led.HostName != l.Here.Name {
+		return nil, fmt.Errorf("lab %s: this machine holds host %s's part, not %s's: nsnet down %s first to build %s's part here", l.Name, s.led.HostName, l.Here.Name, l.Name, l.Here.Name)
+	}
 	st, err := s.sys.Observe(l, s.led, opt.store())
 	if err != nil {
 		return nil, err
@@ -226,6 +229,9 @@ func Down(name string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	defer s.close()
+	if err := CheckHost(s.led, opt.Host); err != nil {
+		return nil, err
+	}
 	if s.led == nil {
 		r := &Result{Plan: &Plan{Name: name, Mark: MarkPrefix + name}, NoLab: true, TakenDown: existed}
 		if !existed {
@@ -293,9 +299,12 @@ func OpenNode(name, node string, opt Options) (*netns.NS, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckHost(led, opt.Host); err != nil {
+		return nil, err
+	}
 	n := led.Node(node)
 	if n == nil {
-		return nil, noNode(led, node)
+		return nil, NoNode(led, node)
 	}
 	if !n.Owned() {
 		return netns.Current()
@@ -303,13 +312,6 @@ func OpenNode(name, node string, opt Options) (*netns.NS, error) {
 	return opt.Netns.Open(n.Netns)
 }
 
-func noNode(led *ledger.Ledger, node string) error {
-	e := &NoNodeError{Lab: led.Lab, Node: node}
-	for _, x := range led.Nodes {
-		e.Nodes = append(e.Nodes, x.Name)
-	}
-	return e
-}
 
 // Exec replaces the process with argv running in a node of a lab that is up,
 // the way `nsnet netns exec` (and `ip netns exec`) do. It only returns on
@@ -328,9 +330,12 @@ func Exec(name, node string, argv []string, opt Options) error {
 	if err != nil {
 		return err
 	}
+	if err := CheckHost(led, opt.Host); err != nil {
+		return err
+	}
 	n := led.Node(node)
 	if n == nil {
-		return noNode(led, node)
+		return NoNode(led, node)
 	}
 	if !n.Owned() {
 		// The host: no namespace to enter.

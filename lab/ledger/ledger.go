@@ -64,6 +64,25 @@ type Ledger struct {
 	// lets only the lab's hosts send to its VXLAN port, recorded before
 	// it is made.
 	Guard string `json:"guard,omitempty"`
+	// HostName is, in a lab across machines, the host of the lab file
+	// whose part this machine holds (nsnet up --host NAME, or the host
+	// whose address is here). Empty for a lab on one machine.
+	HostName string `json:"host,omitempty"`
+	// VXLAN is what this machine's part of a lab across machines holds in
+	// the machine's namespace, so that another lab's up can refuse a
+	// collision before it changes anything. Nil without a link across
+	// machines.
+	VXLAN *VXLAN `json:"vxlan,omitempty"`
+}
+
+// VXLAN is a lab's use of the kernel's VXLAN socket on this machine: the
+// UDP port its halves listen on (the socket is the machine's, shared by
+// every VXLAN device of that port and family), the underlay family, and the
+// addresses its guard admits on that port. The VNIs are on the links.
+type VXLAN struct {
+	Port  int      `json:"port"`
+	IPv6  bool     `json:"ipv6,omitempty"`
+	Allow []string `json:"allow"`
 }
 
 // File is a file the lab wrote, and the directories it made for it
@@ -131,6 +150,8 @@ type Link struct {
 	MAC string `json:"mac"`
 	// Peer is a veth's other end as "node:name".
 	Peer string `json:"peer,omitempty"`
+	// VNI is a VXLAN half's network identifier.
+	VNI uint32 `json:"vni,omitempty"`
 }
 
 // Sysctl is a value the lab changed in a namespace it does not own (the
