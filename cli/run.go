@@ -258,7 +258,7 @@ func (e *Env) nsNames(h *kernel.Handle) func(int) string {
 				if err != nil {
 					continue
 				}
-				if nid, err := h.Netlink().GetNetNsIdByFd(ns.Fd()); err == nil && nid >= 0 {
+				if nid, err := h.NSID(ns); err == nil && nid >= 0 {
 					m[nid] = n
 				}
 				ns.Close()
@@ -498,7 +498,7 @@ func (e *Env) netnsCmd(c Command) (int, error) {
 		v := netnsView{Name: n}
 		if h != nil {
 			if ns, err := e.Netns.Open(n); err == nil {
-				if id, err := h.Netlink().GetNetNsIdByFd(ns.Fd()); err == nil && id >= 0 {
+				if id, err := h.NSID(ns); err == nil && id >= 0 {
 					v.ID = &id
 				}
 				ns.Close()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
-	"github.com/vishvananda/netlink"
 
 	"github.com/nsnet/nsnet/internal/sandbox"
 	"github.com/nsnet/nsnet/kernel"
@@ -191,10 +189,10 @@ func TestCheckDetectsMissing(t *testing.T) {
 		}, "host interface"},
 		{"host route", "ptp", func(t *testing.T, n *rt, c *container) {
 			_, addrs, _ := linkIn(t, c.ns, "eth0")
-			// kernel.DelRoute cannot match a link-scope route, hence
-			// netlink directly.
-			dst := &net.IPNet{IP: addrs[0].Addr().AsSlice(), Mask: net.CIDRMask(32, 32)}
-			if err := handle(t, hostNS(t)).Netlink().RouteDel(&netlink.Route{Dst: dst, Scope: netlink.SCOPE_LINK}); err != nil {
+			// A route without a gateway is deleted as link-scoped,
+			// which the plugin's host route is.
+			dst := netip.PrefixFrom(addrs[0].Addr(), 32)
+			if err := handle(t, hostNS(t)).DelRoute(kernel.Route{Dst: dst}); err != nil {
 				t.Fatal(err)
 			}
 		}, "host route"},

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/jsimonetti/rtnetlink/v2"
-	"github.com/vishvananda/netlink"
+	mnl "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,38 +45,69 @@ func ScopeName(scope int) string {
 	return fmt.Sprint(scope)
 }
 
-func toPrefix(n *net.IPNet) netip.Prefix {
-	if n == nil {
-		return netip.Prefix{}
-	}
-	a, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}
-	}
-	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(a.Unmap(), ones)
-}
-
-// Addrs lists every address of every interface, retrying interrupted dumps.
+// Addrs lists every address of every interface. A dump that a concurrent
+// change interrupted is retried whole: partial results are never returned.
 func (h *Handle) Addrs() ([]Addr, error) {
-	as, err := dump("list addresses", func() ([]netlink.Addr, error) {
-		return h.nl.AddrList(nil, netlink.FAMILY_ALL)
+	var out []Addr
+	m := rtnetlink.AddressMessage{}
+	data, err := m.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	err = h.batch(func(b *Batch) error {
+		return b.dump("list addresses", request{typ: unix.RTM_GETADDR, data: data}, func(msg mnl.Message) {
+			if a, ok := toAddr(msg); ok {
+				out = append(out, a)
+			}
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Addr, 0, len(as))
-	for _, a := range as {
-		out = append(out, Addr{
-			LinkIndex: a.LinkIndex,
-			Prefix:    toPrefix(a.IPNet),
-			Scope:     a.Scope,
-			Flags:     a.Flags,
-			Label:     a.Label,
-			Peer:      toPrefix(a.Peer),
-		})
-	}
 	return out, nil
+}
+
+// toAddr reads an RTM_NEWADDR message. IPv4 sends its address as IFA_LOCAL
+// and, as IFA_ADDRESS, the peer's on a point-to-point link (its own
+// otherwise); IPv6 sends IFA_ADDRESS alone, unless it has a peer. An
+// address with a peer is its own /32 or /128, the peer carrying the prefix,
+// as the Linux netlink libraries read it.
+func toAddr(msg mnl.Message) (Addr, bool) {
+	var m rtnetlink.AddressMessage
+	if msg.Header.Type != unix.RTM_NEWADDR || m.UnmarshalBinary(msg.Data) != nil || m.Attributes == nil {
+		return Addr{}, false
+	}
+	at := m.Attributes
+	a := Addr{LinkIndex: int(m.Index), Scope: int(m.Scope), Flags: int(m.Flags), Label: at.Label}
+	if at.Flags != 0 {
+		a.Flags = int(at.Flags) // IFA_FLAGS: all 32 bits of them
+	}
+	dst := prefixOf(at.Address, int(m.PrefixLength))
+	if at.Local == nil {
+		a.Prefix = dst
+		return a, a.Prefix.IsValid()
+	}
+	local := prefixOf(at.Local, -1)
+	if m.Family == unix.AF_INET && dst.IsValid() && dst.Addr() == local.Addr() {
+		a.Prefix = dst
+	} else {
+		a.Prefix, a.Peer = local, dst
+	}
+	return a, a.Prefix.IsValid()
+}
+
+// prefixOf is ip with bits of prefix (all of them when bits < 0), or an
+// invalid prefix when ip is not an address.
+func prefixOf(ip net.IP, bits int) netip.Prefix {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return netip.Prefix{}
+	}
+	a = a.Unmap()
+	if bits < 0 {
+		bits = a.BitLen()
+	}
+	return netip.PrefixFrom(a, bits)
 }
 
 // AddrOptions tune AddAddr.

@@ -7,10 +7,10 @@
 // file of the object it changes (link.go, veth.go, bridge.go, addr.go,
 // route.go, neigh.go), and sent either alone by a Handle, which answers at
 // once, or queued on a Batch (transport.go), which sends many in one system
-// call and answers at Flush. Messages are typed by
-// github.com/jsimonetti/rtnetlink/v2 and carried by
-// github.com/mdlayher/netlink; dumps for listings go through
-// github.com/vishvananda/netlink.
+// call and answers at Flush. Listings are dumps (and gets) on the same
+// socket, retried whole when a concurrent change interrupts them. Messages
+// are typed by github.com/jsimonetti/rtnetlink/v2 and carried by
+// github.com/mdlayher/netlink.
 //
 // A Handle or Batch is bound to its namespace when it is opened: its netlink
 // socket is created inside the namespace and stays there, so it can be used

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"syscall"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,6 +30,10 @@ var errNoRoute = kindError{syscall.ENETUNREACH, fs.ErrNotExist}
 // errNoDevice is a missing link, as the kernel words it.
 var errNoDevice = kindError{errors.New("no such device"), fs.ErrNotExist}
 
+// ErrDumpInterrupted is wrapped by a listing whose dump concurrent changes
+// kept interrupting, retry after retry; it also matches unix.EINTR.
+var ErrDumpInterrupted error = kindError{errors.New("dump interrupted by concurrent changes, retries exhausted"), unix.EINTR}
+
 // ErrPermission is wrapped by errors caused by missing privileges
 // (CAP_NET_ADMIN in the namespace's owning user namespace).
 var ErrPermission = fs.ErrPermission
@@ -46,10 +49,6 @@ func opErr(op, name string, err error) error {
 // with fs.ErrNotExist / fs.ErrExist / fs.ErrPermission, while keeping the
 // errno in the chain.
 func classify(err error) error {
-	var lnf netlink.LinkNotFoundError
-	if errors.As(err, &lnf) {
-		return errNoDevice
-	}
 	var en syscall.Errno
 	if errors.As(err, &en) {
 		switch en {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jsimonetti/rtnetlink/v2"
 	mnl "github.com/mdlayher/netlink"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/echo"
@@ -99,57 +98,139 @@ type Link struct {
 // Up reports whether the link is administratively up.
 func (l Link) Up() bool { return l.Flags&unix.IFF_UP != 0 }
 
-func toLink(nl netlink.Link) Link {
-	a := nl.Attrs()
-	return Link{
-		Index:       a.Index,
-		Name:        a.Name,
-		Type:        nl.Type(),
-		Flags:       a.RawFlags,
-		MTU:         a.MTU,
-		TxQLen:      a.TxQLen,
-		MAC:         a.HardwareAddr,
-		OperState:   operState(a.OperState),
-		ParentIndex: a.ParentIndex,
-		LinkNetNSID: a.NetNsID,
-		MasterIndex: a.MasterIndex,
-		Alias:       a.Alias,
-		Group:       a.Group,
-		EncapType:   a.EncapType,
+// toLink reads an RTM_NEWLINK message as a Link, as iproute2 shows it.
+func toLink(m mnl.Message) (Link, bool) {
+	var lm rtnetlink.LinkMessage
+	if m.Header.Type != unix.RTM_NEWLINK || lm.UnmarshalBinary(m.Data) != nil {
+		return Link{}, false
 	}
+	l := Link{
+		Index:       int(int32(lm.Index)),
+		Flags:       lm.Flags,
+		Type:        "device",
+		EncapType:   encapType(lm.Type),
+		LinkNetNSID: linkNetNSID(m.Data[unix.SizeofIfInfomsg:]),
+		OperState:   "UNKNOWN",
+	}
+	a := lm.Attributes
+	if a == nil {
+		return l, true
+	}
+	l.Name, l.MTU, l.MAC, l.ParentIndex = a.Name, int(a.MTU), a.Address, int(a.Type)
+	l.OperState = operState(a.OperationalState)
+	if a.TxQueueLen != nil {
+		l.TxQLen = int(*a.TxQueueLen)
+	}
+	if a.Master != nil {
+		l.MasterIndex = int(*a.Master)
+	}
+	if a.Alias != nil {
+		l.Alias = *a.Alias
+	}
+	if a.NetDevGroup != nil {
+		l.Group = *a.NetDevGroup
+	}
+	if a.Info != nil && a.Info.Kind != "" {
+		l.Type = a.Info.Kind
+		if l.Type == "tun" {
+			l.Type = "tuntap" // as the tun driver's users know it
+		}
+	}
+	return l, true
 }
 
-func operState(s netlink.LinkOperState) string {
+// linkNetNSID reads IFLA_LINK_NETNSID from a link message's attributes, or
+// -1 when the link's peer is in the same namespace. Hand-decoded:
+// rtnetlink/v2 does not read it.
+func linkNetNSID(attrs []byte) int {
+	ad, err := mnl.NewAttributeDecoder(attrs)
+	if err != nil {
+		return -1
+	}
+	for ad.Next() {
+		if ad.Type() == unix.IFLA_LINK_NETNSID {
+			return int(ad.Int32())
+		}
+	}
+	return -1
+}
+
+func operState(s rtnetlink.OperationalState) string {
 	switch s {
-	case netlink.OperUp:
+	case rtnetlink.OperStateUp:
 		return "UP"
-	case netlink.OperDown:
+	case rtnetlink.OperStateDown:
 		return "DOWN"
-	case netlink.OperLowerLayerDown:
+	case rtnetlink.OperStateLowerLayerDown:
 		return "LOWERLAYERDOWN"
-	case netlink.OperDormant:
+	case rtnetlink.OperStateDormant:
 		return "DORMANT"
-	case netlink.OperNotPresent:
+	case rtnetlink.OperStateNotPresent:
 		return "NOTPRESENT"
-	case netlink.OperTesting:
+	case rtnetlink.OperStateTesting:
 		return "TESTING"
 	default:
 		return "UNKNOWN"
 	}
 }
 
-// Links lists every interface, retrying dumps interrupted by concurrent
-// changes.
+// encapType is iproute2's name for a link's hardware type (ifi_type, an
+// ARPHRD_ value), for the types a namespace's links have.
+func encapType(t uint16) string {
+	switch t {
+	case 0:
+		return "generic"
+	case unix.ARPHRD_ETHER:
+		return "ether"
+	case unix.ARPHRD_LOOPBACK:
+		return "loopback"
+	case unix.ARPHRD_NONE:
+		return "none"
+	case unix.ARPHRD_VOID:
+		return "void"
+	case unix.ARPHRD_TUNNEL:
+		return "ipip"
+	case unix.ARPHRD_TUNNEL6:
+		return "tunnel6"
+	case unix.ARPHRD_SIT:
+		return "sit"
+	case unix.ARPHRD_IPGRE:
+		return "gre"
+	case unix.ARPHRD_IP6GRE:
+		return "gre6"
+	case unix.ARPHRD_PPP:
+		return "ppp"
+	case unix.ARPHRD_INFINIBAND:
+		return "infiniband"
+	case unix.ARPHRD_IEEE80211:
+		return "ieee802.11"
+	}
+	return fmt.Sprintf("[%d]", t)
+}
+
+// Links lists every interface. A dump that a concurrent change interrupted
+// is retried whole: partial results are never returned.
 func (h *Handle) Links() ([]Link, error) {
-	ls, err := dump("list links", h.nl.LinkList)
+	var out []Link
+	err := h.batch(func(b *Batch) error {
+		out = out[:0]
+		return b.dump("list links", dumpLinks(), func(m mnl.Message) {
+			if l, ok := toLink(m); ok {
+				out = append(out, l)
+			}
+		})
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Link, len(ls))
-	for i, l := range ls {
-		out[i] = toLink(l)
-	}
 	return out, nil
+}
+
+// dumpLinks asks for every link, without the counters.
+func dumpLinks() request {
+	m := rtnetlink.LinkMessage{Attributes: &rtnetlink.LinkAttributes{ExtMask: &skipStats}}
+	data, _ := m.MarshalBinary() // no driver data: cannot fail
+	return request{typ: unix.RTM_GETLINK, data: data}
 }
 
 // LinkByName returns one interface; a missing one matches fs.ErrNotExist.
@@ -157,25 +238,41 @@ func (h *Handle) LinkByName(name string) (Link, error) {
 	if err := ValidateLinkName(name); err != nil {
 		return Link{}, err
 	}
-	l, err := h.nl.LinkByName(name)
-	if err != nil {
-		return Link{}, findErr(name, err)
-	}
-	return toLink(l), nil
+	return h.getLink(getLink(0, name), name)
 }
 
 // LinkByIndex returns one interface; a missing one matches fs.ErrNotExist.
 func (h *Handle) LinkByIndex(index int) (Link, error) {
-	l, err := h.nl.LinkByIndex(index)
-	if err != nil {
-		return Link{}, findErr(indexName(index), err)
+	return h.getLink(getLink(index, ""), indexName(index))
+}
+
+// getLink asks for one link: one round trip.
+func (h *Handle) getLink(r request, name string) (Link, error) {
+	var l Link
+	var failed error
+	found := false
+	err := h.batch(func(b *Batch) error {
+		return b.exchange([]request{r}, func(_ int, m mnl.Message, errno syscall.Errno) {
+			if errno != 0 {
+				failed = findErr(name, errno)
+				return
+			}
+			l, found = toLink(m)
+		})
+	})
+	switch {
+	case err != nil:
+		return Link{}, err
+	case failed != nil:
+		return Link{}, failed
+	case !found:
+		return Link{}, &OpError{Op: "find device", Name: name, Err: errors.New("the kernel's answer is not a link")}
 	}
-	return toLink(l), nil
+	return l, nil
 }
 
 func findErr(name string, err error) error {
-	var lnf netlink.LinkNotFoundError
-	if errors.As(err, &lnf) || errors.Is(err, unix.ENODEV) {
+	if errors.Is(err, unix.ENODEV) {
 		return &OpError{Op: "find device", Name: name, Err: errNoDevice}
 	}
 	return opErr("find device", name, err)
@@ -469,13 +566,8 @@ func addrGenMode(attrs []byte) int {
 // the IPv6 address generation mode). A dump that a concurrent change
 // interrupted is retried whole: partial results are never returned.
 func (b *Batch) Links() ([]LinkInfo, error) {
-	m := rtnetlink.LinkMessage{Attributes: &rtnetlink.LinkAttributes{ExtMask: &skipStats}}
-	data, err := m.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
 	var out []LinkInfo
-	err = b.dump("list links", request{typ: unix.RTM_GETLINK, data: data}, func(m mnl.Message) {
+	err := b.dump("list links", dumpLinks(), func(m mnl.Message) {
 		if li, ok := parseLinkInfo(m); ok {
 			out = append(out, li)
 		}

@@ -1,14 +1,12 @@
 package kernel
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 
 	"github.com/jsimonetti/rtnetlink/v2"
 	mnl "github.com/mdlayher/netlink"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,21 +96,42 @@ func (h *Handle) PermanentNeighs() ([]Neigh, error) {
 // second for its next solicitation, and holds every packet to that
 // neighbour meanwhile; deleted, the next packet starts afresh.
 func (h *Handle) FlushUnresolved(index int) (int, error) {
-	ns, err := dump("list neighbours", func() ([]netlink.Neigh, error) {
-		return h.nl.NeighList(index, netlink.FAMILY_ALL)
+	var dels []request
+	m := rtnetlink.NeighMessage{}
+	data, err := m.MarshalBinary()
+	if err != nil {
+		return 0, err
+	}
+	err = h.batch(func(b *Batch) error {
+		return b.dump("list neighbours", request{typ: unix.RTM_GETNEIGH, data: data}, func(msg mnl.Message) {
+			var n rtnetlink.NeighMessage
+			if msg.Header.Type != unix.RTM_NEWNEIGH || n.UnmarshalBinary(msg.Data) != nil || n.Attributes == nil {
+				return
+			}
+			if int(n.Index) != index || n.State&(unix.NUD_INCOMPLETE|unix.NUD_FAILED) == 0 {
+				return
+			}
+			if r, err := delNeigh(index, n); err == nil {
+				dels = append(dels, r)
+			}
+		})
 	})
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for i := range ns {
-		if ns[i].State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) == 0 {
-			continue
+	for i, r := range dels {
+		if err := h.do(r); err != nil {
+			return i, err
 		}
-		if err := h.nl.NeighDel(&ns[i]); err != nil && !errors.Is(err, unix.ENOENT) {
-			return n, opErr("delete neighbour", fmt.Sprintf("%s dev %d", net.IP(ns[i].IP), index), err)
-		}
-		n++
 	}
-	return n, nil
+	return len(dels), nil
+}
+
+// delNeigh deletes the entry n of the link (one already gone is not an
+// error).
+func delNeigh(index int, n rtnetlink.NeighMessage) (request, error) {
+	m := rtnetlink.NeighMessage{Family: n.Family, Index: uint32(index), Attributes: &rtnetlink.NeighAttributes{Address: n.Attributes.Address, IfIndex: uint32(index)}}
+	data, err := m.MarshalBinary()
+	return request{typ: unix.RTM_DELNEIGH, data: data, what: "delete neighbour",
+		name: fmt.Sprintf("%s dev %d", n.Attributes.Address, index), ignore: unix.ENOENT}, err
 }

@@ -5,6 +5,8 @@ import (
 
 	mnl "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/netns"
 )
 
 // Namespace ids: the number by which a namespace knows another (assigned
@@ -88,4 +90,30 @@ func (b *Batch) LoopbackInfo(fds []int) (infos []LinkInfo, ok []bool, err error)
 		}
 	}
 	return infos, ok, nil
+}
+
+// NSID returns the id by which the handle's namespace knows the namespace
+// open as ns (`ip netns list-id`), or -1 when it has none.
+func (h *Handle) NSID(ns *netns.NS) (int, error) {
+	fd := ns.Fd()
+	if fd < 0 {
+		return -1, &OpError{Op: "get netns id", Name: ns.String(), Err: netns.ErrClosed}
+	}
+	id, failed := int32(-1), error(nil)
+	err := h.batch(func(b *Batch) error {
+		return b.exchange([]request{getNSID(fd)}, func(_ int, m mnl.Message, errno syscall.Errno) {
+			if errno != 0 {
+				failed = opErr("get netns id", ns.String(), errno)
+				return
+			}
+			id = parseNSID(m)
+		})
+	})
+	if err == nil {
+		err = failed
+	}
+	if err != nil {
+		return -1, err
+	}
+	return int(id), nil
 }

@@ -1,10 +1,12 @@
 package kernel
 
 import (
+	"net"
 	"net/netip"
+	"syscall"
 
 	"github.com/jsimonetti/rtnetlink/v2"
-	"github.com/vishvananda/netlink"
+	mnl "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -121,60 +123,115 @@ func routeName(r Route) string {
 	return s
 }
 
-// Routes lists the main table's routes of both families.
+// Routes lists the main table's routes of both families (not the routes
+// the kernel cloned into its cache). A dump that a concurrent change
+// interrupted is retried whole: partial results are never returned.
 func (h *Handle) Routes() ([]Route, error) {
-	rs, err := dump("list routes", func() ([]netlink.Route, error) {
-		return h.nl.RouteList(nil, netlink.FAMILY_ALL)
+	var out []Route
+	m := rtnetlink.RouteMessage{}
+	data, err := m.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	err = h.batch(func(b *Batch) error {
+		return b.dump("list routes", request{typ: unix.RTM_GETROUTE, data: data}, func(msg mnl.Message) {
+			r, rm, ok := toRoute(msg)
+			table := uint32(rm.Table)
+			if rm.Attributes.Table != 0 {
+				table = rm.Attributes.Table
+			}
+			if ok && table == unix.RT_TABLE_MAIN && rm.Flags&unix.RTM_F_CLONED == 0 {
+				out = append(out, r)
+			}
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Route, 0, len(rs))
-	for _, r := range rs {
-		var gw netip.Addr
-		if r.Gw != nil {
-			gw, _ = netip.AddrFromSlice(r.Gw)
-			gw = gw.Unmap()
-		}
-		var src netip.Addr
-		if r.Src != nil {
-			src, _ = netip.AddrFromSlice(r.Src)
-			src = src.Unmap()
-		}
-		out = append(out, Route{
-			Src:       src,
-			Dst:       toPrefix(r.Dst),
-			Gateway:   gw,
-			LinkIndex: r.LinkIndex,
-			Scope:     int(r.Scope),
-			Protocol:  int(r.Protocol),
-		})
-	}
 	return out, nil
+}
+
+// toRoute reads an RTM_NEWROUTE message. A route without a destination
+// attribute is the default of its family, 0.0.0.0/0 or ::/0, as iproute2
+// shows it.
+func toRoute(msg mnl.Message) (Route, rtnetlink.RouteMessage, bool) {
+	var m rtnetlink.RouteMessage
+	if msg.Header.Type != unix.RTM_NEWROUTE || m.UnmarshalBinary(msg.Data) != nil {
+		return Route{}, m, false
+	}
+	a := m.Attributes
+	r := Route{
+		Dst:       prefixOf(a.Dst, int(m.DstLength)),
+		Gateway:   addrOf(a.Gateway),
+		Src:       addrOf(a.Src),
+		LinkIndex: int(a.OutIface),
+		Scope:     int(m.Scope),
+		Protocol:  int(m.Protocol),
+	}
+	if a.Dst == nil {
+		switch m.Family {
+		case unix.AF_INET:
+			r.Dst = netip.PrefixFrom(netip.IPv4Unspecified(), int(m.DstLength))
+		case unix.AF_INET6:
+			r.Dst = netip.PrefixFrom(netip.IPv6Unspecified(), int(m.DstLength))
+		}
+	}
+	return r, m, true
+}
+
+// addrOf is ip as an address, or the zero Addr.
+func addrOf(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a.Unmap()
+}
+
+// routeGet asks which route the kernel would use to reach dst (`ip route
+// get`): the answer carries the route's type and the table it was found in.
+func (h *Handle) routeGet(dst netip.Addr) (Route, rtnetlink.RouteMessage, error) {
+	dst = dst.Unmap()
+	m := rtnetlink.RouteMessage{
+		Family:     family(dst),
+		DstLength:  uint8(dst.BitLen()),
+		Flags:      unix.RTM_F_LOOKUP_TABLE,
+		Attributes: rtnetlink.RouteAttributes{Dst: dst.AsSlice()},
+	}
+	data, err := m.MarshalBinary()
+	if err != nil {
+		return Route{}, m, opErr("route get", dst.String(), err)
+	}
+	var r Route
+	var rm rtnetlink.RouteMessage
+	var failed error
+	found := false
+	err = h.batch(func(b *Batch) error {
+		return b.exchange([]request{{typ: unix.RTM_GETROUTE, data: data}}, func(_ int, msg mnl.Message, errno syscall.Errno) {
+			if errno != 0 {
+				failed = opErr("route get", dst.String(), errno)
+				return
+			}
+			r, rm, found = toRoute(msg)
+		})
+	})
+	switch {
+	case err != nil:
+		return Route{}, rm, err
+	case failed != nil:
+		return Route{}, rm, failed
+	case !found:
+		return Route{}, rm, opErr("route get", dst.String(), errNoRoute)
+	}
+	return r, rm, nil
 }
 
 // RouteGet asks the kernel which route it would use to reach dst, as
 // `ip route get` does. No route matches fs.ErrNotExist or wraps
 // ENETUNREACH.
 func (h *Handle) RouteGet(dst netip.Addr) (Route, error) {
-	rs, err := h.nl.RouteGet(dst.Unmap().AsSlice())
-	if err != nil {
-		return Route{}, opErr("route get", dst.String(), err)
-	}
-	if len(rs) == 0 {
-		return Route{}, opErr("route get", dst.String(), errNoRoute)
-	}
-	r := rs[0]
-	out := Route{LinkIndex: r.LinkIndex, Scope: int(r.Scope), Protocol: int(r.Protocol)}
-	if r.Gw != nil {
-		out.Gateway, _ = netip.AddrFromSlice(r.Gw)
-		out.Gateway = out.Gateway.Unmap()
-	}
-	if r.Src != nil {
-		out.Src, _ = netip.AddrFromSlice(r.Src)
-		out.Src = out.Src.Unmap()
-	}
-	return out, nil
+	r, _, err := h.routeGet(dst)
+	// The answer is the route to dst itself: what matters is how it is
+	// reached.
+	r.Dst = netip.Prefix{}
+	return r, err
 }
 
 // Local reports whether the namespace takes packets to a as its own, which
@@ -183,14 +240,9 @@ func (h *Handle) RouteGet(dst netip.Addr) (Route, error) {
 // that route only once the link is up and ready, a while after the link
 // itself reports carrier: a packet to the address is dropped until then.
 func (h *Handle) Local(a netip.Addr) (bool, error) {
-	rs, err := h.nl.RouteGet(a.AsSlice())
+	_, rm, err := h.routeGet(a)
 	if err != nil {
-		return false, opErr("route get", a.String(), err)
+		return false, err
 	}
-	for _, r := range rs {
-		if r.Type == unix.RTN_LOCAL {
-			return true, nil
-		}
-	}
-	return false, nil
+	return rm.Type == unix.RTN_LOCAL, nil
 }

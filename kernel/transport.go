@@ -2,6 +2,8 @@ package kernel
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"syscall"
 
 	"github.com/mdlayher/netlink"
@@ -33,6 +35,9 @@ type Batch struct {
 	// OneAtATime sends every request as soon as it is queued and waits for
 	// the kernel's answer: the same requests, one round trip each.
 	OneAtATime bool
+	// read, when set, stands in for the socket's datagrams in a dump's
+	// answer (tests script an interrupted dump with it).
+	read func() ([]netlink.Message, error)
 }
 
 type pending struct {
@@ -231,22 +236,23 @@ func (b *Batch) exchange(reqs []request, fn func(i int, m netlink.Message, errno
 	return nil
 }
 
-// dump sends a dump request and passes each message of the answer to fn.
-// The library gathers the answer's parts until the kernel's last; a dump
-// that a concurrent change interrupted is retried whole, so fn sees only a
-// complete one.
+// maxDumpRetries bounds retries of a dump the kernel reported as interrupted
+// by a concurrent change; a partial dump is never returned.
+const maxDumpRetries = 20
+
+// dump sends a dump request and passes each message of the answer to fn. A
+// dump that a concurrent change interrupted (NLM_F_DUMP_INTR on any of its
+// messages, the closing NLMSG_DONE included) is retried whole, so fn sees
+// only a complete one; after maxDumpRetries the error matches
+// ErrDumpInterrupted.
 func (b *Batch) dump(op string, r request, fn func(m netlink.Message)) error {
 	if err := b.Flush(); err != nil {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		msgs, err := b.c.Execute(netlink.Message{Header: netlink.Header{Type: r.typ, Flags: r.flags | netlink.Request | netlink.Dump}, Data: r.data})
+		msgs, intr, err := b.dumpOnce(r)
 		if err != nil {
-			return &OpError{Op: op, Err: unwrapNetlink(err)}
-		}
-		intr := false
-		for _, m := range msgs {
-			intr = intr || m.Header.Flags&netlink.DumpInterrupted != 0
+			return &OpError{Op: op, Err: err}
 		}
 		if !intr {
 			for _, m := range msgs {
@@ -255,9 +261,104 @@ func (b *Batch) dump(op string, r request, fn func(m netlink.Message)) error {
 			return nil
 		}
 		if attempt == maxDumpRetries {
-			return &OpError{Op: op, Err: errors.New("dump interrupted by concurrent changes, retries exhausted")}
+			return &OpError{Op: op, Err: ErrDumpInterrupted}
 		}
 	}
+}
+
+// dumpOnce sends one dump request and gathers its answer up to the kernel's
+// NLMSG_DONE, reporting whether any message of it was flagged as
+// interrupted. The datagrams are read here rather than by Conn.Receive:
+// the library drops the closing NLMSG_DONE before its caller sees it, and
+// the kernel may flag only that one (a change that lands after the last
+// object was written).
+func (b *Batch) dumpOnce(r request) (msgs []netlink.Message, intr bool, err error) {
+	sent, err := b.c.Send(netlink.Message{Header: netlink.Header{Type: r.typ, Flags: r.flags | netlink.Request | netlink.Dump}, Data: r.data})
+	if err != nil {
+		return nil, false, unwrapNetlink(err)
+	}
+	read := b.read
+	if read == nil {
+		read = b.datagram
+	}
+	for {
+		dg, err := read()
+		if err != nil {
+			return nil, false, err
+		}
+		for _, m := range dg {
+			if m.Header.Sequence != sent.Header.Sequence {
+				continue // the late answer of an earlier request
+			}
+			intr = intr || m.Header.Flags&netlink.DumpInterrupted != 0
+			switch m.Header.Type {
+			case netlink.Done, netlink.Error:
+				// An error ends a dump the kernel refused; a done
+				// carries the dump's own error code, 0 when it ran.
+				if len(m.Data) >= 4 {
+					if errno := syscall.Errno(-nlenc.Int32(m.Data[:4])); errno != 0 {
+						return nil, false, errno
+					}
+				}
+				return msgs, intr, nil
+			default:
+				msgs = append(msgs, m)
+			}
+		}
+	}
+}
+
+// datagram reads the socket's next datagram and splits it into messages.
+func (b *Batch) datagram() ([]netlink.Message, error) {
+	rc, err := b.c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var buf []byte
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		// The datagram's size first (MSG_TRUNC reports it whole), so
+		// that the buffer is made to fit.
+		var n int
+		n, _, rerr = unix.Recvfrom(int(fd), nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if rerr == unix.EAGAIN || rerr == unix.EINTR {
+			return false
+		}
+		if rerr != nil {
+			return true
+		}
+		buf = make([]byte, n)
+		n, rerr = unix.Read(int(fd), buf)
+		if rerr == unix.EAGAIN || rerr == unix.EINTR {
+			return false
+		}
+		buf = buf[:max(n, 0)]
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return nil, os.NewSyscallError("recvmsg", err)
+	}
+	return splitMessages(buf)
+}
+
+// splitMessages cuts a datagram into its netlink messages.
+func splitMessages(buf []byte) ([]netlink.Message, error) {
+	nms, err := syscall.ParseNetlinkMessage(buf)
+	if err != nil {
+		return nil, fmt.Errorf("malformed netlink answer: %w", err)
+	}
+	msgs := make([]netlink.Message, len(nms))
+	for i, m := range nms {
+		msgs[i] = netlink.Message{
+			Header: netlink.Header{Length: m.Header.Len, Type: netlink.HeaderType(m.Header.Type),
+				Flags: netlink.HeaderFlags(m.Header.Flags), Sequence: m.Header.Seq, PID: m.Header.Pid},
+			Data: m.Data,
+		}
+	}
+	return msgs, nil
 }
 
 // unwrapNetlink is the system call error inside the library's error, so
