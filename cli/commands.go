@@ -225,7 +225,7 @@ func commands() []*cmdSpec {
 				"Without CMD, starts $SHELL (or /bin/sh) there, its prompt starting with (LAB NODE).",
 			args:     []argSpec{{name: "LAB", kind: argLab}, {name: "NODE", kind: argNode}},
 			rest:     &argSpec{name: "CMD", kind: argCommand, optional: true},
-			flags:    []flagSpec{{name: labGateFlag, hidden: true}, hostFlag()},
+			flags:    []flagSpec{{name: labGateFlag, hidden: true}, {name: labReaperFlag, hidden: true}, hostFlag()},
 			examples: []string{"exec two-lans h1 nsnet ping -c1 h6", "exec two-lans h1 nsnet -br addr", "exec two-lans router"},
 			run:      func(e *Env, c Command) (int, error) { return e.lab(c) },
 		},

@@ -170,6 +170,13 @@ func (e *Env) lab(c Command) (int, error) {
 		}
 		return 0, lab.WriteLabs(e.Stdout, ls, c.Opts.JSON)
 	case "exec":
+		if c.has(labReaperFlag) {
+			// The parent of a lab process, which keeps its exit status.
+			if err := lab.Reaper(args[0], args[1], c.Argv); err != nil {
+				return 1, fmt.Errorf("lab process reaper: %w", err)
+			}
+			return 0, nil
+		}
 		if c.has(labGateFlag) {
 			// A lab process waiting to be recorded before it runs.
 			err := lab.Gate(args[0], args[1], e.EtcNetns, c.Argv)
@@ -190,6 +197,10 @@ func (e *Env) lab(c Command) (int, error) {
 // labGateFlag marks the exec that nsnet up starts for a lab process: it
 // waits until the process is recorded, then becomes it.
 const labGateFlag = lab.GateArg
+
+// labReaperFlag marks the exec that starts a lab process's gate and waits
+// for the process, to keep its exit status.
+const labReaperFlag = lab.ReaperArg
 
 // labsHere names the labs that exist, for a message about one that does
 // not: at most ten.

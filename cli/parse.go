@@ -302,7 +302,7 @@ func parseFlags(s *cmdSpec, path string, c Command, args []string) (Command, boo
 	if len(c.Args) < s.required() {
 		return c, false, usagef(path, "missing %s", s.args[len(c.Args)].name)
 	}
-	if s.rest != nil && !s.rest.optional && len(c.Argv) == 0 && !c.has(labGateFlag) {
+	if s.rest != nil && !s.rest.optional && len(c.Argv) == 0 && !c.has(labGateFlag) && !c.has(labReaperFlag) {
 		return c, false, usagef(path, "missing %s", s.rest.name)
 	}
 	return c, false, nil

@@ -229,7 +229,7 @@ func startAll(steps []Step, ex Executor, w LedgerWriter, led *ledger.Ledger, old
 		argv := s.Node.Processes[s.Index].Argv
 		pr := ledger.Proc{
 			Node: s.Node.Name, Netns: s.Node.Netns, Index: int(s.Index), Argv: argv,
-			PID: st.PID, Start: st.Start, Log: st.Log,
+			PID: st.PID, Start: st.Start, Log: st.Log, Reaper: st.Reaper, ReaperStart: st.ReaperStart,
 		}
 		if i := slices.IndexFunc(old, func(o ledger.Proc) bool {
 			return o.Role == "" && o.Node == pr.Node && o.Index == pr.Index && slices.Equal(o.Argv, argv)

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,28 @@ import (
 
 // GateArg is the hidden first argument of `nsnet exec` that runs the gate.
 const GateArg = "--lab-gate"
+
+// A lab process outlives the up that starts it, so its parent would be
+// whoever adopts orphans, and its exit status would be lost. So the gate is
+// started by a reaper: a small nsnet (`nsnet exec --lab-reaper`) that forks
+// the gate, tells up its PID, passes the go-ahead on, waits for the process
+// and writes how it ended to NODE.INDEX.exit in the lab's directory. The
+// process itself is as before: the PID in the ledger, a session of its own,
+// the log for output, signals straight to it. The reaper lives exactly as
+// long as the process (it exits once it has reaped it, and runs nothing if
+// the go-ahead never comes), holds no namespace (it stays in the one up
+// runs in) and is in the ledger with it, so that down waits for it.
+
+// ReaperArg is the hidden first argument of `nsnet exec` that runs a
+// reaper.
+const ReaperArg = "--lab-reaper"
+
+// exitFileEnv names the file the reaper writes the exit status to; the
+// reaper takes it out of the environment the process gets.
+const exitFileEnv = "NSNET_LAB_EXIT_FILE"
+
+// reportFD is where the reaper writes the gate's PID.
+const reportFD = 5
 
 // Descriptors of the gate: the go-ahead comes in on gateFD, a failure to
 // exec goes out on statusFD.
@@ -62,97 +85,273 @@ type Started struct {
 	PID   int
 	Start uint64
 	Log   string
+	// Reaper and ReaperStart identify the process's reaper, if it has one.
+	Reaper      int
+	ReaperStart uint64
 	// Release lets the process run its command.
 	Release func() error
 	// Abort makes it exit without running anything.
 	Abort func()
 }
 
-// startGated starts argv in ns (nil: here) behind a gate, with its output
-// appended to log.
-func startGated(ns *netns.NS, exe, netnsDir, nsName, etcNetns string, argv []string, log string) (*Started, error) {
-	r, w, err := os.Pipe()
+// reportWait bounds how long up waits for a reaper to say its gate's PID.
+const reportWait = 10 * time.Second
+
+// startGated starts argv behind a gate, with its output appended to log: in
+// the namespace named nsName of netnsDir (which the gate enters as it
+// becomes argv), or here. With exitFile set, the gate is started by a
+// reaper that writes the process's exit status there.
+func startGated(exe, netnsDir, nsName, etcNetns string, argv []string, log, exitFile string) (*Started, error) {
+	var files []*os.File
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	pipe := func() (*os.File, *os.File, error) {
+		r, w, err := os.Pipe()
+		if err == nil {
+			files = append(files, r, w)
+		}
+		return r, w, err
+	}
+	r, w, err := pipe()
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	sr, sw, err := os.Pipe()
+	sr, sw, err := pipe()
 	if err != nil {
-		w.Close()
+		closeAll()
 		return nil, err
 	}
-	defer sw.Close()
 	out, err := os.OpenFile(log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		w.Close()
-		sr.Close()
+		closeAll()
 		return nil, err
 	}
 	defer out.Close()
 	args := append([]string{"exec", GateArg, netnsDir, nsName, "--"}, argv...)
-	cmd := exec.Command(exe, args...)
-	cmd.Stdout, cmd.Stderr = out, out
+	env := os.Environ()
 	if etcNetns != "" {
 		// The gate binds the node's hosts file from there.
-		cmd.Env = append(os.Environ(), EtcNetnsEnv+"="+etcNetns)
+		env = append(env, EtcNetnsEnv+"="+etcNetns)
 	}
-	cmd.ExtraFiles = []*os.File{r, sw}
+	extra := []*os.File{r, sw}
+	var rr, rw *os.File
+	if exitFile != "" {
+		args[1] = ReaperArg
+		env = append(env, exitFileEnv+"="+exitFile)
+		if rr, rw, err = pipe(); err != nil {
+			closeAll()
+			return nil, err
+		}
+		extra = append(extra, rw)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = env
+	cmd.ExtraFiles = extra
 	// Its own session: the terminal's signals and hangup do not reach it,
 	// and its process group is the whole of what it starts.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if ns != nil {
-		err = ns.Start(cmd)
-	} else {
-		err = cmd.Start()
+	err = cmd.Start()
+	// The child's ends.
+	r.Close()
+	sw.Close()
+	if rw != nil {
+		rw.Close()
 	}
 	if err != nil {
 		w.Close()
 		sr.Close()
 		return nil, err
 	}
-	pid := cmd.Process.Pid
-	start, _, err := procStat(pid)
-	if err != nil {
+	fail := func(err error) (*Started, error) {
 		w.Close()
 		sr.Close()
+		if rr != nil {
+			rr.Close()
+		}
 		cmd.Wait()
 		return nil, err
 	}
-	return &Started{
-		PID: pid, Start: start, Log: log,
-		Release: func() error {
-			defer sr.Close()
-			_, err := io.WriteString(w, goAhead)
-			w.Close()
-			if err != nil {
-				cmd.Wait()
-				return err
-			}
-			// The status pipe closes when the exec succeeds; a failure
-			// comes back as its reason.
-			sr.SetReadDeadline(time.Now().Add(execWait))
-			msg, rerr := io.ReadAll(io.LimitReader(sr, 4096))
-			if len(msg) > 0 {
-				cmd.Wait()
-				return errors.New(string(msg))
-			}
-			// Not waited for: the process outlives nsnet.
-			cmd.Process.Release()
-			return rerr
-		},
-		Abort: func() {
-			w.Close()
-			sr.Close()
+	st := &Started{PID: cmd.Process.Pid, Log: log}
+	if rr != nil {
+		st.Reaper = st.PID
+		if st.ReaperStart, _, err = procStat(st.Reaper); err != nil {
+			return fail(err)
+		}
+		rr.SetReadDeadline(time.Now().Add(reportWait))
+		b, err := io.ReadAll(io.LimitReader(rr, 32))
+		rr.Close()
+		if st.PID, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			return fail(fmt.Errorf("reaper did not start the process (see %s)", log))
+		}
+	}
+	if st.Start, _, err = procStat(st.PID); err != nil {
+		return fail(err)
+	}
+	st.Release = func() error {
+		defer sr.Close()
+		_, err := io.WriteString(w, goAhead)
+		w.Close()
+		if err != nil {
 			cmd.Wait()
-		},
-	}, nil
+			return err
+		}
+		// The status pipe closes when the exec succeeds; a failure
+		// comes back as its reason.
+		sr.SetReadDeadline(time.Now().Add(execWait))
+		msg, rerr := io.ReadAll(io.LimitReader(sr, 4096))
+		if len(msg) > 0 {
+			cmd.Wait()
+			return errors.New(string(msg))
+		}
+		// Not waited for: the process (or its reaper) outlives nsnet.
+		cmd.Process.Release()
+		return rerr
+	}
+	st.Abort = func() {
+		w.Close()
+		sr.Close()
+		cmd.Wait()
+	}
+	return st, nil
+}
+
+// Reaper is the reaper's side (see ReaperArg): descriptors 3 and 4 are the
+// gate's, 5 takes the gate's PID. It starts the gate, passes the go-ahead
+// on, waits for the process and writes its exit status to the file named
+// by NSNET_LAB_EXIT_FILE. It returns when the process has ended, or at
+// once when the go-ahead does not come.
+func Reaper(netnsDir, nsName string, argv []string) error {
+	in, status, report := os.NewFile(gateFD, "gate"), os.NewFile(statusFD, "status"), os.NewFile(reportFD, "report")
+	if in == nil || status == nil || report == nil {
+		return errors.New("lab reaper: no descriptors 3, 4 and 5")
+	}
+	// Inherited without close-on-exec: the gate must not hold them (up
+	// reads the report to its end).
+	unix.CloseOnExec(gateFD)
+	unix.CloseOnExec(reportFD)
+	exitFile := os.Getenv(exitFileEnv)
+	os.Unsetenv(exitFileEnv)
+	if exitFile == "" {
+		return errors.New("lab reaper: " + exitFileEnv + " not set")
+	}
+	// The directory is held from now on: once down has removed it, the
+	// status is written nowhere (a file cannot be made in a directory
+	// that is gone), so a late reaper never leaves a file behind.
+	dir, err := os.Open(filepath.Dir(exitFile))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	gr, gw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(exe, append([]string{"exec", GateArg, netnsDir, nsName, "--"}, argv...)...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{gr, status}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	gr.Close()
+	status.Close()
+	if err != nil {
+		return err
+	}
+	ex := ProcExit{PID: cmd.Process.Pid}
+	// Read while the gate waits for its go-ahead: the ledger knows the
+	// process by PID and start time, and so does the file.
+	ex.Start, _, err = procStat(ex.PID)
+	fmt.Fprintf(report, "%d\n", ex.PID)
+	report.Close()
+	b, _ := io.ReadAll(io.LimitReader(in, 16))
+	in.Close()
+	if string(b) != goAhead {
+		// Never recorded: the gate exits without running anything, and
+		// there is no status to keep.
+		gw.Close()
+		cmd.Wait()
+		return nil
+	}
+	io.WriteString(gw, goAhead)
+	gw.Close()
+	cmd.Wait()
+	if err != nil {
+		return err // no start time: the file could not be matched
+	}
+	ex.At = time.Now().UTC()
+	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		ex.Signal = int(ws.Signal())
+	} else {
+		ex.Code = ws.ExitStatus()
+	}
+	return writeExit(dir, filepath.Base(exitFile), ex)
+}
+
+// ProcExit is how a lab process ended, as its reaper saw it: the exit code,
+// or the signal that killed it.
+type ProcExit struct {
+	PID    int       `json:"pid"`
+	Start  uint64    `json:"start"`
+	Code   int       `json:"code"`
+	Signal int       `json:"signal,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// exitName is the file, in the lab's directory, that holds how the node's
+// process number index ended.
+func exitName(node string, index int) string { return node + "." + strconv.Itoa(index) + ".exit" }
+
+// writeExit writes the exit status into dir, atomically (a reader sees the
+// whole file or none).
+func writeExit(dir *os.File, name string, ex ProcExit) error {
+	b, err := json.Marshal(ex)
+	if err != nil {
+		return err
+	}
+	fd := int(dir.Fd())
+	tmp := "." + name + "." + strconv.Itoa(os.Getpid())
+	f, err := unix.Openat(fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, werr := unix.Write(f, append(b, '\n'))
+	unix.Close(f)
+	if werr == nil {
+		werr = unix.Renameat(fd, tmp, fd, name)
+	}
+	if werr != nil {
+		unix.Unlinkat(fd, tmp, 0)
+	}
+	return werr
+}
+
+// readExit reads how the ledger's process ended, if its reaper wrote it:
+// nil when there is no file or it is another run's.
+func readExit(dir string, p ledger.Proc) *ProcExit {
+	b, err := os.ReadFile(filepath.Join(dir, exitName(p.Node, p.Index)))
+	if err != nil {
+		return nil
+	}
+	var ex ProcExit
+	if json.Unmarshal(b, &ex) != nil || ex.PID != p.PID || ex.Start != p.Start {
+		return nil
+	}
+	return &ex
 }
 
 // StartHelper starts argv, an nsnet helper of the lab (the fault delayer, a
 // reverter), in the host's namespace behind the gate, with its output
 // appended to log. The caller records it in the ledger, then releases it.
 func StartHelper(exe string, argv []string, log string) (*Started, error) {
-	return startGated(nil, exe, "", "", "", argv, log)
+	return startGated(exe, "", "", "", argv, log, "")
 }
 
 // StopHelper stops a helper recorded in the ledger, if it still runs.
@@ -287,6 +486,9 @@ func stopProc(p ledger.Proc, grace time.Duration) error {
 	if p.PID <= 1 {
 		return nil
 	}
+	// The reaper exits once it has reaped the process: it is waited for,
+	// so that nothing of the lab is left when down returns.
+	defer stopReaper(p, grace)
 	fd, err := unix.PidfdOpen(p.PID, 0)
 	if errors.Is(err, unix.ESRCH) {
 		return nil
@@ -311,6 +513,25 @@ func stopProc(p ledger.Proc, grace time.Duration) error {
 		return &ProcError{Op: "stop", Node: p.Node, Argv: p.Argv, Err: fmt.Errorf("pid %d survived SIGKILL", p.PID)}
 	}
 	return nil
+}
+
+// stopReaper waits for the process's reaper to exit, and kills it if it
+// does not (it has nothing left to do once the process is gone).
+func stopReaper(p ledger.Proc, grace time.Duration) {
+	r := ledger.Proc{PID: p.Reaper, Start: p.ReaperStart}
+	if r.PID <= 1 {
+		return
+	}
+	fd, err := unix.PidfdOpen(r.PID, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if !procAlive(r) || waitExit(fd, grace) {
+		return
+	}
+	unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	waitExit(fd, 5*time.Second)
 }
 
 // waitExit waits until the pidfd's process has exited.

@@ -9,8 +9,11 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/lab/ledger"
 )
@@ -123,6 +126,23 @@ type ProcStatus struct {
 	Log     string   `json:"log,omitempty"`
 	// Restarts counts the times up restarted it after it died.
 	Restarts int `json:"restarts"`
+	// How it ended, once it has and its reaper said so: ExitCode, or
+	// the Signal that killed it (its name, e.g. SIGKILL), and when.
+	ExitCode *int       `json:"exit_code,omitempty"`
+	Signal   string     `json:"signal,omitempty"`
+	Exited   *time.Time `json:"exited,omitempty"`
+}
+
+// Ended says how the process ended ("exit 3", "killed by SIGKILL"), or
+// nothing when it runs or nobody knows.
+func (p ProcStatus) Ended() string {
+	switch {
+	case p.Signal != "":
+		return "killed by " + p.Signal
+	case p.ExitCode != nil:
+		return fmt.Sprintf("exit %d", *p.ExitCode)
+	}
+	return ""
 }
 
 // Labs lists the labs that have a ledger, each looked at in the kernel so
@@ -286,7 +306,21 @@ func status(led *ledger.Ledger, store ledger.Store, opt Options) (LabStatus, err
 			ns.Links = append(ns.Links, v)
 		}
 		for _, p := range procs[n.Name] {
-			ns.Processes = append(ns.Processes, ProcStatus{PID: p.PID, Argv: p.Argv, Running: ProcessRunning(p), Log: p.Log, Restarts: p.Restarts})
+			ps := ProcStatus{PID: p.PID, Argv: p.Argv, Running: ProcessRunning(p), Log: p.Log, Restarts: p.Restarts}
+			if !ps.Running {
+				if ex := readExit(store.LabDir(led.Lab), p); ex != nil {
+					ps.Exited = &ex.At
+					if ex.Signal != 0 {
+						ps.Signal = unix.SignalName(syscall.Signal(ex.Signal))
+						if ps.Signal == "" {
+							ps.Signal = fmt.Sprintf("signal %d", ex.Signal)
+						}
+					} else {
+						ps.ExitCode = &ex.Code
+					}
+				}
+			}
+			ns.Processes = append(ns.Processes, ps)
 		}
 		drift = append(drift, nodeState(&ns)...)
 		ls.NodeStatus = append(ls.NodeStatus, ns)
@@ -316,7 +350,11 @@ func nodeState(ns *NodeStatus) []string {
 	}
 	for _, p := range ns.Processes {
 		if !p.Running {
-			drift = append(drift, fmt.Sprintf("%s: process %d exited", ns.Node, p.PID))
+			what := "exited"
+			if e := p.Ended(); e != "" {
+				what += " (" + e + ")"
+			}
+			drift = append(drift, fmt.Sprintf("%s: process %d %s", ns.Node, p.PID, what))
 		}
 	}
 	switch {
@@ -518,16 +556,21 @@ func WriteNodeStatus(w io.Writer, l LabStatus, asJSON bool) error {
 		}
 		tw.Flush()
 		for _, p := range n.Processes {
-			state := "running"
+			state, more := "running", []string{}
 			if !p.Running {
 				state = "EXITED"
-			}
-			if p.Restarts > 0 {
-				if p.Restarts == 1 {
-					state += " (restarted once)"
-				} else {
-					state += fmt.Sprintf(" (restarted %d times)", p.Restarts)
+				if e := p.Ended(); e != "" {
+					more = append(more, e)
 				}
+			}
+			switch {
+			case p.Restarts == 1:
+				more = append(more, "restarted once")
+			case p.Restarts > 1:
+				more = append(more, fmt.Sprintf("restarted %d times", p.Restarts))
+			}
+			if len(more) > 0 {
+				state += " (" + strings.Join(more, ", ") + ")"
 			}
 			fmt.Fprintf(&b, "  process %d %s: %s\n", p.PID, state, quoteArgv(p.Argv))
 			if p.Log != "" {

@@ -748,7 +748,9 @@ func (s *System) ownedHostLinks(links []*ledger.Link) ([]*ledger.Link, error) {
 	return left, nil
 }
 
-// Start starts a process step behind its gate.
+// Start starts a process step behind its gate, with a reaper that keeps its
+// exit status. Both start in the namespace nsnet runs in; the gate enters
+// the node's by name as it becomes the process.
 func (s *System) Start(st Step) (*Started, error) {
 	n := st.Node
 	argv := n.Processes[st.Index].Argv
@@ -756,17 +758,7 @@ func (s *System) Start(st Step) (*Started, error) {
 		return nil, &ProcError{Op: "start", Node: n.Name, Argv: argv, Err: err}
 	}
 	log := filepath.Join(s.logDir, n.Name+"."+strconv.Itoa(int(st.Index))+".log")
-	var ns *netns.NS
-	if !n.IsHost() {
-		c, err := s.conn(n.Netns)
-		if err != nil {
-			return nil, &ProcError{Op: "start", Node: n.Name, Argv: argv, Err: err}
-		}
-		if ns, err = c.netns(); err != nil {
-			return nil, &ProcError{Op: "start", Node: n.Name, Argv: argv, Err: err}
-		}
-	}
-	started, err := startGated(ns, s.exe, s.dir.Path, n.Netns, s.EtcNetns, argv, log)
+	started, err := startGated(s.exe, s.dir.Path, n.Netns, s.EtcNetns, argv, log, filepath.Join(s.logDir, exitName(n.Name, int(st.Index))))
 	if err != nil {
 		return nil, &ProcError{Op: "start", Node: n.Name, Argv: argv, Err: err}
 	}

@@ -28,6 +28,8 @@ func helper(args []string) (int, bool) {
 		err := lab.Gate(args[2], args[3], os.Getenv(lab.EtcNetnsEnv), args[5:])
 		fmt.Fprintln(os.Stderr, "nsnettest: lab process:", err)
 		return 127, true
+	case len(args) >= 5 && args[0] == "exec" && args[1] == lab.ReaperArg && args[4] == "--":
+		return exit(lab.Reaper(args[2], args[3], args[5:])), true
 	case len(args) == 3 && args[0] == "fault" && args[1] == faults.DelayerArg:
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()

@@ -182,6 +182,10 @@ type Proc struct {
 	// Restarts counts the times up started the process again after it
 	// had died.
 	Restarts int `json:"restarts,omitempty"`
+	// Reaper and ReaperStart identify the process's reaper (its parent,
+	// which keeps its exit status), 0 for a process without one.
+	Reaper      int    `json:"reaper,omitempty"`
+	ReaperStart uint64 `json:"reaper_start,omitempty"`
 }
 
 // Errors.
