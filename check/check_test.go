@@ -318,17 +318,41 @@ func TestParseProto(t *testing.T) {
 
 func TestMatrix(t *testing.T) {
 	l := newLine3(t)
-	m := check.All(context.Background(), []check.Node{
+	nodes := []check.Node{
 		{Name: "a", NS: l.a, Addr: netip.MustParseAddr("10.1.0.1")},
 		{Name: "b", NS: l.b, Addr: netip.MustParseAddr("10.1.0.2")},
 		{Name: "c", NS: l.c, Addr: netip.MustParseAddr("10.2.0.2")},
-	}, 300*time.Millisecond)
+	}
+	m := check.All(context.Background(), nodes, 300*time.Millisecond)
 	var buf bytes.Buffer
 	m.Write(&buf)
 	// a<->b reach; b->c reaches c (b is on c's subnet); c->b reaches 10.1.0.2
 	// only if c has a route: it has none.
-	want := "from\\to    a    b    c\na          .   ok   --\nb         ok    .   ok\nc         --   --    .\n3/6 ordered pairs reached\n"
+	want := "from\\to    a    b    c\na          .   ok   --\nb         ok    .   ok\nc         --   --    .\n"
 	if buf.String() != want {
 		t.Errorf("matrix:\n%s\nwant:\n%s", buf.String(), want)
+	}
+	// c has no route to a's subnet, neither to send nor to answer.
+	m.Explain(nodes, check.Topology{})
+	got := map[string]string{}
+	for _, f := range m.Failures {
+		got[m.Nodes[f.From]+">"+m.Nodes[f.To]] = f.Cause.String()
+	}
+	for pair, want := range map[string]string{
+		"a>c": "no route: c has no route back",
+		"c>a": "no route: c has no route to the target",
+		"c>b": "no route: c has no route to the target",
+	} {
+		if !strings.HasPrefix(got[pair], want) {
+			t.Errorf("%s: cause %q, want %q...", pair, got[pair], want)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("failures %v, want 3", got)
+	}
+	buf.Reset()
+	m.WriteSummary(&buf)
+	if !strings.HasPrefix(buf.String(), "all pairs (icmp to each node's first address): 3/6 ordered pairs reached; 3 failed\nPAIRS  CAUSE\n    2  no route: c has no route to the target's address\n       e.g. c -> a, c -> b\n    1  no route: c has no route back to the source's address\n       e.g. a -> c\n") {
+		t.Errorf("summary:\n%s", buf.String())
 	}
 }

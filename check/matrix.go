@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/netns"
 	"github.com/nsnet/nsnet/probe"
 )
@@ -14,8 +15,14 @@ import (
 // Node is a probe source and target for the all-pairs matrix.
 type Node struct {
 	Name string
-	NS   *netns.NS
-	Addr netip.Addr // the address other nodes ping; invalid: not a target
+	// NS is the node's namespace; nil when it could not be opened (the
+	// pairs from and to it are then not probed, and Missing says why).
+	NS      *netns.NS
+	Missing string
+	Addr    netip.Addr // the address other nodes ping; invalid: not a target
+	// Iface is the interface that holds Addr, when known (an IPv6
+	// address leaves a link taken down, so the kernel cannot tell).
+	Iface string
 }
 
 // Matrix is the outcome of pinging every node from every other.
@@ -25,11 +32,48 @@ type Matrix struct {
 	Reach [][]bool
 	// Err[i][j] is set when that probe could not run.
 	Err [][]error
+	// Failures are the pairs not reached, with their causes, once Explain
+	// has run; Isolated counts the pairs not reached that the lab expects
+	// to be isolated (not failures).
+	Failures []Failure
+	Isolated int
+
+	// raw[i][j] is the probe's own answer (ENOBUFS, EHOSTUNREACH, ...),
+	// rows made only for sources with one.
+	raw [][]error
+	// The kernel's neighbour tables before and after the probes: a rise
+	// of their table_fulls means the shared table overflowed meanwhile.
+	tablesBefore, tablesAfter []kernel.NeighTable
+}
+
+func (m *Matrix) probeErr(i, j int) error {
+	if m.raw == nil || m.raw[i] == nil {
+		return nil
+	}
+	return m.raw[i][j]
+}
+
+// neighTables reads the kernel's neighbour tables from the first namespace
+// at hand (they are the machine's, the same from every namespace).
+func neighTables(nodes []Node) []kernel.NeighTable {
+	for _, n := range nodes {
+		if n.NS == nil {
+			continue
+		}
+		h, err := kernel.Open(n.NS)
+		if err != nil {
+			return nil
+		}
+		defer h.Close()
+		ts, _ := h.NeighTables()
+		return ts
+	}
+	return nil
 }
 
 // All pings every node's address from every other node, all at once.
 func All(ctx context.Context, nodes []Node, timeout time.Duration) Matrix {
-	m := Matrix{Nodes: make([]string, len(nodes)), Reach: make([][]bool, len(nodes)), Err: make([][]error, len(nodes))}
+	m := Matrix{Nodes: make([]string, len(nodes)), Reach: make([][]bool, len(nodes)), Err: make([][]error, len(nodes)), raw: make([][]error, len(nodes))}
 	var pairs []probe.Pair
 	type ij struct{ i, j int }
 	var where []ij
@@ -38,17 +82,26 @@ func All(ctx context.Context, nodes []Node, timeout time.Duration) Matrix {
 		m.Reach[i] = make([]bool, len(nodes))
 		m.Err[i] = make([]error, len(nodes))
 		for j, b := range nodes {
-			if i == j || !b.Addr.IsValid() {
+			if i == j || !b.Addr.IsValid() || a.NS == nil || b.NS == nil {
 				continue
 			}
 			pairs = append(pairs, probe.Pair{From: a.NS, To: b.Addr})
 			where = append(where, ij{i, j})
 		}
 	}
+	m.tablesBefore = neighTables(nodes)
 	for k, r := range probe.Sweep(ctx, pairs, timeout) {
-		m.Reach[where[k].i][where[k].j] = r.Reply
-		m.Err[where[k].i][where[k].j] = runError(r.Err)
+		i, j := where[k].i, where[k].j
+		m.Reach[i][j] = r.Reply
+		m.Err[i][j] = runError(r.Err)
+		if r.Err != nil {
+			if m.raw[i] == nil {
+				m.raw[i] = make([]error, len(nodes))
+			}
+			m.raw[i][j] = r.Err
+		}
 	}
+	m.tablesAfter = neighTables(nodes)
 	return m
 }
 
@@ -71,7 +124,7 @@ func (m Matrix) Pairs() (reached, total int) {
 // Write prints the matrix: rows are sources, columns targets; "ok" replied,
 // "--" did not, "!!" could not be probed, "." is the node itself. Columns
 // are as wide as the longest name, so every column is headed by its node's
-// full name.
+// full name. WriteSummary prints the counts and the causes.
 func (m Matrix) Write(w io.Writer) error {
 	width := len("from\\to")
 	col := 4
@@ -100,7 +153,5 @@ func (m Matrix) Write(w io.Writer) error {
 		}
 		fmt.Fprintln(w)
 	}
-	r, t := m.Pairs()
-	_, err := fmt.Fprintf(w, "%d/%d ordered pairs reached\n", r, t)
-	return err
+	return nil
 }

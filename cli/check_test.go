@@ -31,9 +31,17 @@ func TestCheckTenants(t *testing.T) {
 		}
 	}
 	// By lab name, with the matrix: a reaches a, b reaches b, nothing else.
+	// --all expects every pair to reach but those the file says are
+	// isolated (a1 -> b1, b2 -> a2 and, by http, a2 -> b1): the four
+	// others fail, each for want of a route.
 	r = run("check", "tenants", "--all")
-	if r.code != 0 || !strings.Contains(r.out, "4/12 ordered pairs reached") {
+	if r.code != 1 || !strings.Contains(r.out, "4/12 ordered pairs reached; 4 failed, 4 not reached as the lab expects (isolated)") {
 		t.Fatalf("check --all: %+v", r)
+	}
+	for _, want := range []string{"1 no route: a1 has no route to the target's address", "e.g. a1 -> b2", "1 no route: b2 has no route to the target's address"} {
+		if !hasFields(r.out, want) {
+			t.Errorf("check --all lacks %q:\n%s", want, r.out)
+		}
 	}
 
 	// A fault: a2's link goes down. The reach expectation fails, with cause.

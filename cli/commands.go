@@ -247,15 +247,23 @@ func commands() []*cmdSpec {
 		},
 		{
 			name: "check", group: groupLabs, opts: optJSON,
-			usage:   []string{"FILE|LAB [--all] [--junit FILE] [--timeout SECONDS]"},
+			usage:   []string{"FILE|LAB [--all [--matrix]] [--junit FILE] [--timeout SECONDS]"},
 			summary: "prove the lab's reachability and isolation expectations",
 			help: "Runs the lab's expect: section against the lab that is up: each expectation is a\n" +
 				"probe (icmp, tcp:PORT, udp:PORT, http:PORT) that must reach or must be isolated; a\n" +
 				"failure is explained by its cause. Exit 0 when all pass, 1 when one fails, 2 when the\n" +
-				"check could not run (the lab is not up, a probe could not be sent).",
+				"check could not run (the lab is not up, a probe could not be sent).\n\n" +
+				"--all also pings every node from every other node and expects every pair to reach,\n" +
+				"except the pairs the expect: section says are isolated: each failed pair is\n" +
+				"explained (node missing, link down and which end, partitioned or faulted by nsnet,\n" +
+				"no route, neighbour table full with its limit and fix, no answer) and the pairs are\n" +
+				"grouped by cause; the matrix is printed up to 30 nodes, or with --matrix. A pair\n" +
+				"that fails because of a partition or fault nsnet set fails as told: it is listed\n" +
+				"but does not make the exit status 1.",
 			args: []argSpec{{name: "FILE|LAB", kind: argLabFile}},
 			flags: []flagSpec{
-				{name: "--all", help: "also ping every ordered pair of nodes and print the matrix"},
+				{name: "--all", help: "also ping every ordered pair of nodes: failed pairs grouped by cause"},
+				{name: "--matrix", help: "with --all: print the matrix however many nodes (default: up to 30)"},
 				hostFlag(),
 				{name: "--junit", value: "FILE", kind: argFile, help: "also write a JUnit XML report to FILE"},
 				{name: "--timeout", value: "SECONDS", help: "per-probe timeout, 0.01-60 (default 1)"},

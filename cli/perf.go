@@ -126,7 +126,7 @@ func (e *Env) perf(c Command) (int, error) {
 	}
 	pa.json = pa.json || c.Opts.JSON
 	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, EtcNetns: e.EtcNetns, Exe: e.Exe, Host: pa.host}
-	l, err := e.checkLab(pa.lab, opt)
+	l, _, err := e.checkLab(pa.lab, opt)
 	if err != nil {
 		return 2, err
 	}
