@@ -106,7 +106,7 @@ comp nsnet perf complab alpha ""
 		"nsnet status ":                    "complab complab.yaml",
 		"nsnet down comp":                  "complab complab.yaml",
 		"nsnet exec complab ":              "alpha beta",
-		"nsnet check complab --":           "--all --help --host --json --junit --timeout",
+		"nsnet check complab --":           "--all --help --host --json --junit --matrix --timeout",
 		"nsnet check complab --junit comp": "complab.yaml",
 		"nsnet completion ":                "bash fish zsh",
 		"nsnet new ":                       "clos linear mesh ring star tree",
