@@ -146,16 +146,18 @@ func commands() []*cmdSpec {
 		},
 		{
 			name: "graph", group: groupLabs,
-			usage:   []string{"FILE|LAB [--format dot|mermaid]"},
-			summary: "draw a lab as Graphviz DOT or Mermaid text, marking what drifted",
+			usage:   []string{"FILE|LAB [--format dot|mermaid|svg]"},
+			summary: "draw a lab as Graphviz DOT, Mermaid or an SVG picture, marking what drifted",
 			help: "Prints the lab's nodes, bridges (boxes) and links (each end's interface) as Graphviz\n" +
-				"DOT (the default; nsnet graph LAB | dot -Tsvg > lab.svg) or a Mermaid flowchart. From a\n" +
-				"FILE, or from the file a LAB was brought up from. When the lab is up, what drifted from\n" +
-				"the file is drawn dashed and red: a node whose namespace is gone (\"missing\"), a link\n" +
-				"with an end missing or down (\"down\").",
+				"DOT (the default; nsnet graph LAB | dot -Tsvg > lab.svg), a Mermaid flowchart, or an\n" +
+				"SVG picture drawn by nsnet itself (no Graphviz needed), with each end's addresses, the\n" +
+				"machines of a lab across machines as colours and its VXLAN links blue. From a FILE, or\n" +
+				"from the file a LAB was brought up from. When the lab is up, what drifted from the file\n" +
+				"is drawn dashed and red: a node whose namespace is gone (\"missing\"), a link with an\n" +
+				"end missing or down (\"down\").",
 			args:     []argSpec{{name: "FILE|LAB", kind: argLabFile}},
-			flags:    []flagSpec{{name: "--format", value: "FORMAT", help: "dot (default) or mermaid"}},
-			examples: []string{"graph examples/two-lans.yaml", "graph two-lans --format mermaid", "graph two-lans | dot -Tsvg > two-lans.svg"},
+			flags:    []flagSpec{{name: "--format", value: "FORMAT", help: "dot (default), mermaid or svg"}},
+			examples: []string{"graph examples/two-lans.yaml", "graph two-lans --format mermaid", "graph two-lans --format svg > two-lans.svg"},
 			run:      func(e *Env, c Command) (int, error) { return e.graph(c) },
 		},
 		{

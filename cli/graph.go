@@ -17,8 +17,8 @@ func (e *Env) graph(c Command) (int, error) {
 	if format == "" {
 		format = "dot"
 	}
-	if format != "dot" && format != "mermaid" {
-		return 2, usagef("graph", "--format %q: must be dot or mermaid", format)
+	if format != "dot" && format != "mermaid" && format != "svg" {
+		return 2, usagef("graph", "--format %q: must be dot, mermaid or svg", format)
 	}
 	opt := lab.Options{Netns: e.Netns, StateDir: e.StateDir, EtcNetns: e.EtcNetns, Exe: e.Exe, Inherited: e.Inherited}
 	target := c.Args[0]
@@ -54,8 +54,11 @@ func (e *Env) graph(c Command) (int, error) {
 		drift = graph.DriftOf(st[0])
 	}
 	g := graph.Of(l, drift)
-	if format == "mermaid" {
+	switch format {
+	case "mermaid":
 		return 0, g.WriteMermaid(e.Stdout)
+	case "svg":
+		return 0, g.WriteSVG(e.Stdout)
 	}
 	return 0, g.WriteDOT(e.Stdout)
 }

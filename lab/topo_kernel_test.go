@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"encoding/xml"
 	"strings"
 	"testing"
 
@@ -67,8 +68,51 @@ func TestGraphDrift(t *testing.T) {
 	if m := e.must("graph", "ring-3", "--format", "mermaid"); strings.Count(m, " -.-|") != 1 {
 		t.Errorf("mermaid after eth1 of r1 was set down:\n%s", m)
 	}
+	if st := svgStates(t, e.must("graph", "ring-3", "--format", "svg")); st["r1 -- r2"] != "down" || len(st) != 1 {
+		t.Errorf("svg after eth1 of r1 was set down: drifted %v", st)
+	}
+	// A namespace deleted by hand: its node is missing, its link down.
+	ip(t, "netns", "del", "ring-3-h2")
+	if st := svgStates(t, e.must("graph", "ring-3", "--format", "svg")); len(st) != 3 ||
+		st["h2"] != "missing" || st["r2 -- h2"] != "down" && st["h2 -- r2"] != "down" {
+		t.Errorf("svg after ring-3-h2 was deleted: drifted %v", st)
+	}
+	if r := red(); len(r) != 3 || !strings.HasPrefix(r[0], `"h2" [label="h2", style=dashed, color=red, xlabel="missing"]`) {
+		t.Errorf("dot after ring-3-h2 was deleted: %q", r)
+	}
 	e.must("up", file)
 	if r := red(); len(r) != 0 {
 		t.Errorf("drift drawn after up repaired it: %q", r)
 	}
+	if st := svgStates(t, e.must("graph", "ring-3", "--format", "svg")); len(st) != 0 {
+		t.Errorf("svg drift drawn after up repaired it: %v", st)
+	}
+}
+
+// svgStates reads nsnet graph --format svg as XML: the title and state of
+// each vertex and link drawn as drifted.
+func svgStates(t *testing.T, text string) map[string]string {
+	t.Helper()
+	var doc struct {
+		Groups []struct {
+			Class string `xml:"class,attr"`
+			State string `xml:"data-state,attr"`
+			Title string `xml:"title"`
+		} `xml:"g"`
+	}
+	if err := xml.Unmarshal([]byte(text), &doc); err != nil {
+		t.Fatalf("svg: %v\n%s", err, text)
+	}
+	out := map[string]string{}
+	n := 0
+	for _, g := range doc.Groups {
+		n++
+		if g.State != "ok" {
+			out[g.Title] = g.State
+		}
+	}
+	if n == 0 {
+		t.Fatalf("svg draws nothing:\n%s", text)
+	}
+	return out
 }

@@ -15,7 +15,9 @@ import (
 
 // Graph is what is drawn: vertices (nodes and bridges) and edges (links).
 type Graph struct {
-	Lab      string
+	Lab string
+	// Hosts are the machines of a lab across machines, in file order.
+	Hosts    []string
 	Vertices []Vertex
 	Edges    []Edge
 }
@@ -25,6 +27,11 @@ type Vertex struct {
 	ID     string // node name, or "bridge:NAME"
 	Label  string
 	Bridge bool
+	// In is the node a bridge is in.
+	In string
+	// Host is the machine the node (or the bridge's node) is on, empty in a
+	// lab on one machine.
+	Host string
 	// Missing: the lab is up but this node's namespace is gone.
 	Missing bool
 }
@@ -35,6 +42,12 @@ type Edge struct {
 	From, To         string
 	FromIf, ToIf     string
 	FromNode, ToNode string // the nodes the ends are in
+	// FromAddrs, ToAddrs are each end's addresses, as in the file (auto
+	// ones resolved).
+	FromAddrs, ToAddrs []string
+	// VNI is the VXLAN network identifier of a link across machines, 0
+	// for a link on one machine.
+	VNI uint32
 	// Down: the lab is up but an end is missing or down.
 	Down bool
 }
@@ -67,6 +80,22 @@ func bridgeID(b *lab.Bridge) string { return "bridge:" + b.Name }
 // Of builds the graph of l; d (may be nil) marks what drifted.
 func Of(l *lab.Lab, d *Drift) *Graph {
 	g := &Graph{Lab: l.Name}
+	for _, h := range l.Hosts {
+		g.Hosts = append(g.Hosts, h.Name)
+	}
+	host := func(n *lab.Node) string {
+		if n.Host == nil {
+			return ""
+		}
+		return n.Host.Name
+	}
+	addrs := func(i *lab.Interface) []string {
+		var out []string
+		for _, a := range i.Addrs {
+			out = append(out, a.String())
+		}
+		return out
+	}
 	missing := func(n *lab.Node) bool { return d != nil && d.missingNode[n.Name] }
 	down := func(i *lab.Interface) bool {
 		return d != nil && (d.missingNode[i.Node.Name] || d.downIface[i.Node.Name+"/"+i.Name])
@@ -75,11 +104,11 @@ func Of(l *lab.Lab, d *Drift) *Graph {
 		if n.IsHost() && len(n.Interfaces) == 0 {
 			continue // a lab that leaves the host alone does not draw it
 		}
-		g.Vertices = append(g.Vertices, Vertex{ID: n.Name, Label: n.Name, Missing: missing(n)})
+		g.Vertices = append(g.Vertices, Vertex{ID: n.Name, Label: n.Name, Host: host(n), Missing: missing(n)})
 	}
 	for _, b := range l.Bridges {
 		g.Vertices = append(g.Vertices, Vertex{ID: bridgeID(b), Label: b.Name + " (bridge in " + b.Node.Name + ")", Bridge: true,
-			Missing: missing(b.Node) || down(b.Iface)})
+			In: b.Node.Name, Host: host(b.Node), Missing: missing(b.Node) || down(b.Iface)})
 	}
 	end := func(i *lab.Interface) string {
 		if i.Master != nil && i.Master.Bridge != nil {
@@ -89,7 +118,8 @@ func Of(l *lab.Lab, d *Drift) *Graph {
 	}
 	for _, lk := range l.Links {
 		g.Edges = append(g.Edges, Edge{From: end(lk.A), To: end(lk.B), FromIf: lk.A.Name, ToIf: lk.B.Name,
-			FromNode: lk.A.Node.Name, ToNode: lk.B.Node.Name, Down: down(lk.A) || down(lk.B)})
+			FromNode: lk.A.Node.Name, ToNode: lk.B.Node.Name, FromAddrs: addrs(lk.A), ToAddrs: addrs(lk.B),
+			VNI: lk.VNI, Down: down(lk.A) || down(lk.B)})
 	}
 	return g
 }
