@@ -23,8 +23,8 @@ import (
 const VXLANGuardChain = "vxlan-in"
 
 // SetVXLANGuard makes (or remakes, in one transaction) the guard table:
-// UDP to port from one of allow is accepted, from any other address
-// dropped and counted.
+// UDP to port from one of allow is accepted, from any other address of
+// allow's family dropped and counted.
 func (n *NFT) SetVXLANGuard(table string, port int, allow []netip.Addr) error {
 	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
 	// add, delete, add: whatever was there goes, in the same transaction.
@@ -57,7 +57,18 @@ func (n *NFT) SetVXLANGuard(table string, port int, allow []netip.Addr) error {
 			&expr.Verdict{Kind: expr.VerdictAccept})
 		n.c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
 	}
-	drop := append(append([]expr.Any{}, udpTo...), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+	// Only the lab's own family: a VXLAN device over the other family has
+	// a socket of its own on the port, which is not the lab's to guard.
+	var drop []expr.Any
+	if len(allow) > 0 {
+		proto := byte(unix.NFPROTO_IPV4)
+		if allow[0].Is6() {
+			proto = unix.NFPROTO_IPV6
+		}
+		drop = append(drop, &expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}})
+	}
+	drop = append(append(drop, udpTo...), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
 	n.c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: drop})
 	if err := n.c.Flush(); err != nil {
 		return &OpError{Op: "set vxlan guard " + table, Name: n.name, Err: classify(err)}

@@ -56,6 +56,11 @@ type VXLANConfig struct {
 	VNIMin, VNIMax uint32
 	// UnderlayMTU is the MTU of the machines' underlay interfaces.
 	UnderlayMTU int
+
+	// portAt is where the file sets the port: vxlan.port, else (the
+	// default) the first host.
+	portAt  loc
+	portSet bool
 }
 
 // MaxLinkMTU is the largest MTU of a link across machines whose underlay is
@@ -163,7 +168,7 @@ func (r *resolver) hostDefs(s *spec) {
 			if v.Port.V < 1 || v.Port.V > 65535 {
 				r.add(v.Port.At, "UDP port %d is outside 1-65535", v.Port.V)
 			} else {
-				c.Port = v.Port.V
+				c.Port, c.portAt, c.portSet = v.Port.V, v.Port.At, true
 			}
 		}
 		if v.VNI.set() {
@@ -181,6 +186,9 @@ func (r *resolver) hostDefs(s *spec) {
 				c.UnderlayMTU = v.UnderlayMTU.V
 			}
 		}
+	}
+	if !c.portSet && len(s.Hosts) > 0 {
+		c.portAt = s.Hosts[0].Name.At
 	}
 	r.lab.VXLAN = c
 }
@@ -263,6 +271,10 @@ func (r *resolver) crossHost(s *spec) {
 		}
 		l.A.MTU, l.B.MTU = l.MTU, l.MTU
 		l.Port = c.Port
+		l.at, l.vniAt = ls.At, ls.At
+		if ls.VNI.set() {
+			l.vniAt = ls.VNI.At
+		}
 		if !ls.VNI.set() {
 			derive = append(derive, ls)
 			continue

@@ -226,6 +226,8 @@ type Link struct {
 	VNI uint32
 	// Port is the UDP port of a link across machines (vxlan.port).
 	Port int
+
+	at, vniAt loc // the link's entry and its vni: (if set)
 }
 
 // Route is a route in a node's main table.

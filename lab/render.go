@@ -61,14 +61,17 @@ func (s Step) Lines(mark string) []string {
 		g := s.Old.Guard
 		out := []string{"nft add table inet " + g.Table, "nft flush table inet " + g.Table,
 			fmt.Sprintf("nft add chain inet %s %s '{ type filter hook input priority filter - 10; policy accept; }'", g.Table, kernel.VXLANGuardChain)}
+		fam := "ip"
 		for _, a := range g.Allow {
-			fam := "ip"
+			fam = "ip"
 			if a.Is6() {
 				fam = "ip6"
 			}
 			out = append(out, fmt.Sprintf("nft add rule inet %s %s %s saddr %s udp dport %d accept", g.Table, kernel.VXLANGuardChain, fam, a, g.Port))
 		}
-		return append(out, fmt.Sprintf("nft add rule inet %s %s udp dport %d counter drop", g.Table, kernel.VXLANGuardChain, g.Port))
+		// The drop is of the lab's underlay family only (SetVXLANGuard).
+		nfproto := map[string]string{"ip": "ipv4", "ip6": "ipv6"}[fam]
+		return append(out, fmt.Sprintf("nft add rule inet %s %s meta nfproto %s udp dport %d counter drop", g.Table, kernel.VXLANGuardChain, nfproto, g.Port))
 	case OpDelGuard:
 		return []string{"nft delete table inet " + s.Old.Guard.Table}
 	case OpAddVXLAN:

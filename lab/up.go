@@ -186,6 +186,9 @@ func Up(l *Lab, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.sys.checkVXLANUse(l, st, opt.store()); err != nil {
+		return nil, err
+	}
 	p, err := PlanUp(l, st)
 	if err != nil {
 		return nil, err
@@ -283,6 +286,9 @@ func PlanFor(l *Lab, opt Options) (*Plan, error) {
 	}
 	st, err := sys.Observe(l, led, store)
 	if err != nil {
+		return nil, err
+	}
+	if err := sys.checkVXLANUse(l, st, store); err != nil {
 		return nil, err
 	}
 	return PlanUp(l, st)

@@ -1,0 +1,149 @@
+package lab
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nsnet/nsnet/kernel"
+	"github.com/nsnet/nsnet/lab/ledger"
+)
+
+// What the kernel refuses, and what it shares, among VXLAN devices whose
+// UDP socket is in one network namespace (drivers/net/vxlan/vxlan_core.c):
+//
+//   - Two devices with the same VNI, destination port and address family
+//     (IPv4 or IPv6 underlay) are refused when the second is created:
+//     vxlan_vni_in_use, "File exists". The local and remote addresses do
+//     not tell them apart.
+//   - A port held by another UDP socket (a process's) is refused when the
+//     device is set up, which is when the kernel binds its socket:
+//     "Address already in use".
+//   - Devices with different VNIs on one port and family share one socket,
+//     silently; IPv4 and IPv6 devices on one port have a socket each.
+//
+// A lab across machines adds its guard, which drops datagrams to its port
+// from every address but its other hosts'. So nsnet refuses before up
+// changes anything: a VNI of this machine's part that another lab or a
+// hand-made device has on the same port and family (what the kernel would
+// refuse in the middle of the up), the port of a hand-made VXLAN device or
+// of a socket nsnet cannot name (whose traffic the guard would drop), and
+// the port of another lab whose guard admits other hosts (each guard would
+// drop the other's). Two labs over the same hosts share a port: their
+// guards admit the same addresses, and their VNIs must differ.
+//
+// Other labs are known by their ledgers in the same state directory;
+// devices by the links of the machine's namespace; anything else (a
+// process, a VXLAN device moved into a namespace nsnet does not see) by
+// binding the port for an instant. Two ups that race past these checks
+// meet the kernel's own refusal.
+
+// checkVXLANUse refuses, with the file position of the link or of the
+// port, a VNI or UDP port of this machine's part of l that something else
+// on this machine uses. st is what Observe found of l (its own halves hold
+// the port once they are up).
+func (s *System) checkVXLANUse(l *Lab, st *State, store ledger.Store) error {
+	g := l.guard()
+	if g == nil {
+		return nil
+	}
+	port, v6 := l.VXLAN.Port, l.Here.Address.Is6()
+	fam := family(l.Here.Address)
+	what := fmt.Sprintf("vxlan.port %d", port)
+	if !l.VXLAN.portSet {
+		what = fmt.Sprintf("UDP port %d (the default vxlan.port)", port)
+	}
+	other := fmt.Sprintf("give this lab another port (vxlan: {port: %d})", port+1)
+	pr := problems{file: l.src}
+	vnis := map[uint32]*Link{}
+	for _, lk := range l.Links {
+		if lk.CrossHost() {
+			vnis[lk.VNI] = lk
+		}
+	}
+	allow := make([]string, len(g.Allow))
+	for i, a := range g.Allow {
+		allow[i] = a.String()
+	}
+	slices.Sort(allow)
+
+	// Other labs on this machine, by their ledgers.
+	shared := false
+	names, err := store.Labs()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if name == l.Name {
+			continue
+		}
+		o, err := store.Read(name)
+		if err != nil || o.VXLAN == nil || o.VXLAN.Port != port || o.VXLAN.IPv6 != v6 {
+			// Unreadable: the checks of the kernel below still apply.
+			continue
+		}
+		theirs := slices.Sorted(slices.Values(o.VXLAN.Allow))
+		if !slices.Equal(theirs, allow) {
+			pr.add(l.VXLAN.portAt, "%s is in use on this machine by lab %s, whose VXLAN guard admits other hosts (%s; this lab's: %s) and would drop this lab's traffic: %s",
+				what, name, strings.Join(theirs, ", "), strings.Join(allow, ", "), other)
+			continue
+		}
+		shared = true
+		for _, ol := range o.Links {
+			if lk := vnis[ol.VNI]; ol.Kind == KindVXLAN && lk != nil {
+				pr.add(lk.vniAt, "VNI %d on UDP port %d over %s is in use on this machine by lab %s (its %s:%s): the kernel takes one device per VNI, port and family; set this link's vni: or the lab's vxlan.vni range",
+					ol.VNI, port, fam, name, ol.Node, ol.Name)
+			}
+		}
+	}
+
+	// VXLAN devices in the machine's namespace that no lab made.
+	infos, err := s.host.b.Links()
+	if err != nil {
+		return err
+	}
+	for _, li := range infos {
+		v := li.VXLAN
+		if v == nil || strings.HasPrefix(li.Alias, MarkPrefix) || v.Port != port || (v.Remote.Is6() || v.Local.Is6()) != v6 {
+			continue
+		}
+		if lk := vnis[v.VNI]; lk != nil {
+			pr.add(lk.vniAt, "VNI %d on UDP port %d over %s is VXLAN device %s's on this machine, which is not this lab's: the kernel takes one device per VNI, port and family; set this link's vni: or the lab's vxlan.vni range, or give the lab another port",
+				v.VNI, port, fam, li.Name)
+			continue
+		}
+		pr.add(l.VXLAN.portAt, "%s is used on this machine by VXLAN device %s (vni %d), which is not this lab's: the lab's guard admits only the lab's hosts and would drop its peers' traffic; %s",
+			what, li.Name, v.VNI, other)
+	}
+	if err := pr.err(); err != nil {
+		return err
+	}
+
+	// Anything else that holds the port: a process's socket, a VXLAN
+	// device this machine's namespace does not show.
+	ns, err := s.host.netns()
+	if err != nil {
+		return err
+	}
+	held, err := kernel.UDPPortHeld(ns, port, v6)
+	if err != nil || !held || shared || ownsPort(l, st, port) {
+		return err
+	}
+	pr.add(l.VXLAN.portAt, "%s is in use on this machine over %s by a socket nsnet did not make (a process's, or a VXLAN device's in a namespace nsnet does not see): %s",
+		what, fam, other)
+	return pr.err()
+}
+
+// ownsPort reports whether one of the lab's own VXLAN halves on this machine
+// exists with the port (and so may be what holds it).
+func ownsPort(l *Lab, st *State, port int) bool {
+	for _, lk := range l.Links {
+		if !lk.CrossHost() {
+			continue
+		}
+		if ls := st.link(l.Local(lk)); ls != nil && ls.VXLAN != nil && ls.VXLAN.Port == port {
+			return true
+		}
+	}
+	return false
+}
