@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfgPath, statsPath string, reload <-chan os.Signal
 				}
 				continue
 			}
-			q, err := openIn(ctx, e, spec, seed)
+			q, err := openIn(e, spec, seed)
 			if err != nil {
 				errs[e.Name] = err.Error()
 				continue
@@ -190,7 +190,7 @@ func Run(ctx context.Context, cfgPath, statsPath string, reload <-chan os.Signal
 	}
 }
 
-func openIn(ctx context.Context, e Entry, spec fault.Spec, seed uint64) (*queue, error) {
+func openIn(e Entry, spec fault.Spec, seed uint64) (*queue, error) {
 	ns, err := netns.Open(e.Netns)
 	if err != nil {
 		return nil, err
@@ -198,7 +198,7 @@ func openIn(ctx context.Context, e Entry, spec fault.Spec, seed uint64) (*queue,
 	// The queue's socket is made inside the namespace and stays there;
 	// the descriptor is not needed after.
 	defer ns.Close()
-	return openQueue(ctx, e.Name, ns.Fd(), e.Queue, spec, seed)
+	return openQueue(e.Name, ns, e.Queue, spec, seed)
 }
 
 // seedOf gives each end its own random sequence, stable across reloads.
