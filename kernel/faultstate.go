@@ -179,6 +179,8 @@ func ruleSig(c FaultChain, r FaultRule) []expr.Any {
 			&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.BigEndian.PutUint32(chanceOf(r.Chance))})
 	}
 	switch r.Verdict {
+	case VerdictAccept:
+		e = append(e, &expr.Verdict{Kind: expr.VerdictAccept})
 	case VerdictDrop:
 		e = append(e, &expr.Verdict{Kind: expr.VerdictDrop})
 	case VerdictDup:

@@ -53,16 +53,21 @@ const (
 	VerdictDrop  = "drop"
 	VerdictDup   = "dup"   // a copy out of the chain's device
 	VerdictQueue = "queue" // to the userspace delayer
+	// VerdictAccept ends the chain for what matched (no counter: an
+	// exemption, not a fault).
+	VerdictAccept = "accept"
 )
 
 // FaultRule is one rule of a fault chain: packets that match (all of Src
-// when it is set, a random Chance percent of them when it is between 0 and
-// 100) meet the Verdict. Every rule counts what it matched.
+// when it is set, only IPv6 neighbour solicitations and advertisements with
+// Neighbour, a random Chance percent of them when it is between 0 and 100)
+// meet the Verdict. Every rule but an accept counts what it matched.
 type FaultRule struct {
-	Chance  float64 // percent; 0 means every packet
-	Src     []netip.Addr
-	Verdict string
-	Queue   uint16 // for VerdictQueue
+	Chance    float64 // percent; 0 means every packet
+	Src       []netip.Addr
+	Neighbour bool
+	Verdict   string
+	Queue     uint16 // for VerdictQueue
 }
 
 // FaultChain is a base chain of a lab's fault table.
@@ -119,10 +124,15 @@ func (c FaultChain) Lines(table string) []string {
 				w = append(w, "ip6 saddr", set(v6))
 			}
 		}
+		if r.Neighbour {
+			w = append(w, "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }")
+		}
 		if r.Chance > 0 && r.Chance < 100 {
 			w = append(w, fmt.Sprintf("numgen random mod %d < %d", chanceScale, chanceOf(r.Chance)))
 		}
-		w = append(w, "counter")
+		if r.Verdict != VerdictAccept {
+			w = append(w, "counter")
+		}
 		switch r.Verdict {
 		case VerdictDup:
 			w = append(w, "dup to", c.Dev)
@@ -318,6 +328,17 @@ func (n *NFT) ruleExprs(t *nftables.Table, c FaultChain, r FaultRule, src []neti
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size},
 			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID})
 	}
+	if r.Neighbour {
+		// ICMPv6 types 135 and 136: neighbour solicitation and
+		// advertisement.
+		e = append(e,
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{135}, ToData: []byte{136}})
+	}
 	if r.Chance > 0 && r.Chance < 100 {
 		e = append(e,
 			&expr.Numgen{Register: 1, Modulus: chanceScale, Type: unix.NFT_NG_RANDOM},
@@ -325,8 +346,12 @@ func (n *NFT) ruleExprs(t *nftables.Table, c FaultChain, r FaultRule, src []neti
 			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
 			&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.BigEndian.PutUint32(chanceOf(r.Chance))})
 	}
-	e = append(e, &expr.Counter{})
+	if r.Verdict != VerdictAccept {
+		e = append(e, &expr.Counter{})
+	}
 	switch r.Verdict {
+	case VerdictAccept:
+		e = append(e, &expr.Verdict{Kind: expr.VerdictAccept})
 	case VerdictDrop:
 		e = append(e, &expr.Verdict{Kind: expr.VerdictDrop})
 	case VerdictDup:

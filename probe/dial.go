@@ -47,8 +47,12 @@ func DialContext(ctx context.Context, ns *netns.NS, d *net.Dialer, network, addr
 		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("unsupported network %s", echo.Quote(network))}
 	}
 	var fd int
+	var zone uint32
 	if err := ns.Do(func() error {
 		var err error
+		if zone, err = zoneIndex(ip.Zone()); err != nil {
+			return err
+		}
 		fd, err = unix.Socket(fam, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		return err
 	}); err != nil {
@@ -70,7 +74,7 @@ func DialContext(ctx context.Context, ns *netns.NS, d *net.Dialer, network, addr
 	if ip.Is4() {
 		sa = &unix.SockaddrInet4{Addr: ip.As4(), Port: int(ap.Port())}
 	} else {
-		sa = &unix.SockaddrInet6{Addr: ip.As16(), Port: int(ap.Port())}
+		sa = &unix.SockaddrInet6{Addr: ip.As16(), Port: int(ap.Port()), ZoneId: zone}
 	}
 	opErr := func(err error) error {
 		return &net.OpError{Op: "dial", Net: network, Addr: net.TCPAddrFromAddrPort(ap), Err: os.NewSyscallError("connect", err)}

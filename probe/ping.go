@@ -8,8 +8,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -68,8 +70,12 @@ func NewPinger(ns *netns.NS, dst netip.Addr) (*Pinger, error) {
 	v6 := dst.Is6()
 	var fd int
 	var raw bool
+	var zone uint32
 	open := func() error {
 		var err error
+		if zone, err = zoneIndex(dst.Zone()); err != nil {
+			return err
+		}
 		fd, raw, err = icmpSocket(v6)
 		return err
 	}
@@ -85,7 +91,11 @@ func NewPinger(ns *netns.NS, dst netip.Addr) (*Pinger, error) {
 	if v6 {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1)
 	}
-	if err := unix.Connect(fd, sockaddr(dst)); err != nil {
+	sa := sockaddr(dst)
+	if s6, ok := sa.(*unix.SockaddrInet6); ok {
+		s6.ZoneId = zone
+	}
+	if err := unix.Connect(fd, sa); err != nil {
 		unix.Close(fd)
 		return nil, &OpError{Op: "connect", Addr: dst, Err: err}
 	}
@@ -117,6 +127,23 @@ func icmpSocket(v6 bool) (int, bool, error) {
 		return -1, false, fmt.Errorf("raw ICMP socket: %w; ping socket: %v (needs CAP_NET_RAW or net.ipv4.ping_group_range)", err, err2)
 	}
 	return fd, false, nil
+}
+
+// zoneIndex is the interface index of an IPv6 zone ("3" or "eth0", as in
+// fe80::1%eth0), 0 for none. A name is looked up in the calling thread's
+// namespace, so it is called where the socket is made.
+func zoneIndex(zone string) (uint32, error) {
+	if zone == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	ifi, err := net.InterfaceByName(zone)
+	if err != nil {
+		return 0, fmt.Errorf("zone %s: %w", zone, err)
+	}
+	return uint32(ifi.Index), nil
 }
 
 func sockaddr(a netip.Addr) unix.Sockaddr {

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/nsnet/nsnet/fault"
@@ -20,8 +21,16 @@ type Member struct {
 // PartitionChains are the rules of a partition, per receiving node: drop
 // what comes from the nodes it must not hear from, matched by source
 // address in the receiver's own namespace (so it holds whatever lies
-// between: a shared bridge, a router). Nodes that hear everyone get no
-// chain.
+// between: a shared bridge, a router). The addresses are all a member has,
+// link-local ones included (fe80::/10: neighbour discovery's, a router's
+// advertisements, anything sent to a link-local or multicast address).
+// Nodes that hear everyone get no chain.
+//
+// Neighbour discovery is let through, as ARP is (the inet family never sees
+// ARP): a solicitation or advertisement carries no data, and dropping them
+// would turn a one-way partition into a two-way one (B, which may still
+// send to A, could no longer learn A's link address from A's
+// advertisements) and leave neighbour entries failed after heal.
 func PartitionChains(p fault.Partition, members map[string]Member) map[string]kernel.FaultChain {
 	out := map[string]kernel.FaultChain{}
 	for _, to := range p.Nodes() {
@@ -34,8 +43,12 @@ func PartitionChains(p fault.Partition, members map[string]Member) map[string]ke
 		if len(src) == 0 {
 			continue
 		}
+		var rules []kernel.FaultRule
+		if slices.ContainsFunc(src, netip.Addr.Is6) {
+			rules = append(rules, kernel.FaultRule{Neighbour: true, Verdict: kernel.VerdictAccept})
+		}
 		out[to] = kernel.FaultChain{Family: kernel.Inet, Name: PartitionChain, Hook: kernel.HookPrerouting,
-			Priority: prioPartition, Rules: []kernel.FaultRule{{Src: src, Verdict: kernel.VerdictDrop}}}
+			Priority: prioPartition, Rules: append(rules, kernel.FaultRule{Src: src, Verdict: kernel.VerdictDrop})}
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package backend
 import (
 	"errors"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,6 +102,72 @@ func TestRefusals(t *testing.T) {
 		var r *Refusal
 		if !errors.As(err, &r) || !strings.HasPrefix(err.Error(), c.want) {
 			t.Errorf("%s: got %v\nwant %s...", c.spec, err, c.want)
+		}
+	}
+}
+
+// TestPartitionLines: each receiving node drops what every address of the
+// other side sends, link-local ones included, and lets neighbour discovery
+// through; a one-way partition has rules only in the second group.
+func TestPartitionLines(t *testing.T) {
+	m := func(node string, addrs ...string) Member {
+		mm := Member{Node: node}
+		for _, a := range addrs {
+			mm.Addrs = append(mm.Addrs, netip.MustParseAddr(a))
+		}
+		return mm
+	}
+	members := map[string]Member{
+		"a": m("a", "10.0.0.1", "fd00::1", "fe80::1"),
+		"b": m("b", "10.0.0.2"),
+		"c": m("c", "10.0.0.3", "fe80::3"),
+	}
+	for _, c := range []struct {
+		groups []string
+		oneway bool
+		want   []string
+	}{
+		{[]string{"a,b", "c"}, false, []string{
+			"[a] nft add chain inet nsnet-l partition { type filter hook prerouting priority -300; }",
+			"[a] nft add rule inet nsnet-l partition icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept",
+			"[a] nft add rule inet nsnet-l partition ip saddr 10.0.0.3 counter drop",
+			"[a] nft add rule inet nsnet-l partition ip6 saddr fe80::3 counter drop",
+			"[b] nft add chain inet nsnet-l partition { type filter hook prerouting priority -300; }",
+			"[b] nft add rule inet nsnet-l partition icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept",
+			"[b] nft add rule inet nsnet-l partition ip saddr 10.0.0.3 counter drop",
+			"[b] nft add rule inet nsnet-l partition ip6 saddr fe80::3 counter drop",
+			"[c] nft add chain inet nsnet-l partition { type filter hook prerouting priority -300; }",
+			"[c] nft add rule inet nsnet-l partition icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept",
+			"[c] nft add rule inet nsnet-l partition ip saddr { 10.0.0.1, 10.0.0.2 } counter drop",
+			"[c] nft add rule inet nsnet-l partition ip6 saddr { fd00::1, fe80::1 } counter drop",
+		}},
+		{[]string{"c", "b"}, true, []string{
+			"[b] nft add chain inet nsnet-l partition { type filter hook prerouting priority -300; }",
+			"[b] nft add rule inet nsnet-l partition icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept",
+			"[b] nft add rule inet nsnet-l partition ip saddr 10.0.0.3 counter drop",
+			"[b] nft add rule inet nsnet-l partition ip6 saddr fe80::3 counter drop",
+		}},
+		{[]string{"b", "b2"}, false, nil},
+	} {
+		if c.groups[1] == "b2" {
+			members["b2"] = m("b2", "10.0.0.4")
+		}
+		p, err := fault.ParsePartition(c.groups, c.oneway)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := PartitionLines("l", p, members)
+		if c.groups[1] == "b2" {
+			// IPv4 only: no neighbour discovery to let through.
+			for _, l := range got {
+				if strings.Contains(l, "icmpv6") {
+					t.Errorf("%v: %s", c.groups, l)
+				}
+			}
+			continue
+		}
+		if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+			t.Errorf("%v oneway %v:\n%s\nwant\n%s", c.groups, c.oneway, strings.Join(got, "\n"), strings.Join(c.want, "\n"))
 		}
 	}
 }

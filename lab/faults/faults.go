@@ -569,8 +569,10 @@ func (s *session) members(only ...fault.Partition) (map[string]backend.Member, [
 		}
 		m := backend.Member{Node: n.Name, NS: ns}
 		for _, a := range addrs {
+			// Link-local addresses count: a partition blocks what is
+			// sent from them too.
 			ip := a.Prefix.Addr()
-			if ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+			if ip.IsLoopback() {
 				continue
 			}
 			m.Addrs = append(m.Addrs, ip)

@@ -74,13 +74,13 @@ nodes:
   h3: {routes: [{to: default, via: 10.7.0.1}]}
   h4: {routes: [{to: default, via: 10.8.0.1}]}
 bridges:
-  lan: {node: sw, subnets: [10.7.0.0/24]}
+  lan: {node: sw, subnets: [10.7.0.0/24, "fd07::/64"]}
 links:
-  - a: {node: r, name: eth0, addresses: [10.7.0.1/24]}
+  - a: {node: r, name: eth0, addresses: [10.7.0.1/24, "fd07::1/64"]}
     b: {bridge: lan}
-  - {a: {node: h1, name: eth0, addresses: [10.7.0.11/24]}, b: {bridge: lan}}
-  - {a: {node: h2, name: eth0, addresses: [10.7.0.12/24]}, b: {bridge: lan}}
-  - {a: {node: h3, name: eth0, addresses: [10.7.0.13/24]}, b: {bridge: lan}}
+  - {a: {node: h1, name: eth0, addresses: [10.7.0.11/24, "fd07::11/64"]}, b: {bridge: lan}}
+  - {a: {node: h2, name: eth0, addresses: [10.7.0.12/24, "fd07::12/64"]}, b: {bridge: lan}}
+  - {a: {node: h3, name: eth0, addresses: [10.7.0.13/24, "fd07::13/64"]}, b: {bridge: lan}}
   - a: {node: r, name: eth1, addresses: [10.8.0.1/24]}
     b: {node: h4, name: eth0, addresses: [10.8.0.4/24]}
 `
