@@ -75,3 +75,27 @@ func TestRunnersBuildTheSameNetwork(t *testing.T) {
 		t.Errorf("namespaces left: %v", names)
 	}
 }
+
+// TestOtherNsnetBinary checks that a runner named nsnet=BINARY runs that
+// binary (an older build measured beside this one), under its own name.
+func TestOtherNsnetBinary(t *testing.T) {
+	dir := t.TempDir()
+	fake := dir + "/nsnet-old"
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho \"old build ran: $*\" >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := &bench.Env{StateDir: dir}
+	_, err := bench.Run(env, bench.Options{
+		Workloads: []bench.Workload{{Mode: bench.PTP, N: 1, Prefix: "t"}},
+		Runners:   []string{"nsnet=" + fake},
+	})
+	// The runners take turns in the order given (tuned, always measured,
+	// comes last here), so the fake fails the first setup.
+	if err == nil || !strings.Contains(err.Error(), "hosts-1/ptp nsnet="+fake+": setup") || !strings.Contains(err.Error(), "old build ran: up") {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = bench.Run(env, bench.Options{Workloads: []bench.Workload{{Mode: bench.PTP, N: 1, Prefix: "t"}}, Runners: []string{"nsnet="}})
+	if err == nil || !strings.Contains(err.Error(), `unknown runner "nsnet="`) {
+		t.Errorf("empty binary: %v", err)
+	}
+}

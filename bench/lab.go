@@ -10,16 +10,26 @@ import (
 
 // nsnetLab builds the workload as a lab file with `nsnet up` and removes it
 // with `nsnet down`, in a child process whose peak RSS is recorded.
-type nsnetLab struct{ env *Env }
+// A runner named nsnet=BINARY runs that binary instead of Env.Nsnet.
+type nsnetLab struct {
+	env  *Env
+	bin  string // "": Env.Nsnet
+	name string // "": nsnet
+}
 
-func (r nsnetLab) Name() string { return "nsnet" }
+func (r nsnetLab) Name() string {
+	if r.name == "" {
+		return "nsnet"
+	}
+	return r.name
+}
 
 func (r nsnetLab) file(w Workload) string {
 	return filepath.Join(r.env.StateDir, fmt.Sprintf("bench-%s-%d.yaml", w.Mode, w.N))
 }
 
 func (r nsnetLab) Setup(w Workload) error {
-	if r.env.Nsnet == "" {
+	if r.env.Nsnet == "" && r.bin == "" {
 		return fmt.Errorf("no nsnet binary")
 	}
 	if err := os.MkdirAll(r.env.StateDir, 0o755); err != nil {
@@ -34,7 +44,11 @@ func (r nsnetLab) Setup(w Workload) error {
 func (r nsnetLab) Teardown(w Workload) error { return r.run("down", r.file(w)) }
 
 func (r nsnetLab) run(args ...string) error {
-	cmd := exec.Command(r.env.Nsnet, args...)
+	bin := r.bin
+	if bin == "" {
+		bin = r.env.Nsnet
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "NSNET_STATE_DIR="+r.env.StateDir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

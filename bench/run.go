@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -112,7 +113,7 @@ func (env *Env) runners(names []string) ([]Runner, error) {
 		"ip-each":  ipEach{env},
 		"ip-batch": ipBatch{env},
 		"tuned":    tuned{env},
-		"nsnet":    nsnetLab{env},
+		"nsnet":    nsnetLab{env: env},
 	}
 	if len(names) == 0 {
 		names = []string{"ip-each", "ip-batch", "tuned", "nsnet"}
@@ -123,8 +124,13 @@ func (env *Env) runners(names []string) ([]Runner, error) {
 	var out []Runner
 	for _, n := range names {
 		r, ok := all[n]
+		if bin, found := strings.CutPrefix(n, "nsnet="); found && bin != "" {
+			// Another nsnet binary (an older build, say), measured beside
+			// this one in the same run.
+			r, ok = nsnetLab{env: env, bin: bin, name: n}, true
+		}
 		if !ok {
-			return nil, fmt.Errorf("unknown runner %q (runners: ip-each, ip-batch, tuned, nsnet)", n)
+			return nil, fmt.Errorf("unknown runner %q (runners: ip-each, ip-batch, tuned, nsnet, nsnet=BINARY)", n)
 		}
 		out = append(out, r)
 	}

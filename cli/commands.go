@@ -112,7 +112,7 @@ func commands() []*cmdSpec {
 				{name: "--mode", value: "MODES", help: "bridge, ptp or both (bridge,ptp; default both)"},
 				{name: "--n", value: "COUNTS", help: "node counts, e.g. 10,100,1000 (default 10,100)"},
 				{name: "--reps", value: "N", help: "repetitions of each (1-100, default 3)"},
-				{name: "--runners", value: "LIST", help: "ip-each,ip-batch,tuned,nsnet (default all)"},
+				{name: "--runners", value: "LIST", help: "ip-each,ip-batch,tuned,nsnet (default all); nsnet=BINARY: another build"},
 				{name: "--each-max", value: "N", help: "skip ip-each above N nodes (default 1000)"},
 				{name: "--ping", help: "also time a first ping across each topology"},
 				{name: "--exec", value: "N", help: "also time N runs of netns exec NS true (20-100000)"},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 
@@ -69,7 +70,34 @@ func Main(args []string, in netns.Inherited) int {
 		etc = DefaultEtcNetns
 	}
 	e := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Netns: netns.Default(), StateDir: state, EtcNetns: etc, Exe: exe, Inherited: in}
+	if path := os.Getenv(CPUProfileEnv); path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "nsnet:", err)
+			return 1
+		}
+		defer stop()
+	}
 	return e.Main(args)
+}
+
+// CPUProfileEnv names a file to write a CPU profile of the command to (go
+// tool pprof reads it): how up's and down's time is found.
+const CPUProfileEnv = "NSNET_CPUPROFILE"
+
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", CPUProfileEnv, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", CPUProfileEnv, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // Main runs one command line in e. A wrong command line is said in one
