@@ -593,7 +593,7 @@ func (L *layout) labelsH(r int, s side) float64 {
 // arcRise is how far above its row an arc from x1 to x2 rises.
 func arcRise(x1, x2 float64) float64 {
 	d := x2 - x1
-	return min(arcRiseMin+0.12*max(d, -d), 90)
+	return min(arcRiseMin+0.08*max(d, -d), 140)
 }
 
 // placeY sets each row's height: its tallest box, with room above for
