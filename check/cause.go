@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"github.com/nsnet/nsnet/fault"
 	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/netns"
+	"github.com/nsnet/nsnet/probe"
 )
 
 // Kinds of cause, as JSON names them.
@@ -26,9 +28,10 @@ const (
 	CauseNoNeighbour  = "no-neighbour"         // nothing answered ARP or neighbour discovery
 	CauseEchoIgnored  = "echo-ignored"         // the target ignores echo requests (a sysctl)
 	CauseNoAnswer     = "no-answer"            // everything nsnet can see is in order, yet no reply
+	CauseBacklog      = "backlog-drops"        // no reply, while the kernel's receive backlog dropped packets
 	CauseNotOnBridge  = "not-a-port"           // a bridge-side end is not a port of its bridge
 	CauseAddrMissing  = "address-missing"      // the target no longer holds the address
-	causeKindsInOrder = "probe-error node-missing partitioned faulted link-down not-a-port address-missing no-route neighbour-table-full no-neighbour echo-ignored no-answer"
+	causeKindsInOrder = "probe-error node-missing partitioned faulted link-down not-a-port address-missing no-route neighbour-table-full no-neighbour echo-ignored backlog-drops no-answer"
 )
 
 // Cause is why one pair was not reached.
@@ -116,7 +119,39 @@ type explainer struct {
 // error, the kernel's state of the nodes involved (read once per namespace,
 // after the probes) and what the lab says of itself, and fills
 // m.Failures. nodes are those m was made from.
-func (m *Matrix) Explain(nodes []Node, topo Topology) {
+//
+// A pair that got no answer for no reason nsnet can see is asked again,
+// twice at most, with only such pairs in flight: tens of thousands of
+// echo requests sent at once on a loaded machine can take longer than the
+// timeout, or overflow the kernel's per-CPU receive backlog
+// (net.core.netdev_max_backlog, the machine's), which drops them silently.
+func (m *Matrix) Explain(ctx context.Context, nodes []Node, topo Topology) {
+	m.explain(nodes, topo)
+	for round := 0; round < maxRetries && ctx.Err() == nil; round++ {
+		var again []Failure
+		var pairs []probe.Pair
+		for _, f := range m.Failures {
+			if f.Cause.Kind == CauseNoAnswer || f.Cause.Kind == CauseBacklog {
+				again = append(again, f)
+				pairs = append(pairs, probe.Pair{From: nodes[f.From].NS, To: nodes[f.To].Addr})
+			}
+		}
+		if len(again) == 0 {
+			return
+		}
+		before, ok := backlogDrops()
+		for k, r := range probe.Sweep(ctx, pairs, m.timeout) {
+			m.set(again[k].From, again[k].To, r)
+		}
+		if after, ok2 := backlogDrops(); ok && ok2 && after > before {
+			m.backlogDrops += after - before
+		}
+		m.Isolated = 0
+		m.explain(nodes, topo)
+	}
+}
+
+func (m *Matrix) explain(nodes []Node, topo Topology) {
 	x := &explainer{m: m, nodes: nodes, topo: topo, snaps: map[string]*snapshot{}, full: map[bool]*kernel.NeighTable{}, fullBridges: map[string]bool{}}
 	for _, after := range m.tablesAfter {
 		for _, before := range m.tablesBefore {
@@ -328,6 +363,10 @@ func (x *explainer) cause(i, j int) Cause {
 	}
 	if ign := ds.ignore[v6]; ign != "" {
 		return Cause{Kind: CauseEchoIgnored, Detail: dst.Name + " has " + ign}
+	}
+	if n := x.m.backlogDrops; n > 0 {
+		return Cause{Kind: CauseBacklog, Detail: fmt.Sprintf("no reply, asked %d times; the machine's per-CPU receive backlogs dropped %d packets during the check (net.core.netdev_max_backlog of the initial namespace; probes sent all at once, or other traffic on the machine)", maxRetries+1, n),
+			Fix: "check again on a quieter machine, or raise net.core.netdev_max_backlog in the machine's initial namespace, as root"}
 	}
 	return Cause{Kind: CauseNoAnswer, Detail: "no reply within the timeout, though both ends' links are up and routes go both ways (a filter, or a hop beyond the first)"}
 }

@@ -333,7 +333,7 @@ func TestMatrix(t *testing.T) {
 		t.Errorf("matrix:\n%s\nwant:\n%s", buf.String(), want)
 	}
 	// c has no route to a's subnet, neither to send nor to answer.
-	m.Explain(nodes, check.Topology{})
+	m.Explain(context.Background(), nodes, check.Topology{})
 	got := map[string]string{}
 	for _, f := range m.Failures {
 		got[m.Nodes[f.From]+">"+m.Nodes[f.To]] = f.Cause.String()

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nsnet/nsnet/kernel"
@@ -44,6 +47,38 @@ type Matrix struct {
 	// The kernel's neighbour tables before and after the probes: a rise
 	// of their table_fulls means the shared table overflowed meanwhile.
 	tablesBefore, tablesAfter []kernel.NeighTable
+	// backlogDrops counts the packets the kernel's receive backlogs
+	// dropped while the probes ran (all of the machine's).
+	backlogDrops uint64
+	// timeout is the probes' own, for Explain's second asking.
+	timeout time.Duration
+}
+
+// maxRetries is how many times Explain asks again the pairs that got no
+// answer for no reason it can see.
+const maxRetries = 2
+
+// backlogDrops sums the second column of /proc/net/softnet_stat: the
+// packets each CPU's receive backlog dropped since boot. The figures are
+// the machine's whatever namespace reads them.
+func backlogDrops() (uint64, bool) {
+	b, err := os.ReadFile("/proc/net/softnet_stat")
+	if err != nil {
+		return 0, false
+	}
+	var sum uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, err := strconv.ParseUint(f[1], 16, 64)
+		if err != nil {
+			return 0, false
+		}
+		sum += v
+	}
+	return sum, true
 }
 
 func (m *Matrix) probeErr(i, j int) error {
@@ -90,19 +125,28 @@ func All(ctx context.Context, nodes []Node, timeout time.Duration) Matrix {
 		}
 	}
 	m.tablesBefore = neighTables(nodes)
+	dropsBefore, dropsOK := backlogDrops()
 	for k, r := range probe.Sweep(ctx, pairs, timeout) {
-		i, j := where[k].i, where[k].j
-		m.Reach[i][j] = r.Reply
-		m.Err[i][j] = runError(r.Err)
-		if r.Err != nil {
-			if m.raw[i] == nil {
-				m.raw[i] = make([]error, len(nodes))
-			}
-			m.raw[i][j] = r.Err
-		}
+		m.set(where[k].i, where[k].j, r)
+	}
+	if after, ok := backlogDrops(); ok && dropsOK && after > dropsBefore {
+		m.backlogDrops = after - dropsBefore
 	}
 	m.tablesAfter = neighTables(nodes)
+	m.timeout = timeout
 	return m
+}
+
+// set records one probe's answer.
+func (m *Matrix) set(i, j int, r probe.PairResult) {
+	m.Reach[i][j] = r.Reply
+	m.Err[i][j] = runError(r.Err)
+	if r.Err != nil && m.raw[i] == nil {
+		m.raw[i] = make([]error, len(m.Nodes))
+	}
+	if m.raw[i] != nil {
+		m.raw[i][j] = r.Err
+	}
 }
 
 // Pairs counts the ordered pairs that were probed.

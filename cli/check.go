@@ -123,7 +123,7 @@ func (e *Env) check(c Command) (int, error) {
 		var topo check.Topology
 		mnodes, topo = allPairs(l, led, opt, nodes)
 		mm := check.All(ctx, mnodes, ca.timeout)
-		mm.Explain(mnodes, topo)
+		mm.Explain(ctx, mnodes, topo)
 		m = &mm
 	}
 	showMatrix := m != nil && (ca.matrix || len(m.Nodes) <= check.MatrixShownUpTo)

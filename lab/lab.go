@@ -214,6 +214,10 @@ type Bridge struct {
 	MTU     int
 	Iface   *Interface
 	Ports   []*Interface
+	// StaticNeighbours (static_neighbours: true) gives every station on
+	// the bridge a permanent neighbour entry for every other one, so that
+	// none is resolved by ARP or neighbour discovery (see staticneigh.go).
+	StaticNeighbours bool
 }
 
 // Link is a veth pair. A and B are its ends; an end on a bridge is a port of

@@ -44,7 +44,7 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 			}
 			routes[n.Netns] = len(n.Routes) > 0
 			for _, i := range n.Interfaces {
-				if ptp(i) {
+				if ptp(i) || staticBridge(i) != nil {
 					neighs[n.Netns] = true
 				}
 			}

@@ -77,6 +77,7 @@ type bridgeSpec struct {
 	Subnets   []sval
 	MTU       ival
 	Addresses []sval
+	Static    sval // static_neighbours: true or false
 }
 
 type linkSpec struct {
@@ -507,7 +508,7 @@ func (p *parser) scalar(n *yaml.Node, path string) sval {
 func (p *parser) bridge(kv keyValue) *bridgeSpec {
 	path := kv.Key.At.Path
 	b := &bridgeSpec{Name: kv.Key}
-	f := p.fields(kv.Value, path, "node", "subnets", "mtu", "addresses")
+	f := p.fields(kv.Value, path, "node", "subnets", "mtu", "addresses", "static_neighbours")
 	if v, ok := f["node"]; ok {
 		b.Node = p.str(v, path+".node")
 	}
@@ -519,6 +520,9 @@ func (p *parser) bridge(kv keyValue) *bridgeSpec {
 	}
 	if v, ok := f["addresses"]; ok {
 		b.Addresses = p.strs(v, path+".addresses")
+	}
+	if v, ok := f["static_neighbours"]; ok {
+		b.Static = p.str(v, path+".static_neighbours")
 	}
 	return b
 }

@@ -14,31 +14,32 @@ type Op uint8
 
 // The operations, in the order a plan runs them.
 const (
-	OpStopProcess   Op = iota + 1 // stop a ledger process (verified by PID and start time)
-	OpRestoreSysctl               // put back a host sysctl the lab changed
-	OpDelNetns                    // delete a lab namespace (the kernel removes its links)
-	OpDelLink                     // delete a lab link
-	OpDelGuard                    // delete the lab's VXLAN guard table
-	OpAwaitGone                   // wait until links deleted with their namespace are gone
-	OpAddNetns                    // create a namespace, mark it, name it
-	OpLoUp                        // bring a namespace's loopback up
-	OpSysctl                      // set a sysctl in a node
-	OpSetGuard                    // make the lab's VXLAN guard table
-	OpAddBridge                   // create a bridge
-	OpAddVeth                     // create a veth pair, peer directly in its namespace
-	OpAddVXLAN                    // create this machine's half of a link across machines
-	OpSetAlias                    // mark a link with the lab's alias
-	OpAddrGenNone                 // no automatic IPv6 link-local address (and so no DAD) on a link
-	OpSetMAC                      // fix a drifted MAC address
-	OpSetMaster                   // make a veth end a bridge port
-	OpSetMTU                      // fix a drifted MTU
-	OpDelAddr                     // remove a link-local address that is not the lab's, or an address made with DAD
-	OpLinkLocal                   // add the IPv6 link-local address, without DAD
-	OpAddAddr                     // add an address
-	OpSetUp                       // bring a link up
-	OpAddNeigh                    // a permanent neighbour entry for the peer of a point-to-point veth
-	OpAddRoute                    // add a route
-	OpStartProcess                // start a process in a node
+	OpStopProcess     Op = iota + 1 // stop a ledger process (verified by PID and start time)
+	OpRestoreSysctl                 // put back a host sysctl the lab changed
+	OpDelNetns                      // delete a lab namespace (the kernel removes its links)
+	OpDelLink                       // delete a lab link
+	OpDelGuard                      // delete the lab's VXLAN guard table
+	OpAwaitGone                     // wait until links deleted with their namespace are gone
+	OpAddNetns                      // create a namespace, mark it, name it
+	OpLoUp                          // bring a namespace's loopback up
+	OpSysctl                        // set a sysctl in a node
+	OpSetGuard                      // make the lab's VXLAN guard table
+	OpAddBridge                     // create a bridge
+	OpAddVeth                       // create a veth pair, peer directly in its namespace
+	OpAddVXLAN                      // create this machine's half of a link across machines
+	OpSetAlias                      // mark a link with the lab's alias
+	OpAddrGenNone                   // no automatic IPv6 link-local address (and so no DAD) on a link
+	OpSetMAC                        // fix a drifted MAC address
+	OpSetMaster                     // make a veth end a bridge port
+	OpSetMTU                        // fix a drifted MTU
+	OpDelAddr                       // remove a link-local address that is not the lab's, or an address made with DAD
+	OpLinkLocal                     // add the IPv6 link-local address, without DAD
+	OpAddAddr                       // add an address
+	OpSetUp                         // bring a link up
+	OpAddNeigh                      // a permanent neighbour entry for the peer of a point-to-point veth
+	OpAddBridgeNeighs               // a station's permanent neighbour entries for every other station on a bridge with static_neighbours
+	OpAddRoute                      // add a route
+	OpStartProcess                  // start a process in a node
 )
 
 // Step is one change. It points into the Lab (or the ledger, for removals)
@@ -655,6 +656,9 @@ func (p *planner) configure(i *Interface, ls *LinkState) {
 			p.add(Step{Op: OpAddNeigh, Iface: i, Neigh: &ns[k]})
 		}
 	}
+	if staticBridge(i) != nil && (ls == nil || !ls.Up || !hasNeighbours(have, i)) {
+		p.add(Step{Op: OpAddBridgeNeighs, Iface: i})
+	}
 }
 
 func (p *planner) routes() {
@@ -698,7 +702,7 @@ func (p *planner) processes() {
 func (o Op) String() string {
 	names := [...]string{"", "stop process", "restore sysctl", "delete namespace", "delete link", "delete vxlan guard", "await removal",
 		"add namespace", "loopback up", "set sysctl", "set vxlan guard", "add bridge", "add veth", "add vxlan", "set alias",
-		"addrgenmode none", "set mac", "set master", "set mtu", "delete address", "add link-local address", "add address", "set up", "add neighbour", "add route", "start process"}
+		"addrgenmode none", "set mac", "set master", "set mtu", "delete address", "add link-local address", "add address", "set up", "add neighbour", "add bridge neighbours", "add route", "start process"}
 	if int(o) < len(names) {
 		return names[o]
 	}

@@ -123,6 +123,12 @@ func upState(l *lab.Lab) *lab.State {
 				}
 				ns.Neighs[lab.NeighKey{Dev: i.Name, IP: a}] = i.Peer.MAC.String()
 			}
+			for _, e := range lab.StaticNeighbours(i) {
+				if ns.Neighs == nil {
+					ns.Neighs = map[lab.NeighKey]string{}
+				}
+				ns.Neighs[lab.NeighKey{Dev: i.Name, IP: e.IP}] = e.MAC.String()
+			}
 			lk := ledger.Link{Node: n.Name, Netns: n.Netns, Name: i.Name, Kind: i.Kind, MAC: i.MAC.String()}
 			if i.Peer != nil {
 				lk.Peer = i.Peer.Node.Name + ":" + i.Peer.Name

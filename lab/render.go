@@ -107,6 +107,12 @@ func (s Step) Lines(mark string) []string {
 		return []string{fmt.Sprintf("ip%s link set %s up", n, s.Iface.Name)}
 	case OpAddNeigh:
 		return []string{fmt.Sprintf("ip%s neigh replace %s lladdr %s dev %s nud permanent", n, *s.Neigh, s.Iface.Peer.MAC, s.Iface.Name)}
+	case OpAddBridgeNeighs:
+		var out []string
+		for _, e := range StaticNeighbours(s.Iface) {
+			out = append(out, fmt.Sprintf("ip%s neigh replace %s lladdr %s dev %s nud permanent", n, e.IP, e.MAC, s.Iface.Name))
+		}
+		return out
 	case OpAddRoute:
 		r := s.Node.Routes[s.Index]
 		fam := ""
@@ -220,6 +226,8 @@ func (p *Plan) Summary() string {
 			routes++
 		case OpAddNeigh:
 			neighs++
+		case OpAddBridgeNeighs:
+			neighs += len(StaticNeighbours(s.Iface))
 		case OpStartProcess:
 			procs++
 		case OpDelNetns, OpDelLink:

@@ -188,6 +188,15 @@ func (r *resolver) addIface(i *Interface) bool {
 func (r *resolver) bridgeDefs(s *spec) {
 	for _, bs := range s.Bridges {
 		b := &Bridge{Name: bs.Name.V, MTU: bs.MTU.V}
+		if bs.Static.set() {
+			switch bs.Static.V {
+			case "true":
+				b.StaticNeighbours = true
+			case "false":
+			default:
+				r.add(bs.Static.At, "static_neighbours %s: must be true or false", echo.Quote(bs.Static.V))
+			}
+		}
 		if err := kernel.ValidateLinkName(b.Name); err != nil {
 			r.add(bs.Name.At, "%v", err)
 			continue

@@ -569,6 +569,21 @@ func (s *System) run(st Step) error {
 			return err
 		}
 		return c.b.SetNeigh(idx, *st.Neigh, st.Iface.Peer.MAC, tag)
+	case OpAddBridgeNeighs:
+		c, idx, err := s.ifaceConn(st.Iface)
+		if err != nil {
+			return err
+		}
+		tag, err := s.tag(c, st)
+		if err != nil {
+			return err
+		}
+		for _, e := range StaticNeighbours(st.Iface) {
+			if err := c.b.SetNeigh(idx, e.IP, e.MAC, tag); err != nil {
+				return err
+			}
+		}
+		return nil
 	case OpAddRoute:
 		c, err := s.conn(st.Node.Netns)
 		if err != nil {
