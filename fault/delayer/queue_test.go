@@ -5,9 +5,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/fault"
 )
@@ -290,4 +294,26 @@ func TestQueueDrops(t *testing.T) {
 	if _, _, ok := queueDrops(listing, 70); ok {
 		t.Error("queue 70 found")
 	}
+}
+
+// BenchmarkWakeup is the anchor of the delayer's precision: how late this
+// machine wakes a thread like the loop's (ppoll, 1 ns timer slack) from a
+// 1 ms sleep, now. A released packet cannot be more on time than this.
+func BenchmarkWakeup(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+	defer unix.Prctl(unix.PR_SET_TIMERSLACK, 50_000, 0, 0, 0)
+	late := make([]time.Duration, 0, b.N)
+	for range b.N {
+		start := time.Now()
+		ts := unix.NsecToTimespec(int64(time.Millisecond))
+		_, _ = unix.Ppoll(nil, &ts, nil)
+		late = append(late, time.Since(start)-time.Millisecond)
+	}
+	slices.Sort(late)
+	us := func(q float64) float64 { return float64(late[min(len(late)-1, int(q*float64(len(late))))]) / 1e3 }
+	b.ReportMetric(us(.5), "p50_late_us")
+	b.ReportMetric(us(.99), "p99_late_us")
+	b.ReportMetric(us(1), "max_late_us")
 }
