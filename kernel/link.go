@@ -93,6 +93,11 @@ type Link struct {
 	Alias       string
 	Group       uint32
 	EncapType   string
+	// AddrGenMode is IFLA_INET6_ADDR_GEN_MODE (AddrGenModeEUI64,
+	// AddrGenModeNone, ...), or -1 when the link has no IPv6.
+	AddrGenMode int
+	// VXLAN is a VXLAN link's configuration, nil for other kinds.
+	VXLAN *VXLAN
 }
 
 // Up reports whether the link is administratively up.
@@ -105,13 +110,13 @@ func toLink(m mnl.Message) (Link, bool) {
 		return Link{}, false
 	}
 	l := Link{
-		Index:       int(int32(lm.Index)),
-		Flags:       lm.Flags,
-		Type:        "device",
-		EncapType:   encapType(lm.Type),
-		LinkNetNSID: linkNetNSID(m.Data[unix.SizeofIfInfomsg:]),
-		OperState:   "UNKNOWN",
+		Index:     int(int32(lm.Index)),
+		Flags:     lm.Flags,
+		Type:      "device",
+		EncapType: encapType(lm.Type),
+		OperState: "UNKNOWN",
 	}
+	l.LinkNetNSID, l.AddrGenMode = unreadAttrs(m.Data[unix.SizeofIfInfomsg:])
 	a := lm.Attributes
 	if a == nil {
 		return l, true
@@ -130,6 +135,7 @@ func toLink(m mnl.Message) (Link, bool) {
 	if a.NetDevGroup != nil {
 		l.Group = *a.NetDevGroup
 	}
+	l.VXLAN = vxlanOf(a.Info)
 	if a.Info != nil && a.Info.Kind != "" {
 		l.Type = a.Info.Kind
 		if l.Type == "tun" {
@@ -137,22 +143,6 @@ func toLink(m mnl.Message) (Link, bool) {
 		}
 	}
 	return l, true
-}
-
-// linkNetNSID reads IFLA_LINK_NETNSID from a link message's attributes, or
-// -1 when the link's peer is in the same namespace. Hand-decoded:
-// rtnetlink/v2 does not read it.
-func linkNetNSID(attrs []byte) int {
-	ad, err := mnl.NewAttributeDecoder(attrs)
-	if err != nil {
-		return -1
-	}
-	for ad.Next() {
-		if ad.Type() == unix.IFLA_LINK_NETNSID {
-			return int(ad.Int32())
-		}
-	}
-	return -1
 }
 
 func operState(s rtnetlink.OperationalState) string {
@@ -515,7 +505,8 @@ func parseLinkInfo(m mnl.Message) (LinkInfo, bool) {
 	if m.Header.Type != unix.RTM_NEWLINK || lm.UnmarshalBinary(m.Data) != nil {
 		return LinkInfo{}, false
 	}
-	li := LinkInfo{Index: int(int32(lm.Index)), Flags: lm.Flags, AddrGenMode: addrGenMode(m.Data[unix.SizeofIfInfomsg:])}
+	li := LinkInfo{Index: int(int32(lm.Index)), Flags: lm.Flags}
+	_, li.AddrGenMode = unreadAttrs(m.Data[unix.SizeofIfInfomsg:])
 	if a := lm.Attributes; a != nil {
 		li.MAC, li.Qdisc, li.Name, li.Link = a.Address, a.QueueDisc, a.Name, int(a.Type)
 		li.OperState = uint8(a.OperationalState)
@@ -528,43 +519,46 @@ func parseLinkInfo(m mnl.Message) (LinkInfo, bool) {
 	return li, true
 }
 
-// addrGenMode reads IFLA_AF_SPEC's IPv6 address generation mode from a
-// link message's attributes, or -1. Hand-decoded: rtnetlink/v2 does not read
-// IFLA_AF_SPEC.
-func addrGenMode(attrs []byte) int {
-	mode := -1
+// unreadAttrs reads, from a link message's attributes, what rtnetlink/v2
+// does not: IFLA_LINK_NETNSID (-1 when the link's peer is in the same
+// namespace) and IFLA_AF_SPEC's IPv6 address generation mode (-1 when the
+// link has no IPv6). Hand-decoded, in one pass.
+func unreadAttrs(attrs []byte) (netnsid, genMode int) {
+	netnsid, genMode = -1, -1
 	ad, err := mnl.NewAttributeDecoder(attrs)
 	if err != nil {
-		return mode
+		return netnsid, genMode
 	}
 	for ad.Next() {
-		if ad.Type() != unix.IFLA_AF_SPEC {
-			continue
-		}
-		ad.Nested(func(af *mnl.AttributeDecoder) error {
-			for af.Next() {
-				if af.Type() != unix.AF_INET6 {
-					continue
-				}
-				af.Nested(func(in6 *mnl.AttributeDecoder) error {
-					for in6.Next() {
-						if in6.Type() == unix.IFLA_INET6_ADDR_GEN_MODE {
-							mode = int(in6.Uint8())
-						}
+		switch ad.Type() {
+		case unix.IFLA_LINK_NETNSID:
+			netnsid = int(ad.Int32())
+		case unix.IFLA_AF_SPEC:
+			ad.Nested(func(af *mnl.AttributeDecoder) error {
+				for af.Next() {
+					if af.Type() != unix.AF_INET6 {
+						continue
 					}
-					return nil
-				})
-			}
-			return nil
-		})
+					af.Nested(func(in6 *mnl.AttributeDecoder) error {
+						for in6.Next() {
+							if in6.Type() == unix.IFLA_INET6_ADDR_GEN_MODE {
+								genMode = int(in6.Uint8())
+							}
+						}
+						return nil
+					})
+				}
+				return nil
+			})
+		}
 	}
-	return mode
+	return netnsid, genMode
 }
 
-// Links dumps the namespace's links (after sending what is queued) with
-// what LinkInfo holds, which the listing library does not read (IFLA_QDISC,
-// the IPv6 address generation mode). A dump that a concurrent change
-// interrupted is retried whole: partial results are never returned.
+// Links dumps the namespace's links (after sending what is queued) as
+// LinkInfo: what the lab's executor needs of them (the root qdisc, bridge
+// port states, the IPv6 address generation mode). A dump that a concurrent
+// change interrupted is retried whole: partial results are never returned.
 func (b *Batch) Links() ([]LinkInfo, error) {
 	var out []LinkInfo
 	err := b.dump("list links", dumpLinks(), func(m mnl.Message) {

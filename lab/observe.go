@@ -144,19 +144,6 @@ func (s *System) observeNS(c *conn, keys []string, withRoutes, withNeighs bool) 
 	if err != nil {
 		return nil, err
 	}
-	// The netlink library does not read the address generation mode.
-	infos, err := c.b.Links()
-	if err != nil {
-		return nil, err
-	}
-	genMode := make(map[int]int, len(infos))
-	vx := map[int]*kernel.VXLAN{}
-	for _, li := range infos {
-		genMode[li.Index] = li.AddrGenMode
-		if li.VXLAN != nil {
-			vx[li.Index] = li.VXLAN
-		}
-	}
 	ns := &NSState{Links: make(map[string]*LinkState, len(links))}
 	names := make(map[int]string, len(links))
 	byIndex := make(map[int]*LinkState, len(links))
@@ -171,11 +158,11 @@ func (s *System) observeNS(c *conn, keys []string, withRoutes, withNeighs bool) 
 			Index: l.Index, Kind: l.Type, Alias: l.Alias, MAC: l.MAC.String(), Up: l.Up(), Running: l.OperState == "UP", MTU: l.MTU,
 			Master: names[l.MasterIndex], PeerIndex: l.ParentIndex,
 		}
-		if v := vx[l.Index]; v != nil {
+		if v := l.VXLAN; v != nil {
 			ls.VXLAN = &VXLANState{VNI: v.VNI, Remote: v.Remote, Local: v.Local, Port: v.Port, Learning: v.Learning}
 		}
-		if m, ok := genMode[l.Index]; ok && l.Index != loIndex {
-			ls.AddrGenAuto = m >= 0 && m != kernel.AddrGenModeNone
+		if l.Index != loIndex {
+			ls.AddrGenAuto = l.AddrGenMode >= 0 && l.AddrGenMode != kernel.AddrGenModeNone
 		}
 		ns.Links[l.Name] = ls
 		byIndex[l.Index] = ls
