@@ -80,3 +80,26 @@ func mustWhole(t *testing.T, text string) string {
 	}
 	return ""
 }
+
+// TestNameInFile: down FILE reads the lab's name from the skeleton of a file
+// that splits, wherever the key stands, and from the whole file otherwise.
+func TestNameInFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"ptp":   string(bench.LabYAML(bench.Workload{Mode: bench.PTP, N: 50, Prefix: "b"})),
+		"after": "nodes:\n  a: {}\n  b: {}\nlinks:\n  - {a: {node: a, name: e0}, b: {node: b, name: e0}}\nlab: after\n",
+		"flow":  "{lab: flow, nodes: {a: {}}}\n",
+	} {
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want := name
+		if name == "ptp" {
+			want = "benchb"
+		}
+		if got, err := nameInFile(path); err != nil || got != want {
+			t.Errorf("%s: name %q, %v; want %q", name, got, err, want)
+		}
+	}
+}
