@@ -304,6 +304,9 @@ func (e *Env) checkLab(target string, opt lab.Options) (*lab.Lab, *ledger.Ledger
 // stop when ctx ends.
 func startResponders(ctx context.Context, l *lab.Lab, open func(string) (*netns.NS, error)) error {
 	for _, n := range l.Nodes {
+		if n.RespondersAlways {
+			continue // they run while the lab is up: processes of the node
+		}
 		for _, r := range n.Responders {
 			p, err := check.ParseProto(r)
 			if err != nil {

@@ -48,10 +48,11 @@ func commands() []*cmdSpec {
 		},
 		{
 			name: "serve", group: groupTools, opts: optNS,
-			usage:   []string{"http|tcp|udp IP:PORT"},
+			usage:   []string{"http|tcp|udp [IP]:PORT"},
 			summary: "built-in HTTP responder, TCP or UDP echo, until interrupted",
-			help: "Listens on IP:PORT in the command's namespace and answers until interrupted: http\n" +
-				"answers every GET with a fixed body, tcp and udp echo what they receive.",
+			help: "Listens on IP:PORT (:PORT: every address, IPv4 and IPv6) in the command's namespace\n" +
+				"and answers until interrupted: http answers every GET with a fixed body, tcp and udp\n" +
+				"echo what they receive.",
 			examples: []string{"serve http 127.0.0.1:8080", "netns exec direct_netns nsnet serve udp [::]:9000"},
 			parse:    parseServe,
 			run:      func(e *Env, c Command) (int, error) { return e.serve(c) },

@@ -752,9 +752,16 @@ func parseServe(c Command, args []string) (Command, error) {
 	default:
 		return c, usagef(ctx, "unknown protocol %q (expected http, tcp or udp)", args[0])
 	}
+	if port, ok := strings.CutPrefix(args[1], ":"); ok {
+		// Every address, both families (what a lab's responders use).
+		if n, err := strconv.ParseUint(port, 10, 16); err == nil && n > 0 {
+			c.Listen = ":" + port
+			return c, nil
+		}
+	}
 	ap, err := netip.ParseAddrPort(args[1])
 	if err != nil {
-		return c, usagef(ctx, "invalid listen address %q: expected IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080", args[1])
+		return c, usagef(ctx, "invalid listen address %q: expected IP:PORT or :PORT (every address), e.g. 127.0.0.1:8080, [::1]:8080 or :8080", args[1])
 	}
 	c.Listen = ap.String()
 	return c, nil

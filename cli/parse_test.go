@@ -74,6 +74,10 @@ func TestParseValues(t *testing.T) {
 	if err != nil || c.Up == nil || *c.Up || c.MTU != 1400 || c.Master != "br0" {
 		t.Errorf("link set: %+v %v", c, err)
 	}
+	c, err = cli.Parse(strings.Fields("serve tcp :5432"))
+	if err != nil || c.Proto != "tcp" || c.Listen != ":5432" {
+		t.Errorf("serve on every address: %+v %v", c, err)
+	}
 	c, err = cli.Parse(strings.Fields("route add 10.1.0.0/16 via 10.0.0.1 dev eth0"))
 	if err != nil || c.Prefix != netip.MustParsePrefix("10.1.0.0/16") || c.Gateway != netip.MustParseAddr("10.0.0.1") || c.Name != "eth0" {
 		t.Errorf("route: %+v %v", c, err)
@@ -85,7 +89,7 @@ func TestParseErrorsAreUsageErrors(t *testing.T) {
 		"link add", "link add v0", "link add v0 type veth peer name v0", "link set", "link set v0",
 		"link frob", "addr add", "addr add 10.0.0.1/8", "addr add dev x", "netns add", "netns exec x",
 		"ping", "ping 1.2.3.4 5.6.7.8", "ping -W 0 1.2.3.4", "route add", "route add 10.0.0.0/8",
-		"serve http nowhere", "serve gopher 127.0.0.1:1", "fetch ftp://x", "-n", "demo now",
+		"serve http nowhere", "serve gopher 127.0.0.1:1", "serve tcp :0", "serve tcp :http", "serve tcp :65536", "fetch ftp://x", "-n", "demo now",
 	} {
 		_, err := cli.Parse(strings.Fields(line))
 		var ue *cli.UsageError

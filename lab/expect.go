@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -128,6 +129,33 @@ func firstAddr(n *Node) netip.Addr {
 // address, else its first IPv6 one.
 func (n *Node) FirstAddr() netip.Addr { return firstAddr(n) }
 
+// responders reads a node's responders: a list ([tcp:5432, http:80]),
+// started by check while it probes, or {serve: LIST, always: BOOL}, where
+// always: true keeps them running while the lab is up.
+func (p *parser) responders(n *yaml.Node, path string, ns *nodeSpec) {
+	if n.Kind != yaml.MappingNode {
+		ns.Resps = p.strs(n, path)
+		return
+	}
+	f := p.fields(n, path, "serve", "always")
+	if v, ok := f["serve"]; ok {
+		ns.Resps = p.strs(v, path+".serve")
+	} else {
+		p.add(at(n, path), "missing \"serve\" (the responders: a list such as [tcp:5432, http:80])")
+	}
+	if v, ok := f["always"]; ok {
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
+			p.add(at(v, path+".always"), "must be true (run while the lab is up) or false (only during check), not %s", kindName(v))
+		} else {
+			b := sval{V: "false", At: at(v, path+".always")}
+			if strings.EqualFold(v.Value, "true") || strings.EqualFold(v.Value, "yes") || strings.EqualFold(v.Value, "on") {
+				b.V = "true"
+			}
+			ns.RespAlways = b
+		}
+	}
+}
+
 func (r *resolver) responders(n *Node, ns *nodeSpec) {
 	seen := map[string]loc{}
 	for _, v := range ns.Resps {
@@ -146,7 +174,14 @@ func (r *resolver) responders(n *Node, ns *nodeSpec) {
 		}
 		seen[key] = v.At
 		n.Responders = append(n.Responders, p.String())
+		if ns.RespAlways.V == "true" {
+			// A process of the node like the file's own, after them
+			// (their indices stay as written): nsnet serve, listening
+			// on every address of both families, as check's do.
+			n.Processes = append(n.Processes, Process{Argv: []string{"nsnet", "serve", p.Name, fmt.Sprintf(":%d", p.Port)}, Self: true, at: v.At})
+		}
 	}
+	n.RespondersAlways = ns.RespAlways.V == "true" && len(n.Responders) > 0
 }
 
 // bounds reads an expectation's latency, loss and rate bounds and probes.

@@ -103,3 +103,63 @@ func TestExpectRules(t *testing.T) {
 		}
 	}
 }
+
+// TestRespondersAlways: responders: {serve: LIST, always: true} makes the
+// responders processes of the node (nsnet serve on every address), after
+// the file's own, which plan shows; without always they stay check's.
+func TestRespondersAlways(t *testing.T) {
+	l := parse(t, `lab: x
+nodes:
+  a:
+    processes: [{cmd: sleep 9999}]
+    responders: {serve: [tcp:80, "http:8080", udp:53], always: true}
+  b: {responders: {serve: [tcp:22]}}
+  c: {responders: {serve: [tcp:23], always: false}}
+links:
+  - {a: {node: a, name: e, addresses: [10.0.0.1/24]}, b: {node: b, name: e, addresses: [10.0.0.2/24]}}
+`)
+	a := l.Node("a")
+	if !a.RespondersAlways || l.Node("b").RespondersAlways || l.Node("c").RespondersAlways {
+		t.Errorf("always: a %v, b %v, c %v", a.RespondersAlways, l.Node("b").RespondersAlways, l.Node("c").RespondersAlways)
+	}
+	if got := strings.Join(a.Responders, " "); got != "tcp:80 http:8080/ udp:53" {
+		t.Errorf("responders = %q", got)
+	}
+	var argvs []string
+	for _, p := range a.Processes {
+		argvs = append(argvs, strings.Join(p.Argv, " "))
+	}
+	if got := strings.Join(argvs, "; "); got != "sleep 9999; nsnet serve tcp :80; nsnet serve http :8080; nsnet serve udp :53" {
+		t.Errorf("processes: %s", got)
+	}
+	if len(l.Node("b").Processes) != 0 || len(l.Node("b").Responders) != 1 {
+		t.Errorf("b: %+v", l.Node("b"))
+	}
+	var procs []string
+	for _, line := range planLines(t, l, &lab.State{}) {
+		if strings.Contains(line, "setsid") {
+			procs = append(procs, line)
+		}
+	}
+	wantLines(t, procs,
+		"ip netns exec x-a setsid sleep 9999 &",
+		"ip netns exec x-a setsid nsnet serve tcp :80 &",
+		"ip netns exec x-a setsid nsnet serve http :8080 &",
+		"ip netns exec x-a setsid nsnet serve udp :53 &")
+}
+
+func TestRespondersAlwaysRules(t *testing.T) {
+	for _, tc := range []struct{ resp, want string }{
+		{"{always: yes please}", `x.yaml:3:28: nodes.a.responders.always: must be true (run while the lab is up) or false (only during check), not "yes please"`},
+		{"{always: true}", `x.yaml:3:19: nodes.a.responders: missing "serve" (the responders: a list such as [tcp:5432, http:80])`},
+		{"{serve: [tcp:80], forever: true}", `x.yaml:3:37: nodes.a.responders.forever: unknown field "forever" (known: serve, always)`},
+		{"{serve: tcp:80, always: true}", `x.yaml:3:27: nodes.a.responders.serve: must be a list, not "tcp:80"`},
+		{"{serve: [icmp], always: true}", `x.yaml:3:28: nodes.a.responders.serve[0]: responder "icmp": the kernel answers icmp itself`},
+	} {
+		y := strings.Replace(expectBase, `[tcp:80, "http:8080", udp:53]`, tc.resp, 1)
+		_, err := lab.Parse("x.yaml", []byte(y))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("responders %s:\n got %v\nwant %s", tc.resp, err, tc.want)
+		}
+	}
+}

@@ -103,6 +103,10 @@ type Node struct {
 	// Responders are the built-in servers (tcp:PORT echo, udp:PORT echo,
 	// http:PORT) nsnet check starts in the node while it probes.
 	Responders []string
+	// RespondersAlways: the responders run while the lab is up, as
+	// processes of the node (responders: {always: true}), not only
+	// during check.
+	RespondersAlways bool
 
 	// Host is the machine the node is on, nil in a lab without hosts.
 	Host *Host
@@ -262,6 +266,9 @@ type Sysctl struct {
 // Process is a command to keep running in a node while the lab is up.
 type Process struct {
 	Argv []string
+	// Self: Argv[0] is "nsnet", started as the running nsnet binary (a
+	// responder that runs while the lab is up).
+	Self bool
 
 	at loc
 }

@@ -54,6 +54,9 @@ type nodeSpec struct {
 	Sysctls []sysctlSpec
 	Procs   []*procSpec
 	Resps   []sval
+	// RespAlways is responders.always (set: "true" or "false", where
+	// written), see expect.go.
+	RespAlways sval
 	Host    sval
 }
 
@@ -426,7 +429,7 @@ func (p *parser) node(kv keyValue) *nodeSpec {
 		ns.Host = p.str(v, path+".host")
 	}
 	if v, ok := f["responders"]; ok {
-		ns.Resps = p.strs(v, path+".responders")
+		p.responders(v, path+".responders", ns)
 	}
 	if v, ok := f["netns"]; ok {
 		ns.Netns = p.str(v, path+".netns")

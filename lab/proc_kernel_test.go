@@ -163,3 +163,49 @@ func alive(pid int, start uint64) bool {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+const alwaysLab = `lab: always
+nodes:
+  a: {responders: {serve: [tcp:7000, udp:7001, "http:7002"], always: true}}
+  b: {}
+links:
+  - {a: {node: a, name: eth0, addresses: [10.79.0.1/24]}, b: {node: b, name: eth0, addresses: [10.79.0.2/24]}}
+expect:
+  - {from: b, to: a, proto: "tcp:7000"}
+  - {from: b, to: a, proto: "udp:7001"}
+  - {from: b, to: a, proto: "http:7002/"}
+`
+
+// TestRespondersAlwaysRun: responders with always: true answer while the
+// lab is up, without check, as processes of their node; check then uses
+// them (it starts none of its own there, which would find the ports
+// taken); down stops them.
+func TestRespondersAlwaysRun(t *testing.T) {
+	e := newEnv(t)
+	before := e.snap()
+	file := e.write("always.yaml", alwaysLab)
+	wantIn(t, "plan", e.must("plan", file), "ip netns exec always-a setsid nsnet serve tcp :7000 &")
+	wantIn(t, "up", e.must("up", file), "3 processes started")
+	st := e.status("always")
+	if ps := st.NodeStatus[1].Processes; len(ps) != 3 || !ps[0].Running || !ps[1].Running || !ps[2].Running {
+		t.Fatalf("responder processes: %+v", ps)
+	}
+	// No check running: the HTTP responder answers a fetch from b.
+	var out string
+	waitLong(t, "the http responder", func() bool {
+		r := e.run("exec", "always", "b", e.bin, "fetch", "http://10.79.0.1:7002/")
+		out = r.out
+		return r.code == 0
+	})
+	if out == "" {
+		t.Errorf("fetch: empty body")
+	}
+	r := e.run("check", file)
+	if r.code != 0 {
+		t.Fatalf("check: exit %d\n%s\n%s", r.code, r.out, r.err)
+	}
+	wantIn(t, "check", r.out, "3 passed, 0 failed")
+	wantIn(t, "second up", e.must("up", file), "up to date: no changes")
+	e.must("down", "always")
+	e.sameAs(before, "after down")
+}

@@ -769,6 +769,9 @@ func (s *System) ownedHostLinks(links []*ledger.Link) ([]*ledger.Link, error) {
 func (s *System) Start(st Step) (*Started, error) {
 	n := st.Node
 	argv := n.Processes[st.Index].Argv
+	if n.Processes[st.Index].Self {
+		argv = append([]string{s.exe}, argv[1:]...)
+	}
 	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
 		return nil, &ProcError{Op: "start", Node: n.Name, Argv: argv, Err: err}
 	}
