@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -97,5 +98,37 @@ func TestOtherNsnetBinary(t *testing.T) {
 	_, err = bench.Run(env, bench.Options{Workloads: []bench.Workload{{Mode: bench.PTP, N: 1, Prefix: "t"}}, Runners: []string{"nsnet="}})
 	if err == nil || !strings.Contains(err.Error(), `unknown runner "nsnet="`) {
 		t.Errorf("empty binary: %v", err)
+	}
+}
+
+// TestHostsBench runs the benchmark of a lab across machines at a small N:
+// three simulated machines and the one-machine lab come up and down, and
+// every link across machines answers a ping.
+func TestHostsBench(t *testing.T) {
+	sandbox.Require(t)
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		t.Fatal("iproute2 is needed: install it (CI does)")
+	}
+	bin := os.Getenv("NSNET_TEST_BIN")
+	if bin == "" {
+		bin = filepath.Join(t.TempDir(), "nsnet")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/nsnet/nsnet/cmd/nsnet").CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+	}
+	r, err := bench.Hosts(&bench.Env{IP: ip, Nsnet: bin}, bench.HostsOptions{N: 12, Reps: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.CrossLinks != 6 || r.Answered != 6 || r.UpOne <= 0 || r.UpMulti <= 0 || r.DownOne <= 0 || r.DownMulti <= 0 {
+		t.Errorf("%+v", r)
+	}
+	var buf bytes.Buffer
+	if err := bench.WriteHosts(&buf, r); err != nil || !strings.Contains(buf.String(), "6/6 answered") {
+		t.Errorf("table: %v\n%s", err, buf.String())
+	}
+	if out, _ := exec.Command(ip, "-br", "link").Output(); strings.Contains(string(out), "ulbench") {
+		t.Errorf("underlay left:\n%s", out)
 	}
 }

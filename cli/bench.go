@@ -36,7 +36,7 @@ func (e *Env) bench(c Command) (int, error) {
 // own parser and for the run inside the sandbox.
 func benchFlagArgs(c Command) []string {
 	var args []string
-	for _, f := range []string{"--mode", "--n", "--reps", "--runners", "--each-max", "--ping", "--exec"} {
+	for _, f := range []string{"--mode", "--n", "--reps", "--runners", "--each-max", "--ping", "--exec", "--hosts"} {
 		v, ok := c.Flags[f]
 		switch {
 		case !ok:
@@ -54,6 +54,9 @@ type benchArgs struct {
 	bench.Options
 	ping bool
 	exec int // netns exec iterations; 0: skip
+	// hosts is the node count of the benchmark of a lab across machines
+	// (bench --hosts N), which then runs alone; 0: the usual workloads.
+	hosts int
 }
 
 func parseBenchArgs(args []string) (benchArgs, error) {
@@ -133,6 +136,16 @@ func (ba *benchArgs) parse(args []string) error {
 		case "--ping":
 			ping = true
 			args = args[1:]
+		case "--hosts":
+			v, err := val()
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 6 || n > 3000 || n%2 != 0 {
+				return usagef("bench", "--hosts %q: must be an even node count from 6 to 3000", v)
+			}
+			ba.hosts = n
 		case "--exec":
 			v, err := val()
 			if err != nil {
@@ -169,6 +182,9 @@ func (e *Env) benchInside(args []string, asJSON bool) (int, error) {
 		return 2, err
 	}
 	opt := ba.Options
+	if ba.hosts > 0 {
+		return e.benchHosts(ba, asJSON)
+	}
 	ipPath, err := exec.LookPath("ip")
 	if err != nil && (len(opt.Runners) == 0 || strings.Contains(strings.Join(opt.Runners, ","), "ip-")) {
 		return 2, fmt.Errorf("bench: iproute2 (ip) is needed to compare with it: install it, or use --runners tuned,nsnet")
@@ -203,4 +219,22 @@ func (e *Env) benchInside(args []string, asJSON bool) (int, error) {
 		fmt.Fprintf(e.Stdout, "netns exec NS true (median of %d, batches of 20): ip %.0f us, nsnet %.0f us, nsnet/ip %.2f\n", ex.Iterations, ex.IPMicros, ex.NsnetMicro, ex.Ratio)
 	}
 	return 0, nil
+}
+
+// benchHosts runs the benchmark of a lab across machines (bench --hosts N)
+// inside the bench's sandbox.
+func (e *Env) benchHosts(ba benchArgs, asJSON bool) (int, error) {
+	ipPath, err := exec.LookPath("ip")
+	if err != nil {
+		return 2, fmt.Errorf("bench --hosts: iproute2 (ip) is needed to cable the simulated machines: install it")
+	}
+	env := &bench.Env{IP: ipPath, Nsnet: e.Exe}
+	r, err := bench.Hosts(env, bench.HostsOptions{N: ba.hosts, Reps: ba.Reps, Progress: e.Stderr})
+	if err != nil {
+		return 1, err
+	}
+	if asJSON {
+		return 0, writeJSON(e.Stdout, r)
+	}
+	return 0, bench.WriteHosts(e.Stdout, r)
 }

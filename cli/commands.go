@@ -117,9 +117,10 @@ func commands() []*cmdSpec {
 				{name: "--each-max", value: "N", help: "skip ip-each above N nodes (default 1000)"},
 				{name: "--ping", help: "also time a first ping across each topology"},
 				{name: "--exec", value: "N", help: "also time N runs of netns exec NS true (20-100000)"},
+				{name: "--hosts", value: "N", help: "instead: a lab across 3 simulated machines, a ring of N nodes (even, 6-3000) with every other link across, up/down in parallel against one machine"},
 				{name: benchInsideArg, hidden: true},
 			},
-			examples: []string{"bench", "bench --mode ptp --n 1000 --runners tuned,nsnet -j"},
+			examples: []string{"bench", "bench --mode ptp --n 1000 --runners tuned,nsnet -j", "bench --hosts 1000 --reps 3"},
 			run:      func(e *Env, c Command) (int, error) { return e.bench(c) },
 		},
 		{

@@ -104,6 +104,7 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 	if err := s.observeGuard(st, l, led); err != nil {
 		return nil, err
 	}
+
 	if led != nil {
 		st.Alive = make([]bool, len(led.Procs))
 		st.Gated = make([]bool, len(led.Procs))

@@ -335,14 +335,23 @@ func (p *planner) prune() {
 			p.add(Step{Op: OpRestoreSysctl, Old: &Removal{Sysctl: sc}})
 		}
 	}
-	// A VXLAN half holds its VNI in the machine's namespace until the
-	// kernel has destroyed the node's namespace, which it does after the
-	// namespace is deleted, asynchronously: deleted first, the VNI is free
-	// when down returns (an up right after would find it taken).
-	for i := range p.led.Links {
-		lk := &p.led.Links[i]
-		if lk.Kind == KindVXLAN && lk.Netns != "" && p.owned[lk.Netns] && !p.wantNS[lk.Netns] && !p.wantLink(lk) {
-			p.add(Step{Op: OpDelLink, Old: &Removal{Link: lk}})
+	// A VXLAN half holds its VNI (and, up, its share of the port's socket)
+	// in the machine's namespace until the kernel has destroyed the node's
+	// namespace, which it does asynchronously after the namespace is
+	// deleted. A teardown lets the namespaces take their halves along:
+	// deleting each half first would free the VNI before down returns,
+	// but the kernel takes tens of milliseconds for each (every deletion
+	// waits for an RCU barrier, where a namespace's devices go in one
+	// batch): 333 halves took 18 s, the namespaces 1. An up that comes
+	// while the kernel still destroys them waits for it (checkVXLANUse,
+	// addVXLAN). A node an up drops loses its halves first: that up is
+	// about to make others.
+	if p.lab != nil {
+		for i := range p.led.Links {
+			lk := &p.led.Links[i]
+			if lk.Kind == KindVXLAN && lk.Netns != "" && p.owned[lk.Netns] && !p.wantNS[lk.Netns] && !p.wantLink(lk) {
+				p.add(Step{Op: OpDelLink, Old: &Removal{Link: lk}})
+			}
 		}
 	}
 	for i := range p.led.Nodes {

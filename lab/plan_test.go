@@ -155,6 +155,9 @@ func upState(l *lab.Lab) *lab.State {
 	}
 	// Peers point at each other.
 	for _, lk := range l.Links {
+		if lk.CrossHost() {
+			continue // one half here, the other on its machine
+		}
 		a, b := linkOf(st, lk.A), linkOf(st, lk.B)
 		a.PeerIndex, b.PeerIndex = b.Index, a.Index
 	}
@@ -522,5 +525,48 @@ func TestPlanCarrier(t *testing.T) {
 	sort.Strings(got)
 	if !p.Empty() || strings.Join(got, " ") != "h2:eth0 switch:lan1" {
 		t.Errorf("plan of %d steps waits for %v, want none and h2:eth0 switch:lan1", len(p.Steps), got)
+	}
+}
+
+// TestPlanDownHosts: a teardown of one machine's part lets the namespaces
+// take their VXLAN halves along (deleting each costs the kernel an RCU
+// barrier); an up that drops a node deletes its half first.
+func TestPlanDownHosts(t *testing.T) {
+	l := load(t, filepath.Join("..", "examples", "multi.yaml"))
+	part := l.ForHost(l.Host("m2"))
+	st := upState(part)
+	st.Ledger.VXLAN = &ledger.VXLAN{Port: 4789, Allow: []string{"192.168.50.1"}}
+	st.Ledger.Guard = lab.GuardTable("multi")
+	st.Host.Guard = true
+	p := lab.PlanDown("multi", st)
+	var got []string
+	for _, s := range p.Steps {
+		got = append(got, s.Lines(p.Mark)...)
+	}
+	wantLines(t, got, "ip netns del multi-b", "ip netns del multi-c", "nft delete table inet nsnet-vxlan-multi")
+
+	// The file without c: its half goes before its namespace.
+	small := parse(t, `lab: multi
+hosts:
+  m1: {address: 192.168.50.1}
+  m2: {address: 192.168.50.2}
+nodes:
+  a: {host: m1}
+  b: {host: m2}
+links:
+  - a: {node: a, name: eth0, addresses: [10.0.0.1/24, "fd00::1/64"]}
+    b: {node: b, name: eth0, addresses: [10.0.0.2/24, "fd00::2/64"]}
+`)
+	small.File = l.File
+	pl, err := lab.PlanUp(small.ForHost(small.Host("m2")), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, s := range pl.Steps {
+		got = append(got, s.Lines(pl.Mark)...)
+	}
+	if !slices.Contains(got, "ip -n multi-c link del lan0") || slices.Index(got, "ip -n multi-c link del lan0") > slices.Index(got, "ip netns del multi-c") {
+		t.Errorf("an up dropping node c does not delete its VXLAN half before its namespace:\n%s", strings.Join(got, "\n"))
 	}
 }

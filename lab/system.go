@@ -682,6 +682,14 @@ func (s *System) addVXLAN(i *Interface) error {
 	c := s.host
 	delete(s.dirty, c)
 	idx, _, err := c.b.AddLink(nl)
+	// The VNI may still be held by a half of this machine whose namespace
+	// the kernel is destroying (a down just before: PlanDown): wait for
+	// it, a while. The name cannot be what exists: the planner deleted a
+	// link of that name that was not this half.
+	for deadline := time.Now().Add(vxlanRelease); errors.Is(err, fs.ErrExist) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		idx, _, err = c.b.AddLink(nl)
+	}
 	if err != nil {
 		return s.sent(c, err)
 	}

@@ -318,7 +318,6 @@ func OpenNode(name, node string, opt Options) (*netns.NS, error) {
 	return opt.Netns.Open(n.Netns)
 }
 
-
 // Exec replaces the process with argv running in a node of a lab that is up,
 // the way `nsnet netns exec` (and `ip netns exec`) do. It only returns on
 // failure.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/lab/ledger"
@@ -30,7 +31,10 @@ import (
 // of a socket nsnet cannot name (whose traffic the guard would drop), and
 // the port of another lab whose guard admits other hosts (each guard would
 // drop the other's). Two labs over the same hosts share a port: their
-// guards admit the same addresses, and their VNIs must differ.
+// guards admit the same addresses, and their VNIs must differ. Down leaves
+// the halves to the kernel's destruction of their namespaces (PlanDown),
+// so a socket nsnet cannot name, or a VNI taken by a device it does not
+// see, is given a few seconds to go before it counts.
 //
 // Other labs are known by their ledgers in the same state directory;
 // devices by the links of the machine's namespace; anything else (a
@@ -125,14 +129,31 @@ func (s *System) checkVXLANUse(l *Lab, st *State, store ledger.Store) error {
 	if err != nil {
 		return err
 	}
-	held, err := kernel.UDPPortHeld(ns, port, v6)
-	if err != nil || !held || shared || ownsPort(l, st, port) {
-		return err
+	if shared || ownsPort(l, st, port) {
+		return nil
 	}
-	pr.add(l.VXLAN.portAt, "%s is in use on this machine over %s by a socket nsnet did not make (a process's, or a VXLAN device's in a namespace nsnet does not see): %s",
-		what, fam, other)
+	// The halves of a lab taken down a moment ago hold the socket until
+	// the kernel has destroyed their namespaces: a while is allowed them.
+	deadline := time.Now().Add(vxlanRelease)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		held, err := kernel.UDPPortHeld(ns, port, v6)
+		if err != nil || !held {
+			return err
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(delay)
+	}
+	pr.add(l.VXLAN.portAt, "%s is in use on this machine over %s by a socket nsnet did not make (a process's, or a VXLAN device's in a namespace nsnet does not see; still held after %v): %s",
+		what, fam, vxlanRelease, other)
 	return pr.err()
 }
+
+// vxlanRelease bounds the wait for the kernel to release the VNIs and the
+// port of VXLAN halves whose namespaces it is destroying. A thousand
+// namespaces take it about a second on a quiet machine.
+const vxlanRelease = 5 * time.Second
 
 // ownsPort reports whether one of the lab's own VXLAN halves on this machine
 // exists with the port (and so may be what holds it).
