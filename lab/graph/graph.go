@@ -34,6 +34,9 @@ type Vertex struct {
 	Host string
 	// Missing: the lab is up but this node's namespace is gone.
 	Missing bool
+	// Folded is, for a vertex standing for many leaves (Folded), how
+	// many.
+	Folded int
 }
 
 // Edge is one link, between the vertices of its ends (a bridge port's end
@@ -50,6 +53,8 @@ type Edge struct {
 	VNI uint32
 	// Down: the lab is up but an end is missing or down.
 	Down bool
+	// Folded is, for the edge to a fold, how many links it stands for.
+	Folded int
 }
 
 // Drift is what the kernel shows of a lab that is up: nodes and their

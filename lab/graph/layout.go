@@ -90,6 +90,9 @@ type layout struct {
 }
 
 func vertexLines(v Vertex, hosts bool) []string {
+	if v.Folded > 0 {
+		return foldLines(v)
+	}
 	lines := []string{v.ID}
 	if v.Bridge {
 		lines = []string{strings.TrimPrefix(v.ID, "bridge:"), "bridge in " + v.In}

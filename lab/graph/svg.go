@@ -80,7 +80,11 @@ func esc(s string) string {
 // link a <g class="edge">, each with a <title> naming it as DOT does and
 // data-* attributes for programs; the same graph always gives the same
 // bytes.
+//
+// A vertex with more than FoldAbove leaves has the middle ones folded into
+// one box (see Folded).
 func (g *Graph) WriteSVG(w io.Writer) error {
+	g = g.Folded()
 	header := lineH * 1.6
 	if len(g.Hosts) > 0 {
 		header += lineH * 1.4
@@ -146,12 +150,15 @@ func (L *layout) writeVertex(b *strings.Builder, i int, v Vertex) {
 	if v.Missing {
 		state, stroke, dash = "missing", inkDrift, ` stroke-dasharray="`+dashDrift+`"`
 	}
-	kind, rx := "node", box.h/2
-	if v.Bridge {
+	kind, rx, extra := "node", box.h/2, ""
+	switch {
+	case v.Bridge:
 		kind, rx = "bridge", 3.0
+	case v.Folded > 0:
+		kind, dash, extra = "fold", ` stroke-dasharray="2 3"`, fmt.Sprintf(` data-folded="%d"`, v.Folded)
 	}
 	rx = min(rx, 12)
-	fmt.Fprintf(b, `<g class="node" id="node%d" data-kind="%s" data-state="%s">`+"<title>%s</title>\n", i+1, kind, state, esc(v.ID))
+	fmt.Fprintf(b, `<g class="node" id="node%d" data-kind="%s" data-state="%s"%s>`+"<title>%s</title>\n", i+1, kind, state, extra, esc(v.ID))
 	fmt.Fprintf(b, `<rect x="%s" y="%s" width="%s" height="%s" rx="%s" fill="%s" stroke="%s" stroke-width="1.3"%s/>`+"\n",
 		num(box.cx-box.w/2), num(box.cy-box.h/2), num(box.w), num(box.h), num(rx), L.g.fill(v), stroke, dash)
 	lines := box.lines
@@ -185,6 +192,9 @@ func (L *layout) writeEdge(b *strings.Builder, k int, e Edge) {
 		k+1, esc(e.From), esc(e.FromIf), esc(e.To), esc(e.ToIf), state)
 	if e.VNI != 0 {
 		fmt.Fprintf(b, ` data-vni="%d"`, e.VNI)
+	}
+	if e.Folded > 0 {
+		fmt.Fprintf(b, ` data-folded="%d"`, e.Folded)
 	}
 	fmt.Fprintf(b, "><title>%s -- %s</title>\n", esc(e.From), esc(e.To))
 	var d, anchor string

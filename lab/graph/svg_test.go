@@ -321,3 +321,61 @@ func BenchmarkSVG(b *testing.B) {
 		}
 	}
 }
+
+// TestSVGFolds: a router with 1,000 hosts (nsnet new star 1000) is drawn
+// with its first hosts, one box for the middle ones (naming the first and
+// last, with its count) and the last host, a picture of a normal width;
+// a host that drifted is drawn on its own, out of the fold.
+func TestSVGFolds(t *testing.T) {
+	tp, err := topo.New("star", []string{"1000"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := tp.Write(&text, "nsnet new star 1000"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.Parse("star.yaml", text.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		missing string
+		nodes   []string
+		folded  string
+	}{
+		{"", []string{"fold:r1", "h1", "h1000", "h2", "h3", "h4", "r1"}, "995"},
+		{"h500", []string{"fold:r1", "h1", "h1000", "h2", "h3", "h4", "h500", "r1"}, "994"},
+	} {
+		var drift *graph.Drift
+		if c.missing != "" {
+			drift = graph.DriftOf(lab.LabStatus{NodeStatus: []lab.NodeStatus{{Node: c.missing}}})
+		}
+		d := parseSVG(t, svgOf(t, l, drift))
+		var nodes []string
+		var folds []svgG
+		for _, g := range d.Groups {
+			if g.Class == "node" {
+				nodes = append(nodes, g.Title)
+			}
+			if g.Kind == "fold" || (g.Class == "edge" && g.To == "fold:r1") {
+				folds = append(folds, g)
+			}
+		}
+		slices.Sort(nodes)
+		if !slices.Equal(nodes, c.nodes) {
+			t.Errorf("missing %q: nodes %v, want %v", c.missing, nodes, c.nodes)
+		}
+		// Edges are written before nodes.
+		if len(folds) != 2 || !slices.Contains(folds[1].Texts, c.folded+" more") || !slices.Contains(folds[1].Texts, "h5 … h999") ||
+			folds[1].Rect == nil {
+			t.Errorf("missing %q: folds %+v", c.missing, folds)
+		}
+		if e := folds[0]; !slices.Contains(e.Texts, "eth5 … eth999") || !slices.Contains(e.Texts, "10.0.0.18/30 … 10.0.15.154/30") {
+			t.Errorf("missing %q: fold's link %+v", c.missing, e)
+		}
+		if w, _ := strconv.ParseFloat(d.Width, 64); w > 2500 {
+			t.Errorf("missing %q: %s px wide", c.missing, d.Width)
+		}
+	}
+}
