@@ -63,6 +63,7 @@ type queue struct {
 	fds      [2]unix.PollFd
 	ts       unix.Timespec
 	rt       bool  // the thread runs SCHED_FIFO
+	noRT     bool  // and may not
 	window   int64 // start of the current busy window
 	busy     int64 // time spent outside ppoll in it
 
@@ -137,6 +138,16 @@ func (q *queue) run(bound chan<- error) {
 	// Wake when asked, not up to 50 us later.
 	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
 	q.rt = realtime(true)
+	if !q.rt {
+		// An ordinary thread, then, but with a short slice (0.1 ms
+		// instead of ~3): the scheduler (EEVDF, Linux 6.6+) gives a
+		// waking task with a shorter slice an earlier deadline, which
+		// needs no privilege. Measured at load 25: a third fewer late
+		// releases. Older kernels refuse or ignore it.
+		a := unix.SchedAttr{Size: unix.SizeofSchedAttr, Flags: unix.SCHED_FLAG_RESET_ON_FORK, Runtime: 100_000}
+		_ = unix.SchedSetAttr(0, &a, 0)
+		q.noRT = true
+	}
 	err := q.bind()
 	bound <- err
 	if err == nil {
@@ -261,7 +272,7 @@ func (q *queue) account(start int64) {
 		return
 	}
 	busy := q.busy > int64(busyMost)
-	if busy == q.rt {
+	if busy == q.rt && !q.noRT {
 		q.rt = realtime(!busy)
 	}
 	q.window, q.busy = now, 0
@@ -282,8 +293,7 @@ func realtime(on bool) bool {
 	}
 	// Reset on fork: a process started from this thread is not real-time.
 	a.Flags = unix.SCHED_FLAG_RESET_ON_FORK
-	err := unix.SchedSetAttr(0, &a, 0)
-	return on && err == nil
+	return on && unix.SchedSetAttr(0, &a, 0) == nil
 }
 
 // receive reads and decides what packets are waiting.
