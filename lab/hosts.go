@@ -61,6 +61,9 @@ type VXLANConfig struct {
 	// default) the first host.
 	portAt  loc
 	portSet bool
+	// mtuAt is where the file sets the underlay MTU, if it does.
+	mtuAt  loc
+	mtuSet bool
 }
 
 // MaxLinkMTU is the largest MTU of a link across machines whose underlay is
@@ -183,7 +186,7 @@ func (r *resolver) hostDefs(s *spec) {
 			if v.UnderlayMTU.V < 576+vxlanOverhead4 || v.UnderlayMTU.V > 65535 {
 				r.add(v.UnderlayMTU.At, "underlay MTU %d is outside %d-65535", v.UnderlayMTU.V, 576+vxlanOverhead4)
 			} else {
-				c.UnderlayMTU = v.UnderlayMTU.V
+				c.UnderlayMTU, c.mtuAt, c.mtuSet = v.UnderlayMTU.V, v.UnderlayMTU.At, true
 			}
 		}
 	}

@@ -51,6 +51,9 @@ func (s *System) checkVXLANUse(l *Lab, st *State, store ledger.Store) error {
 	if g == nil {
 		return nil
 	}
+	if err := s.checkUnderlayMTU(l); err != nil {
+		return err
+	}
 	port, v6 := l.VXLAN.Port, l.Here.Address.Is6()
 	fam := family(l.Here.Address)
 	what := fmt.Sprintf("vxlan.port %d", port)
@@ -167,4 +170,50 @@ func ownsPort(l *Lab, st *State, port int) bool {
 		}
 	}
 	return false
+}
+
+// checkUnderlayMTU refuses a lab whose underlay MTU (vxlan.underlay-mtu, or
+// the default 1500) is larger than the MTU of this machine's interface that
+// holds its underlay address: the VXLAN packets of a full-size frame would
+// not fit, and would be fragmented or dropped on the way. Every machine
+// reads the same file and so gives its links the same MTU; the file is
+// what must change. A larger interface MTU (jumbo frames) is fine.
+func (s *System) checkUnderlayMTU(l *Lab) error {
+	h, err := s.host.handle()
+	if err != nil {
+		return err
+	}
+	addrs, err := h.Addrs()
+	if err != nil {
+		return err
+	}
+	index := 0
+	for _, a := range addrs {
+		if a.Prefix.Addr() == l.Here.Address {
+			index = a.LinkIndex
+			break
+		}
+	}
+	if index == 0 {
+		return nil // SelectHost found it here; gone since: the kernel will say
+	}
+	links, err := h.Links()
+	if err != nil {
+		return err
+	}
+	for _, lk := range links {
+		if lk.Index != index || lk.MTU >= l.VXLAN.UnderlayMTU {
+			continue
+		}
+		pr := problems{file: l.src}
+		if l.VXLAN.mtuSet {
+			pr.add(l.VXLAN.mtuAt, "underlay MTU %d is larger than the MTU %d of %s, the interface of host %s's underlay address %s on this machine: set vxlan.underlay-mtu to the smallest of the machines' (links across machines then default to it minus %d)",
+				l.VXLAN.UnderlayMTU, lk.MTU, lk.Name, l.Here.Name, l.Here.Address, l.VXLAN.UnderlayMTU-l.VXLAN.MaxLinkMTU(l.Here.Address.Is6()))
+		} else {
+			pr.add(l.Here.addrAt, "the underlay interface %s of host %s's address %s has MTU %d, less than the %d a lab assumes: set vxlan.underlay-mtu: %d (every machine reads the same file, so its links across machines get the same MTU)",
+				lk.Name, l.Here.Name, l.Here.Address, lk.MTU, l.VXLAN.UnderlayMTU, lk.MTU)
+		}
+		return pr.err()
+	}
+	return nil
 }

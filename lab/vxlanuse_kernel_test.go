@@ -135,4 +135,19 @@ func TestVXLANInUse(t *testing.T) {
 		t.Errorf("second up of a lab sharing the port: %s", out)
 	}
 	m1.must("down", "multi")
+
+	// An underlay interface with a smaller MTU than the lab assumes.
+	if out, err := in1("ip", "link", "set", "eth0", "mtu", "1400"); err != nil {
+		t.Fatalf("ip link set eth0 mtu 1400: %v\n%s", err, out)
+	}
+	refused("a small underlay MTU", file("multi", "m2", "192.168.52.2", "", 80),
+		":3:17: hosts.m1.address:", "the underlay interface eth0 of host m1's address 192.168.52.1 has MTU 1400, less than the 1500 a lab assumes: set vxlan.underlay-mtu: 1400")
+	refused("underlay-mtu too large", file("multi", "m2", "192.168.52.2", "vxlan: {underlay-mtu: 1450}\n", 81),
+		":5:23: vxlan.underlay-mtu:", "underlay MTU 1450 is larger than the MTU 1400 of eth0")
+	fits := file("multi", "m2", "192.168.52.2", "vxlan: {underlay-mtu: 1400}\n", 82)
+	m1.must("up", fits)
+	if st := m1.must("status", "multi", "a"); !strings.Contains(st, "mtu 1350") {
+		t.Errorf("a link across machines over an underlay of MTU 1400 (IPv4): %s", st)
+	}
+	m1.must("down", "multi")
 }
