@@ -73,6 +73,19 @@ type loc struct {
 type problems struct {
 	file string
 	errs []*FieldError
+	// compact holds the paths of the file's compact entries (compact.go):
+	// a problem there is said once, however many nodes it concerns.
+	compact map[string]bool
+}
+
+// inCompact reports whether path is in a compact entry.
+func (p *problems) inCompact(path string) bool {
+	for i := 0; i <= len(path); i++ {
+		if (i == len(path) || path[i] == '.') && p.compact[path[:i]] {
+			return true
+		}
+	}
+	return false
 }
 
 // add records a problem. Values in it are quoted short (echo.Quote) where
@@ -94,6 +107,30 @@ func (p *problems) err() error {
 		}
 		return a.Col < b.Col
 	})
+	// A compact entry (count:) is checked once per node it stands for:
+	// a problem at one place of it is said once, with how many more
+	// nodes or links have it.
+	first := map[FieldError]int{}
+	more := map[int]int{}
+	errs := p.errs[:0]
+	for _, e := range p.errs {
+		k := *e
+		if p.inCompact(e.Path) {
+			k.Rule = ""
+		}
+		if i, dup := first[k]; dup {
+			if k.Rule == "" {
+				more[i]++
+			}
+			continue
+		}
+		first[k] = len(errs)
+		errs = append(errs, e)
+	}
+	for i, n := range more {
+		errs[i].Rule += fmt.Sprintf(" (and in %d more of the nodes or links this compact entry stands for)", n)
+	}
+	p.errs = errs
 	return &InvalidError{Errs: p.errs}
 }
 

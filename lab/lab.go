@@ -66,6 +66,9 @@ type Lab struct {
 	Here  *Host
 	// whole is the lab a part was cut from (nil: this is the whole lab).
 	whole *Lab
+	// Compact says what each compact entry (count:) of the file stands
+	// for, for plan (compact.go).
+	Compact []string
 	// Expect lists the lab's reachability and isolation expectations, for
 	// nsnet check (see expect.go).
 	Expect []Expectation

@@ -57,6 +57,9 @@ type nodeSpec struct {
 	// RespAlways is responders.always (set: "true" or "false", where
 	// written), see expect.go.
 	RespAlways sval
+	// Count makes the entry compact: its name holds %d, and it stands for
+	// nodes 1 to Count (compact.go).
+	Count ival
 	Host    sval
 }
 
@@ -424,7 +427,12 @@ func kindName(n *yaml.Node) string {
 func (p *parser) node(kv keyValue) *nodeSpec {
 	path := kv.Key.At.Path
 	ns := &nodeSpec{Name: kv.Key}
-	f := p.fields(kv.Value, path, "netns", "routes", "sysctls", "processes", "responders", "host")
+	f := p.fields(kv.Value, path, "netns", "routes", "sysctls", "processes", "responders", "host", "count")
+	if v, ok := f["count"]; ok {
+		if ns.Count = p.int(v, path+".count"); !ns.Count.set() {
+			ns.Count = ival{V: countBad, At: at(v, path+".count")} // reported
+		}
+	}
 	if v, ok := f["host"]; ok {
 		ns.Host = p.str(v, path+".host")
 	}

@@ -195,6 +195,11 @@ func (p *Plan) Write(w io.Writer) error {
 	for _, n := range p.Notes {
 		fmt.Fprintf(&b, "# note: %s\n", n)
 	}
+	if p.Lab != nil {
+		for _, c := range p.Lab.Compact {
+			fmt.Fprintf(&b, "# expands %s\n", c)
+		}
+	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}

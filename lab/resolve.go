@@ -88,6 +88,7 @@ func resolve(s *spec, pr *problems) *Lab {
 	if s.Name.set() && !ledger.ValidName(s.Name.V) {
 		r.add(s.Name.At, "invalid lab name %s: %s", echo.Quote(s.Name.V), ledger.NameRule)
 	}
+	r.expand(s)
 	r.hostDefs(s)
 	r.nodes(s)
 	r.bridgeDefs(s)

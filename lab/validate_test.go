@@ -32,7 +32,7 @@ func badLabs() []badLab {
 		{"unknown top-level field", "lab: x\ncolour: red\n",
 			[]string{`bad.yaml:2:1: colour: unknown field "colour" (known: lab, nodes, bridges, links, expect, hosts, vxlan)`}},
 		{"unknown node field", "lab: x\nnodes:\n  a: {colour: red}\n",
-			[]string{`bad.yaml:3:7: nodes.a.colour: unknown field "colour" (known: netns, routes, sysctls, processes, responders, host)`}},
+			[]string{`bad.yaml:3:7: nodes.a.colour: unknown field "colour" (known: netns, routes, sysctls, processes, responders, host, count)`}},
 		{"unknown link end field", "lab: x\nnodes: {a: {}, b: {}}\nlinks:\n  - a: {node: a, name: e, adresses: [10.0.0.1/24]}\n    b: {node: b, name: e}\n",
 			[]string{`bad.yaml:4:27: links[0].a.adresses: unknown field "adresses" (known: node, bridge, name, addresses, faults)`}},
 		{"missing lab name", "nodes: {a: {}}\n",
@@ -131,7 +131,7 @@ func badLabs() []badLab {
 			[]string{`bad.yaml:1:1: the file must be a mapping with keys lab, nodes, bridges, links, expect, hosts, vxlan, not a list`}},
 		{"several problems at once", "lab: x\nnodes:\n  a: {colour: red}\nlinks:\n  - a: {node: a, name: e}\n    b: {node: z, name: e}\n    mtu: 9\n",
 			[]string{
-				`bad.yaml:3:7: nodes.a.colour: unknown field "colour" (known: netns, routes, sysctls, processes, responders, host)`,
+				`bad.yaml:3:7: nodes.a.colour: unknown field "colour" (known: netns, routes, sysctls, processes, responders, host, count)`,
 				`bad.yaml:6:15: links[0].b.node: no node named "z" (nodes: host, a)`,
 			}},
 	}
