@@ -60,7 +60,7 @@ type nodeSpec struct {
 	// Count makes the entry compact: its name holds %d, and it stands for
 	// nodes 1 to Count (compact.go).
 	Count ival
-	Host    sval
+	Host  sval
 }
 
 type routeSpec struct {
