@@ -10,14 +10,17 @@ import (
 // Apply makes p on l: the shaper, then the end's chains, then the far end's,
 // then the link state. Where p uses the delayer, it must already listen on
 // p.Queue (until it does, the queue rule would drop everything).
-func Apply(lab string, p *Plan, l Link) error {
+func Apply(lab string, p *Plan, l Link) error { return (*Conns)(nil).Apply(lab, p, l) }
+
+// Apply is Apply through c's connections.
+func (c *Conns) Apply(lab string, p *Plan, l Link) error {
 	table := Table(lab)
 	local, far := Chains(l)
-	tc, err := kernel.OpenTC(l.NS)
+	tc, done, err := c.TC(l.NS)
 	if err != nil {
 		return err
 	}
-	defer tc.Close()
+	defer done()
 	if p.Shaper.Netem != nil || p.Shaper.TBF != nil {
 		if err := tc.SetShaper(l.Ifindex, l.Dev, p.Shaper); err != nil {
 			return err
@@ -26,24 +29,24 @@ func Apply(lab string, p *Plan, l Link) error {
 		return err
 	}
 	if len(p.Local) > 0 || !l.Host {
-		if err := setChains(l, false, table, p.Local, local); err != nil {
+		if err := c.setChains(l, false, table, p.Local, local); err != nil {
 			return err
 		}
 	}
 	if len(p.Far) > 0 || l.PeerNS != nil && !l.PeerHost {
-		if err := setChains(l, true, table, p.Far, far); err != nil {
+		if err := c.setChains(l, true, table, p.Far, far); err != nil {
 			return err
 		}
 	}
 	if !p.Down && !l.WasDown {
 		return nil
 	}
-	return setDown(l, p.Down)
+	return c.setDown(l, p.Down)
 }
 
 // setChains replaces the end's (or the far end's) fault chains with want;
 // chains of all that a plan could make there and want lacks are deleted.
-func setChains(l Link, atFar bool, table string, want, all []kernel.FaultChain) error {
+func (c *Conns) setChains(l Link, atFar bool, table string, want, all []kernel.FaultChain) error {
 	ns, host := l.NS, l.Host
 	if atFar {
 		ns, host = l.PeerNS, l.PeerHost
@@ -54,30 +57,30 @@ func setChains(l Link, atFar bool, table string, want, all []kernel.FaultChain) 
 		}
 		return nil
 	}
-	n, err := kernel.OpenNFT(ns)
+	n, done, err := c.NFT(ns)
 	if err != nil {
 		return err
 	}
-	defer n.Close()
+	defer done()
 	var drop []kernel.FaultChain
-	for _, c := range all {
+	for _, a := range all {
 		keep := false
 		for _, w := range want {
-			keep = keep || w.Family == c.Family && w.Name == c.Name
+			keep = keep || w.Family == a.Family && w.Name == a.Name
 		}
 		if !keep {
-			drop = append(drop, c)
+			drop = append(drop, a)
 		}
 	}
 	return n.SetChains(table, want, drop...)
 }
 
-func setDown(l Link, down bool) error {
-	h, err := kernel.Open(l.NS)
+func (c *Conns) setDown(l Link, down bool) error {
+	h, done, err := c.Handle(l.NS)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer done()
 	cur, err := h.LinkByName(l.Dev)
 	if err != nil {
 		return err
@@ -94,8 +97,11 @@ func setDown(l Link, down bool) error {
 // Clear removes every fault object from l: nsnet's qdisc, the end's and the
 // far end's chains; with l.WasDown, it sets the end up again. Clearing what
 // is not there is not an error.
-func Clear(lab string, l Link) error {
-	return Apply(lab, &Plan{End: l.End}, l)
+func Clear(lab string, l Link) error { return (*Conns)(nil).Clear(lab, l) }
+
+// Clear is Clear through c's connections.
+func (c *Conns) Clear(lab string, l Link) error {
+	return c.Apply(lab, &Plan{End: l.End}, l)
 }
 
 // Counts are what the kernel counted for one end's faults.
@@ -109,15 +115,18 @@ type Counts struct {
 }
 
 // Read reads the counters of l's fault objects.
-func Read(lab string, l Link) (Counts, error) {
+func Read(lab string, l Link) (Counts, error) { return (*Conns)(nil).Read(lab, l) }
+
+// Read is Read through cs's connections.
+func (cs *Conns) Read(lab string, l Link) (Counts, error) {
 	var c Counts
 	table := Table(lab)
-	tc, err := kernel.OpenTC(l.NS)
+	tc, done, err := cs.TC(l.NS)
 	if err != nil {
 		return c, err
 	}
 	st, err := tc.Shaper(l.Ifindex)
-	tc.Close()
+	done()
 	if err != nil {
 		return c, err
 	}
@@ -130,14 +139,14 @@ func Read(lab string, l Link) (Counts, error) {
 		return
 	}
 	if !l.Host {
-		n, err := kernel.OpenNFT(l.NS)
+		n, done, err := cs.NFT(l.NS)
 		if err != nil {
 			return c, err
 		}
-		defer n.Close()
 		for _, ch := range local {
 			v, err := n.Counters(table, ch)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				done()
 				return c, err
 			}
 			if ch.Family == kernel.Netdev {
@@ -146,13 +155,14 @@ func Read(lab string, l Link) (Counts, error) {
 				c.Queued += sum(v)
 			}
 		}
+		done()
 	}
 	if l.PeerNS != nil && !l.PeerHost {
-		n, err := kernel.OpenNFT(l.PeerNS)
+		n, done, err := cs.NFT(l.PeerNS)
 		if err != nil {
 			return c, err
 		}
-		defer n.Close()
+		defer done()
 		for _, ch := range far {
 			v, err := n.Counters(table, ch)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {

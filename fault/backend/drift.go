@@ -10,13 +10,16 @@ import (
 // repair what was removed or changed by hand, and to change nothing
 // otherwise. (The delayer's share is the delayer's: its config is compared
 // where it is kept.)
-func Drift(lab string, p *Plan, l Link) (string, error) {
-	t, err := kernel.OpenTC(l.NS)
+func Drift(lab string, p *Plan, l Link) (string, error) { return (*Conns)(nil).Drift(lab, p, l) }
+
+// Drift is Drift through c's connections.
+func (c *Conns) Drift(lab string, p *Plan, l Link) (string, error) {
+	t, done, err := c.TC(l.NS)
 	if err != nil {
 		return "", err
 	}
 	d, err := t.ShaperDrift(l.Ifindex, p.Shaper)
-	t.Close()
+	done()
 	if d != "" || err != nil {
 		return d, err
 	}
@@ -34,21 +37,21 @@ func Drift(lab string, p *Plan, l Link) (string, error) {
 		if side.far {
 			ns = l.PeerNS
 		}
-		n, err := kernel.OpenNFT(ns)
+		n, done, err := c.NFT(ns)
 		if err != nil {
 			return "", err
 		}
 		d, err := n.ChainsDrift(table, side.chains)
-		n.Close()
+		done()
 		if d != "" || err != nil {
 			return d, err
 		}
 	}
-	h, err := kernel.Open(l.NS)
+	h, done, err := c.Handle(l.NS)
 	if err != nil {
 		return "", err
 	}
-	defer h.Close()
+	defer done()
 	cur, err := h.LinkByName(l.Dev)
 	if err != nil {
 		return "", err

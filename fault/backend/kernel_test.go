@@ -203,7 +203,7 @@ func caps(t testing.TB) backend.Caps {
 }
 
 // TestDelayAndClear: delay 50 ms on a0 makes every round trip at least 50 ms
-// and the median under 60; clearing it restores the link.
+// and the median under 90; clearing it restores the link.
 func TestDelayAndClear(t *testing.T) {
 	l, a, _ := pair(t)
 	c := caps(t)
@@ -216,8 +216,11 @@ func TestDelayAndClear(t *testing.T) {
 	if m := slices.Min(r); m < 50*time.Millisecond {
 		t.Errorf("min RTT %v < 50ms", m)
 	}
-	if m := median(r); m >= 60*time.Millisecond {
-		t.Errorf("median RTT %v >= 60ms", m)
+	// The minimum proves the delay; the median bound only catches a gross
+	// excess: the userspace delayer runs late on a loaded machine (69 ms
+	// medians seen at a load average of 32), as in lab/faults' test.
+	if m := median(r); m >= 90*time.Millisecond {
+		t.Errorf("median RTT %v >= 90ms", m)
 	}
 	if err := backend.Clear("t", l); err != nil {
 		t.Fatal(err)

@@ -16,13 +16,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/nsnet/nsnet/fault"
 	"github.com/nsnet/nsnet/fault/backend"
 	"github.com/nsnet/nsnet/fault/delayer"
-	"github.com/nsnet/nsnet/kernel"
 	"github.com/nsnet/nsnet/lab"
 	"github.com/nsnet/nsnet/lab/ledger"
 	"github.com/nsnet/nsnet/netns"
@@ -67,7 +67,11 @@ type session struct {
 	store ledger.Store
 	lock  *ledger.Lock
 	led   *ledger.Ledger
+	mu    sync.Mutex           // guards open, for ends resolved in parallel
 	open  map[string]*netns.NS // by node
+	// conns are the session's kernel connections, one of each kind per
+	// namespace.
+	conns *backend.Conns
 	// raised are ends a cleared fault had taken down and that are up
 	// again; once the lock is released, restore puts back what the kernel
 	// flushed when they went down.
@@ -84,7 +88,7 @@ func begin(opt lab.Options, name string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{opt: opt, name: name, store: store, lock: lock, open: map[string]*netns.NS{}}
+	s := &session{opt: opt, name: name, store: store, lock: lock, open: map[string]*netns.NS{}, conns: backend.NewConns()}
 	s.led, err = store.Read(name)
 	if err != nil {
 		lock.Release()
@@ -97,6 +101,7 @@ func begin(opt lab.Options, name string) (*session, error) {
 }
 
 func (s *session) close() {
+	s.conns.Close()
 	for _, ns := range s.open {
 		ns.Close()
 	}
@@ -141,6 +146,8 @@ func (s *session) ns(node string) (*netns.NS, bool, error) {
 	if n == nil {
 		return nil, false, &Error{Lab: s.name, Msg: "has no node " + node, Err: fs.ErrNotExist}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if ns, ok := s.open[node]; ok {
 		return ns, !n.Owned(), nil
 	}
@@ -184,11 +191,11 @@ func (s *session) link(end fault.End) (backend.Link, error) {
 	if err != nil {
 		return backend.Link{}, err
 	}
-	h, err := kernel.Open(ns)
+	h, done, err := s.conns.Handle(ns)
 	if err != nil {
 		return backend.Link{}, err
 	}
-	defer h.Close()
+	defer done()
 	kl, err := h.LinkByName(end.Iface)
 	if err != nil {
 		return backend.Link{}, &Error{Lab: s.name, Msg: "link end " + end.String(), Err: err, Cause: true}
@@ -200,11 +207,11 @@ func (s *session) link(end fault.End) (backend.Link, error) {
 		if err != nil {
 			return backend.Link{}, err
 		}
-		ph, err := kernel.Open(pns)
+		ph, pdone, err := s.conns.Handle(pns)
 		if err != nil {
 			return backend.Link{}, err
 		}
-		defer ph.Close()
+		defer pdone()
 		pl, err := ph.LinkByName(peerDev)
 		if err != nil {
 			return backend.Link{}, &Error{Lab: s.name, Msg: "peer " + lk.Peer, Err: err, Cause: true}
@@ -300,7 +307,7 @@ func (s *session) set(end fault.End, spec fault.Spec, so SetOptions) (*ledger.Fa
 	if err := s.syncDelayer(); err != nil {
 		return nil, err
 	}
-	if err := backend.Apply(name, p, l); err != nil {
+	if err := s.conns.Apply(name, p, l); err != nil {
 		return nil, err
 	}
 	if l.WasDown && !spec.Down {
@@ -363,7 +370,7 @@ func (s *session) clearEnds(ends []fault.End) error {
 
 func (s *session) clear(links []backend.Link) error {
 	for _, l := range links {
-		if err := backend.Clear(s.name, l); err != nil {
+		if err := s.conns.Clear(s.name, l); err != nil {
 			return err
 		}
 		if l.WasDown {
@@ -558,12 +565,12 @@ func (s *session) members(only ...fault.Partition) (map[string]backend.Member, [
 		if err != nil {
 			return nil, nil, err
 		}
-		h, err := kernel.Open(ns)
+		h, done, err := s.conns.Handle(ns)
 		if err != nil {
 			return nil, nil, err
 		}
 		addrs, err := h.Addrs()
-		h.Close()
+		done()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -647,4 +654,36 @@ func Heal(opt lab.Options, name string) error {
 	}
 	s.led.Partition = nil
 	return s.store.Write(s.led)
+}
+
+// parallel bounds how many ends a session resolves or changes at once: the
+// work is round trips to the kernel in different namespaces, which overlap.
+const parallel = 8
+
+// each runs fn for 0..n-1 on up to parallel goroutines and returns the
+// first error (by index).
+func each(n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(parallel, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -67,8 +67,9 @@ func Show(opt lab.Options, name string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{opt: opt, name: name, store: store, led: led, open: map[string]*netns.NS{}}
+	s := &session{opt: opt, name: name, store: store, led: led, open: map[string]*netns.NS{}, conns: backend.NewConns()}
 	defer func() {
+		s.conns.Close()
 		for _, ns := range s.open {
 			ns.Close()
 		}
@@ -86,7 +87,7 @@ func Show(opt lab.Options, name string) (*State, error) {
 		l, err := s.link(end)
 		if err == nil {
 			var c backend.Counts
-			c, err = backend.Read(name, l)
+			c, err = s.conns.Read(name, l)
 			a.Impaired = c.Sent + c.Queued
 			a.Dropped = c.Dropped + c.QdiscDrops
 			a.Duplicated = c.Duplicated
