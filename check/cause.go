@@ -121,7 +121,8 @@ type explainer struct {
 // m.Failures. nodes are those m was made from.
 //
 // A pair that got no answer for no reason nsnet can see is asked again,
-// twice at most, with only such pairs in flight: tens of thousands of
+// twice at most (once when asking again recovers none), a few thousand at a
+// time: tens of thousands of
 // echo requests sent at once on a loaded machine can take longer than the
 // timeout, or overflow the kernel's per-CPU receive backlog
 // (net.core.netdev_max_backlog, the machine's), which drops them silently.
@@ -139,17 +140,32 @@ func (m *Matrix) Explain(ctx context.Context, nodes []Node, topo Topology) {
 		if len(again) == 0 {
 			return
 		}
+		// A few thousand at a time: the first sweep's burst is what the
+		// backlog dropped.
 		before, ok := backlogDrops()
-		for k, r := range probe.Sweep(ctx, pairs, m.timeout) {
-			m.set(again[k].From, again[k].To, r)
+		recovered := 0
+		for lo := 0; lo < len(pairs) && ctx.Err() == nil; lo += retryChunk {
+			hi := min(lo+retryChunk, len(pairs))
+			for k, r := range probe.Sweep(ctx, pairs[lo:hi], m.timeout) {
+				m.set(again[lo+k].From, again[lo+k].To, r)
+				if r.Reply {
+					recovered++
+				}
+			}
 		}
 		if after, ok2 := backlogDrops(); ok && ok2 && after > before {
 			m.backlogDrops += after - before
 		}
 		m.Isolated = 0
 		m.explain(nodes, topo)
+		if recovered == 0 {
+			return // asking again changes nothing
+		}
 	}
 }
+
+// retryChunk is how many pairs Explain asks again at once.
+const retryChunk = 4096
 
 func (m *Matrix) explain(nodes []Node, topo Topology) {
 	x := &explainer{m: m, nodes: nodes, topo: topo, snaps: map[string]*snapshot{}, full: map[bool]*kernel.NeighTable{}, fullBridges: map[string]bool{}}
@@ -365,7 +381,7 @@ func (x *explainer) cause(i, j int) Cause {
 		return Cause{Kind: CauseEchoIgnored, Detail: dst.Name + " has " + ign}
 	}
 	if n := x.m.backlogDrops; n > 0 {
-		return Cause{Kind: CauseBacklog, Detail: fmt.Sprintf("no reply, asked %d times; the machine's per-CPU receive backlogs dropped %d packets during the check (net.core.netdev_max_backlog of the initial namespace; probes sent all at once, or other traffic on the machine)", maxRetries+1, n),
+		return Cause{Kind: CauseBacklog, Detail: fmt.Sprintf("no reply, even asked again; the machine's per-CPU receive backlogs dropped %d packets during the check (net.core.netdev_max_backlog of the initial namespace; probes sent all at once, or other traffic on the machine)", n),
 			Fix: "check again on a quieter machine, or raise net.core.netdev_max_backlog in the machine's initial namespace, as root"}
 	}
 	return Cause{Kind: CauseNoAnswer, Detail: "no reply within the timeout, though both ends' links are up and routes go both ways (a filter, or a hop beyond the first)"}
