@@ -48,6 +48,9 @@ type Edge struct {
 	// FromAddrs, ToAddrs are each end's addresses, as in the file (auto
 	// ones resolved).
 	FromAddrs, ToAddrs []string
+	// FromFaults, ToFaults are the faults the file puts on what leaves
+	// each end, in netem's words ("" for none).
+	FromFaults, ToFaults string
 	// VNI is the VXLAN network identifier of a link across machines, 0
 	// for a link on one machine.
 	VNI uint32
@@ -101,6 +104,12 @@ func Of(l *lab.Lab, d *Drift) *Graph {
 		}
 		return out
 	}
+	faults := func(i *lab.Interface) string {
+		if i.Faults.IsZero() {
+			return ""
+		}
+		return i.Faults.String()
+	}
 	missing := func(n *lab.Node) bool { return d != nil && d.missingNode[n.Name] }
 	down := func(i *lab.Interface) bool {
 		return d != nil && (d.missingNode[i.Node.Name] || d.downIface[i.Node.Name+"/"+i.Name])
@@ -124,6 +133,7 @@ func Of(l *lab.Lab, d *Drift) *Graph {
 	for _, lk := range l.Links {
 		g.Edges = append(g.Edges, Edge{From: end(lk.A), To: end(lk.B), FromIf: lk.A.Name, ToIf: lk.B.Name,
 			FromNode: lk.A.Node.Name, ToNode: lk.B.Node.Name, FromAddrs: addrs(lk.A), ToAddrs: addrs(lk.B),
+			FromFaults: faults(lk.A), ToFaults: faults(lk.B),
 			VNI: lk.VNI, Down: down(lk.A) || down(lk.B)})
 	}
 	return g

@@ -56,7 +56,9 @@ type end struct {
 	edge  int
 	other int // the vertex at the other end
 	lines []string
-	side  side
+	// faults: the last line is the end's faults.
+	faults bool
+	side   side
 	// hang is where the label hangs from a top or bottom port: left or
 	// right of it, away from where the line bends.
 	hang side
@@ -106,8 +108,12 @@ func vertexLines(v Vertex, hosts bool) []string {
 	return lines
 }
 
-func endLines(ifname string, addrs []string) []string {
-	return append([]string{ifname}, addrs...)
+func endLines(ifname string, addrs []string, faults string) []string {
+	lines := append([]string{ifname}, addrs...)
+	if faults != "" {
+		lines = append(lines, faults)
+	}
+	return lines
 }
 
 // layOut places g's vertices, ports and labels.
@@ -134,8 +140,8 @@ func layOut(g *Graph, header float64) *layout {
 	L.loops = make([]bool, len(g.Edges))
 	for k, e := range g.Edges {
 		a, b := idx[e.From], idx[e.To]
-		ea := &end{edge: k, other: b, lines: endLines(e.FromIf, e.FromAddrs)}
-		eb := &end{edge: k, other: a, lines: endLines(e.ToIf, e.ToAddrs)}
+		ea := &end{edge: k, other: b, lines: endLines(e.FromIf, e.FromAddrs, e.FromFaults), faults: e.FromFaults != ""}
+		eb := &end{edge: k, other: a, lines: endLines(e.ToIf, e.ToAddrs, e.ToFaults), faults: e.ToFaults != ""}
 		L.ends[k] = [2]*end{ea, eb}
 		L.v[a].ends = append(L.v[a].ends, ea)
 		L.v[b].ends = append(L.v[b].ends, eb)
@@ -373,7 +379,7 @@ func (L *layout) sides() {
 			if e.side == left || e.side == right {
 				// One line beside a line inside a row, so that it
 				// stays clear of the labels above and below the box.
-				e.lines = []string{strings.Join(e.lines, " ")}
+				e.lines, e.faults = []string{strings.Join(e.lines, " ")}, false
 			}
 		}
 	}

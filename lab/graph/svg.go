@@ -32,6 +32,7 @@ const (
 	inkPort   = "#444444"
 	inkDrift  = "#d00000"
 	inkVXLAN  = "#1f5fbf"
+	inkFault  = "#a34d00"
 	fillNode  = "#eef3fb"
 	fillBrdg  = "#f2f2f2"
 	strokeBox = "#4a4a4a"
@@ -263,11 +264,14 @@ func writePortLabel(b *strings.Builder, e *end) {
 			x, anchor = e.x-labelGap, "end"
 			y = e.y - 4 - float64(n-1-i)*lineH
 		}
-		weight := ""
+		weight, ink := "", inkPort
 		if i == 0 && n > 1 {
 			weight = ` font-weight="bold"`
 		}
+		if e.faults && i == n-1 {
+			ink = inkFault
+		}
 		fmt.Fprintf(b, `<text x="%s" y="%s" text-anchor="%s" fill="%s" font-size="11"%s %s>%s</text>`+"\n",
-			num(x), num(y), anchor, inkPort, weight, halo, esc(line))
+			num(x), num(y), anchor, ink, weight, halo, esc(line))
 	}
 }
