@@ -643,6 +643,13 @@ func NoNode(led *ledger.Ledger, node string) error {
 	return e
 }
 
+// Elsewhere is the ElsewhereError of a node this machine's ledger of a
+// lab across machines does not have and its file puts on another host, nil
+// otherwise (see NoNode).
+func Elsewhere(led *ledger.Ledger, node string) error {
+	return elsewhere(led.Lab, led.File, led.HostName, node)
+}
+
 // elsewhere reads the lab file (only on this error path: the ledger holds
 // this machine's part alone) for the host of a node that is not here; nil
 // when the lab is on one machine, the file cannot be read or does not place

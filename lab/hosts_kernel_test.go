@@ -434,6 +434,8 @@ func elsewhere(t *testing.T, m *machine, m2addr string) {
 		{"status", "multi", "b"},
 		{"perf", "multi", "b", "a", "--icmp", "-c", "1"},
 		{"perf", "multi", "a", "b", "-t", "0.1"},
+		{"fault", "set", "multi", "b:eth0", "loss", "10%"},
+		{"partition", "multi", "a", "b"},
 	} {
 		out, err := m.nsnet(args...)
 		if err == nil || !strings.Contains(out, where) {

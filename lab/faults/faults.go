@@ -144,6 +144,9 @@ func (s *session) dir() string { return s.store.LabDir(s.name) }
 func (s *session) ns(node string) (*netns.NS, bool, error) {
 	n := s.led.Node(node)
 	if n == nil {
+		if err := lab.Elsewhere(s.led, node); err != nil {
+			return nil, false, err
+		}
 		return nil, false, &Error{Lab: s.name, Msg: "has no node " + node, Err: fs.ErrNotExist}
 	}
 	s.mu.Lock()
@@ -179,6 +182,9 @@ func (s *session) link(end fault.End) (backend.Link, error) {
 		}
 	}
 	if s.led.Node(end.Node) == nil {
+		if err := lab.Elsewhere(s.led, end.Node); err != nil {
+			return backend.Link{}, err
+		}
 		return backend.Link{}, &Error{Lab: s.name, Msg: "has no node " + end.Node, Err: fs.ErrNotExist}
 	}
 	if lk == nil {
@@ -605,6 +611,9 @@ func Partition(opt lab.Options, name string, p fault.Partition) error {
 	for _, n := range p.Nodes() {
 		ln := s.led.Node(n)
 		if ln == nil {
+			if err := lab.Elsewhere(s.led, n); err != nil {
+				return err
+			}
 			return &Error{Lab: name, Msg: "has no node " + n, Err: fs.ErrNotExist}
 		}
 		if !ln.Owned() {
