@@ -33,6 +33,7 @@ import (
 var build struct {
 	once sync.Once
 	bin  string
+	made bool // bin is this run's to remove (not NSNET_TEST_BIN's)
 	err  error
 }
 
@@ -51,7 +52,7 @@ func nsnetBin(t testing.TB) string {
 			build.err = err
 			return
 		}
-		build.bin = filepath.Join(dir, "nsnet")
+		build.bin, build.made = filepath.Join(dir, "nsnet"), true
 		out, err := exec.Command("go", "build", "-o", build.bin, "github.com/nsnet/nsnet/cmd/nsnet").CombinedOutput()
 		if err != nil {
 			build.err = fmt.Errorf("go build: %v\n%s", err, out)
