@@ -192,3 +192,36 @@ func TestSplitMessages(t *testing.T) {
 		t.Error("a cut datagram was read without an error")
 	}
 }
+
+// TestUnreadAttrs reads the attributes rtnetlink/v2 does not, nested as
+// the kernel nests them, and their absence.
+func TestUnreadAttrs(t *testing.T) {
+	ae := netlink.NewAttributeEncoder()
+	ae.String(unix.IFLA_IFNAME, "eth0")
+	ae.Nested(unix.IFLA_AF_SPEC, func(ae *netlink.AttributeEncoder) error {
+		ae.Nested(unix.AF_INET, func(ae *netlink.AttributeEncoder) error {
+			ae.Uint8(unix.IFLA_INET6_ADDR_GEN_MODE, 9) // not IPv6's: ignored
+			return nil
+		})
+		ae.Nested(unix.AF_INET6, func(ae *netlink.AttributeEncoder) error {
+			ae.Uint32(unix.IFLA_INET6_FLAGS, 0)
+			ae.Uint8(unix.IFLA_INET6_ADDR_GEN_MODE, AddrGenModeNone)
+			return nil
+		})
+		return nil
+	})
+	ae.Int32(unix.IFLA_LINK_NETNSID, 7)
+	b, err := ae.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, mode := unreadAttrs(b); id != 7 || mode != AddrGenModeNone {
+		t.Errorf("netnsid %d, mode %d; want 7, %d", id, mode, AddrGenModeNone)
+	}
+	if id, mode := unreadAttrs(b[:8]); id != -1 || mode != -1 {
+		t.Errorf("without them: netnsid %d, mode %d; want -1, -1", id, mode)
+	}
+	if id, mode := unreadAttrs(b[:len(b)-3]); id != -1 || mode != AddrGenModeNone {
+		t.Errorf("cut short: netnsid %d, mode %d; want -1, %d", id, mode, AddrGenModeNone)
+	}
+}
