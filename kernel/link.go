@@ -685,16 +685,15 @@ func (b *Batch) AddLink(l NewLink) (index, peerIndex int, err error) {
 	if err != nil {
 		return 0, 0, &OpError{Op: op, Name: l.Name, Err: err}
 	}
-	sent, err := b.c.Send(mnl.Message{
-		Header: mnl.Header{Type: unix.RTM_NEWLINK, Flags: flags},
-		Data:   data,
-	})
+	seq := b.encode(request{typ: unix.RTM_NEWLINK, data: data}, flags)
+	err = b.send()
+	b.out = b.out[:0]
 	if err != nil {
-		return 0, 0, opErr(op, l.Name, unwrapNetlink(err))
+		return 0, 0, opErr(op, l.Name, err)
 	}
 	var failed error
 	err = b.receive(func(m mnl.Message, errno syscall.Errno) bool {
-		if m.Header.Sequence != sent.Header.Sequence {
+		if m.Header.Sequence != seq {
 			return false
 		}
 		if m.Header.Type == mnl.Error {

@@ -353,6 +353,7 @@ func (s *System) observeMarks(st *State, want, exists map[string]bool) error {
 				return
 			}
 			defer b.Close()
+			b.ShareBuffers(s.bufs)
 			other, otherHeld, otherErr = s.marks(b, names[:half])
 		}()
 	} else {

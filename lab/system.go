@@ -60,6 +60,9 @@ type System struct {
 	// EtcNetns is where the nodes' hosts files are (Options.EtcNetns).
 	EtcNetns string
 
+	// bufs is the receive space all the connections' batches share.
+	bufs *kernel.Buffers
+
 	// dirty are the connections with queued requests.
 	dirty map[*conn]bool
 	// plain sends every request alone and waits for its answer (see
@@ -186,6 +189,8 @@ func NewSystem(dir netns.Dir, exe, logDir, mark string) (*System, error) {
 		plain: os.Getenv(PlainEnv) == "1",
 	}
 	b.OneAtATime = s.plain
+	s.bufs = &kernel.Buffers{}
+	b.ShareBuffers(s.bufs)
 	s.host = &conn{ns: self, h: h, b: b, idx: map[string]int{}, sys: s}
 	// Two descriptors per namespace (nsfs and netlink), and room for
 	// everything else. A plan touches every node's namespace in three
@@ -277,6 +282,7 @@ func (s *System) newConn(name string, ns *netns.NS, idx map[string]int) (*conn, 
 		return nil, err
 	}
 	b.OneAtATime = s.plain
+	b.ShareBuffers(s.bufs)
 	return &conn{name: name, ns: ns, b: b, idx: idx, sys: s}, nil
 }
 
