@@ -215,7 +215,8 @@ func TestFlagNames(t *testing.T) {
 }
 
 // TestLinksByName: many links read in one exchange, a missing one reported
-// as absent (not as an error), and their alias and MAC as set.
+// as absent (not as an error), and their alias and MAC as set; by index too
+// (LinksByIndex), where a missing one is an error.
 func TestLinksByName(t *testing.T) {
 	ans, a := fresh(t)
 	bns, _ := fresh(t)
@@ -254,6 +255,25 @@ func TestLinksByName(t *testing.T) {
 	}
 	if m := infos[len(want)+1]; !ok[len(want)+1] || m.MAC.String() != mac.String() || m.Alias != "" {
 		t.Errorf("m: %+v", m)
+	}
+	// The same links by index, in another order, through a Batch that
+	// shares its receive space; a missing index is an error.
+	b.ShareBuffers(&kernel.Buffers{})
+	var idx []int
+	for i := len(want) - 1; i >= 0; i-- {
+		idx = append(idx, infos[i].Index)
+	}
+	byIndex, err := b.LinksByIndex(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, li := range byIndex {
+		if name := want[len(want)-1-k]; li.Name != name || li.Index != idx[k] || li.Alias != "nsnet:t"+name {
+			t.Errorf("index %d: %+v, want %s", idx[k], li, name)
+		}
+	}
+	if _, err := b.LinksByIndex(append(idx, 99999)); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "index 99999") {
+		t.Errorf("missing index: %v", err)
 	}
 }
 

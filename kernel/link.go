@@ -579,42 +579,52 @@ func (b *Batch) Links() ([]LinkInfo, error) {
 // trip, where a dump of a namespace with thousands of links costs
 // megabytes.
 func (b *Batch) GetLink(index int) (LinkInfo, error) {
-	var li LinkInfo
-	var failed error
-	err := b.exchange([]request{getLink(index, "")}, func(_ int, m mnl.Message, errno syscall.Errno) {
-		if errno != 0 {
-			failed = opErr("get link", indexName(index), errno)
-			return
-		}
-		li, _ = parseLinkInfo(m)
-	})
-	if err == nil {
-		err = failed
+	infos, err := b.LinksByIndex([]int{index})
+	if err != nil {
+		return LinkInfo{}, err
 	}
-	return li, err
+	return infos[0], nil
 }
 
 // getsPerSend bounds the gets sent at once: their answers must fit the
 // socket's receive buffer.
 const getsPerSend = 64
 
+// LinksByIndex reads links by index (after sending what is queued),
+// sixty-four requests per send: up waits for carrier on each end it
+// brought up, a thousand in the host of a big lab. A link that is not there
+// is an error.
+func (b *Batch) LinksByIndex(indexes []int) ([]LinkInfo, error) {
+	reqs := make([]request, len(indexes))
+	for i, index := range indexes {
+		reqs[i] = getLink(index, "")
+	}
+	infos, _, err := b.getLinks(reqs, func(i int) string { return indexName(indexes[i]) }, false)
+	return infos, err
+}
+
 // LinksByName reads links by name (after sending what is queued), sixty-four
 // requests per send: a teardown needs a few of the host's links, whose full
 // dump (thousands of links with their statistics) costs ten times more.
 // ok is false for a name with no link.
 func (b *Batch) LinksByName(names []string) (infos []LinkInfo, ok []bool, err error) {
-	infos, ok = make([]LinkInfo, len(names)), make([]bool, len(names))
-	for lo := 0; lo < len(names); lo += getsPerSend {
-		hi := min(lo+getsPerSend, len(names))
-		reqs := make([]request, 0, hi-lo)
-		for _, name := range names[lo:hi] {
-			reqs = append(reqs, getLink(0, name))
-		}
+	reqs := make([]request, len(names))
+	for i, name := range names {
+		reqs[i] = getLink(0, name)
+	}
+	return b.getLinks(reqs, func(i int) string { return names[i] }, true)
+}
+
+// getLinks sends the gets getsPerSend at a time; ok is false where the link
+// does not exist, which is an error unless missingOK.
+func (b *Batch) getLinks(reqs []request, name func(i int) string, missingOK bool) (infos []LinkInfo, ok []bool, err error) {
+	infos, ok = make([]LinkInfo, len(reqs)), make([]bool, len(reqs))
+	for lo := 0; lo < len(reqs); lo += getsPerSend {
 		var failed error
-		if err := b.exchange(reqs, func(i int, m mnl.Message, errno syscall.Errno) {
+		if err := b.exchange(reqs[lo:min(lo+getsPerSend, len(reqs))], func(i int, m mnl.Message, errno syscall.Errno) {
 			if errno != 0 {
-				if errno != unix.ENODEV && failed == nil {
-					failed = opErr("get link", names[lo+i], errno)
+				if (errno != unix.ENODEV || !missingOK) && failed == nil {
+					failed = opErr("get link", name(lo+i), errno)
 				}
 				return
 			}

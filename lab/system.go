@@ -876,27 +876,30 @@ func (s *System) AwaitCarrier(p *Plan, d time.Duration) ([]string, error) {
 	return late, nil
 }
 
-// runningLinks reports which of the links are up with carrier, reading each by
-// index: a namespace with a big bridge (or the host of 10,000
-// point-to-point links) holds thousands of links, and a dump of them is
-// megabytes.
+// runningLinks reports which of the links are up with carrier, reading them
+// by index, many per send: a namespace with a big bridge (or the host of
+// 10,000 point-to-point links) holds thousands of links, and a dump of them
+// is megabytes.
 func runningLinks(c *conn, want []*Interface) (map[string]bool, error) {
 	if err := c.sys.flush(c); err != nil {
 		return nil, err
 	}
+	idx := make([]int, len(want))
+	for k, i := range want {
+		var err error
+		if idx[k], err = c.index(i.Name); err != nil {
+			return nil, err
+		}
+	}
+	links, err := c.b.LinksByIndex(idx)
+	if err != nil {
+		return nil, err
+	}
 	running := make(map[string]bool, len(want))
-	for _, i := range want {
-		idx, err := c.index(i.Name)
-		if err != nil {
-			return nil, err
-		}
-		l, err := c.b.GetLink(idx)
-		if err != nil {
-			return nil, err
-		}
+	for k, l := range links {
 		// A bridge port passes frames once the link watch that turned
 		// its carrier on has also enabled it.
-		running[i.Name] = l.Flags&unix.IFF_RUNNING != 0 && l.OperState == kernel.OperUp &&
+		running[want[k].Name] = l.Flags&unix.IFF_RUNNING != 0 && l.OperState == kernel.OperUp &&
 			(!l.BridgePort || l.PortState == kernel.PortForwarding)
 	}
 	return running, nil
