@@ -72,7 +72,7 @@ func (g *Graph) Folded() *Graph {
 	if len(folded) == 0 {
 		return g
 	}
-	out := &Graph{Lab: g.Lab, Hosts: g.Hosts}
+	out := &Graph{Lab: g.Lab, Hosts: g.Hosts, SeenOn: g.SeenOn}
 	foldedLeaf := map[string]bool{}
 	for k := range folded {
 		l, _, _ := leafOf(g.Edges[k])

@@ -17,7 +17,10 @@ import (
 type Graph struct {
 	Lab string
 	// Hosts are the machines of a lab across machines, in file order.
-	Hosts    []string
+	Hosts []string
+	// SeenOn is, for the drift of a lab across machines, the machine whose
+	// kernel was read: the other machines' nodes were not checked.
+	SeenOn   string
 	Vertices []Vertex
 	Edges    []Edge
 }
@@ -65,11 +68,13 @@ type Edge struct {
 type Drift struct {
 	missingNode map[string]bool
 	downIface   map[string]bool // "node/ifname"
+	here        string          // the machine read, in a lab across machines
 }
 
 // DriftOf reads a lab's status.
 func DriftOf(st lab.LabStatus) *Drift {
-	d := &Drift{missingNode: map[string]bool{}, downIface: map[string]bool{}}
+	// A lab across machines' status holds this machine's part alone.
+	d := &Drift{missingNode: map[string]bool{}, downIface: map[string]bool{}, here: st.Host}
 	for _, n := range st.NodeStatus {
 		if !n.Present {
 			d.missingNode[n.Node] = true
@@ -88,6 +93,9 @@ func bridgeID(b *lab.Bridge) string { return "bridge:" + b.Name }
 // Of builds the graph of l; d (may be nil) marks what drifted.
 func Of(l *lab.Lab, d *Drift) *Graph {
 	g := &Graph{Lab: l.Name}
+	if d != nil && len(l.Hosts) > 0 {
+		g.SeenOn = d.here
+	}
 	for _, h := range l.Hosts {
 		g.Hosts = append(g.Hosts, h.Name)
 	}

@@ -110,6 +110,9 @@ func (g *Graph) WriteSVG(w io.Writer) error {
 			fmt.Fprintf(&b, `<text x="%s" y="%s" fill="%s">on %s</text>`+"\n", num(x+fontSize+labelGap), num(y+fontSize-1.5), inkText, esc(h))
 			x += fontSize + labelGap + textW([]string{"on " + h}) + vertexGap
 		}
+		if g.SeenOn != "" {
+			fmt.Fprintf(&b, `<text x="%s" y="%s" fill="%s" class="seen-on">%s</text>`+"\n", num(x), num(y+fontSize-1.5), inkPort, esc(seenOn(g.SeenOn)))
+		}
 	}
 	for k, e := range g.Edges {
 		L.writeEdge(&b, k, e)
@@ -124,8 +127,16 @@ func (g *Graph) WriteSVG(w io.Writer) error {
 	return err
 }
 
+// seenOn says whose kernel the drift was read from.
+func seenOn(host string) string {
+	return "drift as seen on " + host + ": the other machines' nodes are not checked from here"
+}
+
 func legendWidth(g *Graph) float64 {
 	w := 0.0
+	if g.SeenOn != "" {
+		w += textW([]string{seenOn(g.SeenOn)})
+	}
 	for _, h := range g.Hosts {
 		w += fontSize + labelGap + textW([]string{"on " + h}) + vertexGap
 	}

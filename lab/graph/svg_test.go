@@ -382,3 +382,32 @@ func TestSVGFolds(t *testing.T) {
 		}
 	}
 }
+
+// TestSVGSeenOn: the drift of a lab across machines comes from one
+// machine's part: the picture says which, and marks no node of the other
+// machine as missing.
+func TestSVGSeenOn(t *testing.T) {
+	l := load(t, "../../examples/multi.yaml")
+	st := lab.LabStatus{Summary: lab.Summary{Host: "m1"}}
+	for _, n := range l.Nodes {
+		if n.Host != nil && n.Host.Name == "m1" {
+			ns := lab.NodeStatus{Node: n.Name, Present: true}
+			for _, i := range n.Interfaces {
+				ns.Links = append(ns.Links, lab.LinkStatus{Name: i.Name, Present: true, Up: true})
+			}
+			st.NodeStatus = append(st.NodeStatus, ns)
+		}
+	}
+	b := svgOf(t, l, graph.DriftOf(st))
+	if !bytes.Contains(b, []byte(">drift as seen on m1: the other machines' nodes are not checked from here</text>")) {
+		t.Errorf("no word of whose kernel was read:\n%s", b)
+	}
+	for _, g := range parseSVG(t, b).Groups {
+		if g.State != "ok" {
+			t.Errorf("%s drawn %s", g.Title, g.State)
+		}
+	}
+	if b := svgOf(t, l, nil); bytes.Contains(b, []byte("seen on")) {
+		t.Error("a drawing from the file alone says whose kernel was read")
+	}
+}
