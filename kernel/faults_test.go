@@ -124,6 +124,26 @@ func TestFaultChains(t *testing.T) {
 	if err != nil || len(c) != 1 || c[0] < 3 {
 		t.Errorf("counters %v, %v", c, err)
 	}
+	// The same chain again is left alone (its counter goes on: nothing
+	// was deleted, so nothing waits for the kernel to free it); a changed
+	// one is rewritten, its counter from zero.
+	if err := nb.SetChains("nsnet-t", []kernel.FaultChain{drop}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := nb.Counters("nsnet-t", drop); err != nil || len(c) != 1 || c[0] < 3 {
+		t.Errorf("the same chain set again: counters %v, %v (want them kept)", c, err)
+	}
+	nearly := drop
+	nearly.Rules = []kernel.FaultRule{{Chance: 99.9, Verdict: kernel.VerdictDrop}}
+	if err := nb.SetChains("nsnet-t", []kernel.FaultChain{nearly}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := nb.Counters("nsnet-t", drop); err != nil || len(c) != 1 || c[0] != 0 {
+		t.Errorf("a changed chain: counters %v, %v (want it rewritten)", c, err)
+	}
+	if d, err := nb.ChainsDrift("nsnet-t", []kernel.FaultChain{nearly}); d != "" || err != nil {
+		t.Errorf("drift after the change: %q %v", d, err)
+	}
 	// A partition rule by source address, in the receiver's namespace.
 	part := kernel.FaultChain{Family: kernel.Inet, Name: "partition", Hook: kernel.HookPrerouting, Priority: -300,
 		Rules: []kernel.FaultRule{{Src: []netip.Addr{netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("fd00::1")}, Verdict: kernel.VerdictDrop}}}
@@ -132,6 +152,19 @@ func TestFaultChains(t *testing.T) {
 	}
 	if n := ping(t, ans, "10.9.0.2", 3); n != 0 {
 		t.Errorf("partition: %d/3 replies", n)
+	}
+	// A partition's chain with other sources is rewritten, though the
+	// rules' signatures (which do not read sets back) are the same.
+	other := part
+	other.Rules = []kernel.FaultRule{{Src: []netip.Addr{netip.MustParseAddr("10.9.0.99")}, Verdict: kernel.VerdictDrop}}
+	if err := nb.SetChains("nsnet-t", []kernel.FaultChain{other}); err != nil {
+		t.Fatal(err)
+	}
+	if n := ping(t, ans, "10.9.0.2", 3); n != 3 {
+		t.Errorf("partition from another source: %d/3 replies", n)
+	}
+	if err := nb.SetChains("nsnet-t", []kernel.FaultChain{part}); err != nil {
+		t.Fatal(err)
 	}
 	// Random loss of half.
 	half := drop

@@ -213,13 +213,24 @@ func (n *NFT) SetChains(table string, chains []FaultChain, remove ...FaultChain)
 	for _, c := range remove {
 		del(c.Family, c.Name)
 	}
+	inUse := map[Family]bool{}
 	for _, c := range chains {
+		keep := existing[c.Family][c.Name]
+		// A chain already as wanted is left alone: replacing its rules
+		// deletes the old ones, and the kernel frees deleted rules after
+		// an RCU grace period that closing this connection then waits
+		// for (nf_tables' release notifier flushes its destroy work):
+		// ~10 ms, most of a fault set that changes only the delayer's
+		// share.
+		if keep && n.unchanged(table, c) {
+			inUse[c.Family] = true
+			continue
+		}
 		t := tab(c.Family)
 		// A chain that is there keeps its hook and only has its rules
 		// replaced: unregistering a hook waits for an RCU grace period,
 		// which would make every change cost milliseconds. A chain's name
 		// fixes its hook, device and priority.
-		keep := existing[c.Family][c.Name]
 		if keep {
 			n.c.FlushChain(&nftables.Chain{Name: c.Name, Table: t})
 		}
@@ -230,7 +241,7 @@ func (n *NFT) SetChains(table string, chains []FaultChain, remove ...FaultChain)
 	// A table left without chains goes too, so that clearing the last
 	// fault leaves the namespace as it was.
 	for f, names := range existing {
-		if _, adding := tables[f]; adding || !n.hasTable[f] {
+		if _, adding := tables[f]; adding || inUse[f] || !n.hasTable[f] {
 			continue
 		}
 		left := false
