@@ -696,6 +696,9 @@ func (s *System) addVXLAN(i *Interface) error {
 		time.Sleep(20 * time.Millisecond)
 		idx, _, err = c.b.AddLink(nl)
 	}
+	if errors.Is(err, fs.ErrExist) {
+		err = fmt.Errorf("VNI %d on UDP port %d is held on this machine by a VXLAN device nsnet cannot see (in a namespace it does not know of, or still being destroyed after %v): %w", i.Link.VNI, i.Link.Port, vxlanRelease, err)
+	}
 	if err != nil {
 		return s.sent(c, err)
 	}

@@ -150,4 +150,23 @@ func TestVXLANInUse(t *testing.T) {
 		t.Errorf("a link across machines over an underlay of MTU 1400 (IPv4): %s", st)
 	}
 	m1.must("down", "multi")
+
+	// A device with the VNI in a namespace nsnet does not know of: the
+	// kernel refuses the half; up waits a while (it could be a half still
+	// being destroyed) and then says what holds it.
+	mnt := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("nsenter", append([]string{"-t", m1.pid(), "-n", "-m", "--"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	mnt("ip", "netns", "add", "hidden")
+	mnt("ip", "link", "add", "vxh", "netns", "hidden", "type", "vxlan", "id", "83", "dstport", "4789", "local", "192.168.52.1")
+	hidden := file("multi", "m2", "192.168.52.2", "vxlan: {underlay-mtu: 1400}\n", 83)
+	out, err := m1.nsnet("up", hidden)
+	if want := "VNI 83 on UDP port 4789 is held on this machine by a VXLAN device nsnet cannot see"; err == nil || !strings.Contains(out, want) {
+		t.Errorf("up with VNI 83 held in a namespace nsnet does not know: %v\n%s\nwant %q", err, out, want)
+	}
+	m1.must("down", "multi")
+	mnt("ip", "netns", "del", "hidden")
 }
