@@ -156,7 +156,6 @@ func (m *Matrix) Explain(ctx context.Context, nodes []Node, topo Topology) {
 		if after, ok2 := backlogDrops(); ok && ok2 && after > before {
 			m.backlogDrops += after - before
 		}
-		m.Isolated = 0
 		m.explain(nodes, topo)
 		if recovered == 0 {
 			return // asking again changes nothing
@@ -178,7 +177,14 @@ func (m *Matrix) explain(nodes []Node, topo Topology) {
 			}
 		}
 	}
+	x.run()
+}
+
+// run fills m.Failures.
+func (x *explainer) run() {
+	m, nodes, topo := x.m, x.nodes, x.topo
 	m.Failures = m.Failures[:0]
+	m.Isolated = 0
 	for i := range m.Reach {
 		for j := range m.Reach[i] {
 			if i == j || m.Reach[i][j] || !nodes[j].Addr.IsValid() {
@@ -232,12 +238,7 @@ func (x *explainer) snap(node string) *snapshot {
 	}
 	s.missing = false
 	s.links, s.addrs, s.routes = links, addrs, routes
-	s.byName = make(map[string]*kernel.Link, len(links))
-	s.byIndex = make(map[int]*kernel.Link, len(links))
-	for k := range s.links {
-		s.byName[s.links[k].Name] = &s.links[k]
-		s.byIndex[s.links[k].Index] = &s.links[k]
-	}
+	s.index()
 	s.ignore = map[bool]string{}
 	for v6, key := range map[bool]string{false: "net.ipv4.icmp_echo_ignore_all", true: "net.ipv6.icmp.echo_ignore_all"} {
 		if v, err := ns.ReadSysctl(key); err == nil && v != "0" {
@@ -245,6 +246,16 @@ func (x *explainer) snap(node string) *snapshot {
 		}
 	}
 	return s
+}
+
+// index makes s's maps of its links.
+func (s *snapshot) index() {
+	s.byName = make(map[string]*kernel.Link, len(s.links))
+	s.byIndex = make(map[int]*kernel.Link, len(s.links))
+	for k := range s.links {
+		s.byName[s.links[k].Name] = &s.links[k]
+		s.byIndex[s.links[k].Index] = &s.links[k]
+	}
 }
 
 // route is the route s uses towards dst: the most specific one whose
