@@ -226,6 +226,14 @@ func startAll(steps []Step, ex Executor, w LedgerWriter, led *ledger.Ledger, old
 			return err
 		}
 		started = append(started, st)
+	}
+	for i, s := range steps {
+		st := started[i]
+		if err := st.Ready(); err != nil {
+			started = slices.Delete(started, i, i+1)
+			abort()
+			return &ProcError{Op: "start", Node: s.Node.Name, Argv: s.Node.Processes[s.Index].Argv, Err: err}
+		}
 		argv := s.Node.Processes[s.Index].Argv
 		pr := ledger.Proc{
 			Node: s.Node.Name, Netns: s.Node.Netns, Index: int(s.Index), Argv: argv,

@@ -90,8 +90,21 @@ type Started struct {
 	ReaperStart uint64
 	// Release lets the process run its command.
 	Release func() error
+	// ready, when set, waits until PID and Start are known.
+	ready func() error
 	// Abort makes it exit without running anything.
 	Abort func()
+}
+
+// Ready waits until the process's PID and start time are known (with a
+// reaper, when it has started the gate). On failure the process is gone.
+func (s *Started) Ready() error {
+	if s.ready == nil {
+		return nil
+	}
+	f := s.ready
+	s.ready = nil
+	return f()
 }
 
 // reportWait bounds how long up waits for a reaper to say its gate's PID.
@@ -176,20 +189,37 @@ func startGated(exe, netnsDir, nsName, etcNetns string, argv []string, log, exit
 		return nil, err
 	}
 	st := &Started{PID: cmd.Process.Pid, Log: log}
-	if rr != nil {
-		st.Reaper = st.PID
-		if st.ReaperStart, _, err = procStat(st.Reaper); err != nil {
+	// The PID and start time of the process, once known: at once without
+	// a reaper, when the reaper reports its gate's with one (Ready: so
+	// that up starts all its reapers before it waits for the first).
+	ident := func() error {
+		if rr != nil {
+			st.Reaper = st.PID
+			if st.ReaperStart, _, err = procStat(st.Reaper); err != nil {
+				return err
+			}
+			rr.SetReadDeadline(time.Now().Add(reportWait))
+			b, _ := io.ReadAll(io.LimitReader(rr, 32))
+			rr.Close()
+			if st.PID, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+				return fmt.Errorf("reaper did not start the process (see %s)", log)
+			}
+		}
+		st.Start, _, err = procStat(st.PID)
+		return err
+	}
+	if rr == nil {
+		if err := ident(); err != nil {
 			return fail(err)
 		}
-		rr.SetReadDeadline(time.Now().Add(reportWait))
-		b, err := io.ReadAll(io.LimitReader(rr, 32))
-		rr.Close()
-		if st.PID, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
-			return fail(fmt.Errorf("reaper did not start the process (see %s)", log))
+	} else {
+		st.ready = func() error {
+			if err := ident(); err != nil {
+				fail(err)
+				return err
+			}
+			return nil
 		}
-	}
-	if st.Start, _, err = procStat(st.PID); err != nil {
-		return fail(err)
 	}
 	st.Release = func() error {
 		defer sr.Close()
@@ -486,9 +516,6 @@ func stopProc(p ledger.Proc, grace time.Duration) error {
 	if p.PID <= 1 {
 		return nil
 	}
-	// The reaper exits once it has reaped the process: it is waited for,
-	// so that nothing of the lab is left when down returns.
-	defer stopReaper(p, grace)
 	fd, err := unix.PidfdOpen(p.PID, 0)
 	if errors.Is(err, unix.ESRCH) {
 		return nil

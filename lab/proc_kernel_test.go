@@ -30,7 +30,20 @@ links:
 // restarted process starts with no status; down waits for the reapers and
 // leaves nothing.
 func TestProcessExitStatus(t *testing.T) {
-	e := newEnv(t)
+	// The nsnet binary's reaper runs without Go (internal/fastexec);
+	// NSNET_NO_FASTEXEC=1 makes it lab.Reaper, which defines it.
+	for _, path := range []string{"C", "Go"} {
+		t.Run(path, func(t *testing.T) {
+			e := newEnv(t)
+			if path == "Go" {
+				e.extra = append(e.extra, "NSNET_NO_FASTEXEC=1")
+			}
+			exitStatus(t, e, path == "C")
+		})
+	}
+}
+
+func exitStatus(t *testing.T, e *env, native bool) {
 	before := e.snap()
 	file := e.write("exits.yaml", exitLab)
 	wantIn(t, "up", e.must("up", file), "3 processes started")
@@ -69,13 +82,21 @@ func TestProcessExitStatus(t *testing.T) {
 	if sleeper.Reaper == 0 || sleeper.ReaperStart == 0 {
 		t.Fatalf("no reaper in the ledger: %+v", sleeper)
 	}
+	// The reaper without Go is one thread; the Go runtime starts several.
+	b, err := os.ReadFile("/proc/" + itoa(sleeper.Reaper) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one := strings.Contains(string(b), "\nThreads:\t1\n"); one != native {
+		t.Errorf("reaper without Go %v, want %v:\n%s", one, native, b)
+	}
 	if ppid := statField(t, sleeper.PID, 1); ppid != sleeper.Reaper {
 		t.Errorf("process %d has parent %d, its reaper is %d", sleeper.PID, ppid, sleeper.Reaper)
 	}
 	if sid := statField(t, sleeper.PID, 3); sid != sleeper.PID {
 		t.Errorf("process %d is in session %d, not its own", sleeper.PID, sid)
 	}
-	b, _ := os.ReadFile("/proc/" + itoa(sleeper.PID) + "/environ")
+	b, _ = os.ReadFile("/proc/" + itoa(sleeper.PID) + "/environ")
 	if strings.Contains(string(b), "NSNET_LAB_EXIT_FILE") {
 		t.Errorf("the reaper's variable reached the process")
 	}

@@ -55,8 +55,10 @@ type System struct {
 	// Grace is how long a stopped process gets between SIGTERM and
 	// SIGKILL; Settle bounds the wait for the kernel to remove links of
 	// deleted namespaces.
-	Grace  time.Duration
-	Settle time.Duration
+	Grace time.Duration
+	// reapers are those of the processes stopped so far.
+	reapers []ledger.Proc
+	Settle  time.Duration
 	// EtcNetns is where the nodes' hosts files are (Options.EtcNetns).
 	EtcNetns string
 
@@ -440,7 +442,11 @@ func ignore(err error, kinds ...error) error {
 func (s *System) run(st Step) error {
 	switch st.Op {
 	case OpStopProcess:
-		return stopProc(*st.Old.Proc, s.Grace)
+		err := stopProc(*st.Old.Proc, s.Grace)
+		// Its reaper exits on its own now; down waits for them all at
+		// once (AwaitReapers) rather than for each in turn.
+		s.reapers = append(s.reapers, *st.Old.Proc)
+		return err
 	case OpRestoreSysctl:
 		return s.host.ns.WriteSysctl(st.Old.Sysctl.Key, st.Old.Sysctl.Old)
 	case OpDelNetns:
@@ -778,6 +784,15 @@ func (s *System) ownedHostLinks(links []*ledger.Link) ([]*ledger.Link, error) {
 		}
 	}
 	return left, nil
+}
+
+// AwaitReapers waits until the reapers of the processes stopped so far have
+// exited (killing one that does not), so that nothing of the lab is left.
+func (s *System) AwaitReapers() {
+	for _, p := range s.reapers {
+		stopReaper(p, s.Grace)
+	}
+	s.reapers = nil
 }
 
 // Start starts a process step behind its gate, with a reaper that keeps its

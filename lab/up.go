@@ -256,7 +256,10 @@ func Down(name string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	p := PlanDown(name, st)
-	if _, err := Apply(p, s.sys, opt.store(), ApplyOptions{Host: s.host, Progress: opt.Progress, Stop: opt.Stop}); err != nil {
+	_, err = Apply(p, s.sys, opt.store(), ApplyOptions{Host: s.host, Progress: opt.Progress, Stop: opt.Stop})
+	// The stopped processes' reapers are gone before down returns.
+	s.sys.AwaitReapers()
+	if err != nil {
 		return &Result{Plan: p}, err
 	}
 	return &Result{Plan: p}, s.lock.Remove()
