@@ -261,7 +261,7 @@ func (b *builder) shape(shape string, n []int) error {
 		}
 		t.Comment = fmt.Sprintf("tree %d %d: routers in a tree of depth %d and fanout %d, %d hosts at the leaves (Mininet's tree,depth=%d,fanout=%d)", depth, fan, depth, fan, b.hosts, depth, fan)
 	case "clos":
-		if n[0]*n[1]*n[2]+n[0]+n[1] > MaxNodes {
+		if n[1]*n[2]+n[0]+n[1] > MaxNodes { // hosts are leaves times hosts per leaf
 			return fmt.Errorf("%w: clos %d %d %d makes more than %d nodes", ErrUsage, n[0], n[1], n[2], MaxNodes)
 		}
 		spines := b.routers("spine", n[0])

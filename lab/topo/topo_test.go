@@ -181,11 +181,24 @@ func TestBadArguments(t *testing.T) {
 		{"mesh", []string{"x"}, `"x" must be a whole number`},
 		{"tree", []string{"12", "3"}, "more than 2000 nodes"},
 		{"mesh", []string{"100"}, "static routes"},
+		{"clos", []string{"4", "40", "50"}, "more than 2000 nodes"},
 	} {
 		_, err := topo.New(c.shape, c.args, "")
 		if !errors.Is(err, topo.ErrUsage) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %v: %v, want %q", c.shape, c.args, err, c.want)
 		}
+	}
+}
+
+// TestClosCount: a clos lab has spines + leaves + leaves*hosts nodes; the
+// bound once counted spines*leaves*hosts and refused clos 4 16 60 (980 nodes).
+func TestClosCount(t *testing.T) {
+	tp, err := topo.New("clos", []string{"4", "16", "60"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(tp.Nodes), 4+16+16*60; got != want {
+		t.Errorf("clos 4 16 60: %d nodes, want %d", got, want)
 	}
 }
 
