@@ -761,8 +761,8 @@ func (b *Batch) AddLink(l NewLink) (index, peerIndex int, err error) {
 			}
 			return true
 		}
-		if li, ok := parseLinkInfo(m); ok && li.Name == l.Name {
-			index, peerIndex = li.Index, li.Link
+		if name, i, link, ok := newLinkIndexes(m); ok && name == l.Name {
+			index, peerIndex = i, link
 		}
 		return false
 	})
@@ -781,6 +781,25 @@ func (b *Batch) AddLink(l NewLink) (index, peerIndex int, err error) {
 		peerIndex = index
 	}
 	return index, peerIndex, nil
+}
+
+// newLinkIndexes reads only the name, index and IFLA_LINK of the kernel's
+// echo of a new link: a lab creates a link per node, and AddLink needs no
+// more of each echo than that (parseLinkInfo decodes every attribute).
+func newLinkIndexes(m mnl.Message) (name string, index, link int, ok bool) {
+	if m.Header.Type != unix.RTM_NEWLINK || len(m.Data) < unix.SizeofIfInfomsg {
+		return "", 0, 0, false
+	}
+	index = int(int32(nlenc.Uint32(m.Data[4:8])))
+	eachAttr(m.Data[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+		switch {
+		case typ == unix.IFLA_IFNAME:
+			name = nlenc.String(v)
+		case typ == unix.IFLA_LINK && len(v) >= 4:
+			link = int(int32(nlenc.Uint32(v)))
+		}
+	})
+	return name, index, link, true
 }
 
 // addLink creates a link one request at a time.

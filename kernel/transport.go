@@ -130,6 +130,33 @@ func OpenBatch(ns *netns.NS) (*Batch, error) {
 	return newBatch(c, ns.String())
 }
 
+// NewNetnsBatch creates a network namespace (netns.NewWith) with a Batch
+// bound to it, the socket made by the thread that made the namespace, while
+// it is there: a lab makes a namespace per node, and a second trip into each
+// (OpenBatch's) would cost a locked thread's hand-over and two setns.
+func NewNetnsBatch() (*netns.NS, *Batch, error) {
+	var c *netlink.Conn
+	ns, err := netns.NewWith(func() error {
+		var err error
+		if c, err = netlink.Dial(unix.NETLINK_ROUTE, nil); err != nil {
+			return &OpError{Op: "open netlink", Name: "new namespace", Err: err}
+		}
+		return nil
+	})
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return nil, nil, err
+	}
+	b, err := newBatch(c, ns.String())
+	if err != nil {
+		ns.Close()
+		return nil, nil, err
+	}
+	return ns, b, nil
+}
+
 // newBatch wraps a connection made inside the Batch's namespace.
 func newBatch(c *netlink.Conn, name string) (*Batch, error) {
 	rc, err := c.SyscallConn()

@@ -283,9 +283,14 @@ func (s *System) newConn(name string, ns *netns.NS, idx map[string]int) (*conn, 
 		ns.Close()
 		return nil, err
 	}
+	return s.wrap(name, ns, b, idx), nil
+}
+
+// wrap makes a connection of a namespace and its Batch.
+func (s *System) wrap(name string, ns *netns.NS, b *kernel.Batch, idx map[string]int) *conn {
 	b.OneAtATime = s.plain
 	b.ShareBuffers(s.bufs)
-	return &conn{name: name, ns: ns, b: b, idx: idx, sys: s}, nil
+	return &conn{name: name, ns: ns, b: b, idx: idx, sys: s}
 }
 
 func (s *System) keep(c *conn) (*conn, error) {
@@ -624,14 +629,11 @@ func (s *System) run(st Step) error {
 // named namespace without the mark is never the lab's, even if nsnet dies
 // half-way.
 func (s *System) makeNetns(name string) (*conn, error) {
-	ns, err := netns.New()
+	ns, b, err := kernel.NewNetnsBatch()
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.newConn(name, ns, map[string]int{"lo": loIndex})
-	if err != nil {
-		return nil, err
-	}
+	c := s.wrap(name, ns, b, map[string]int{"lo": loIndex})
 	if err := c.b.SetLink(loIndex, kernel.LinkChange{Alias: s.mark, Up: true}, 0); err == nil {
 		err = c.b.Flush()
 	}

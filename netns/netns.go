@@ -98,12 +98,22 @@ func checkNetNS(fd int) error {
 
 // New creates a new, unnamed network namespace with loopback down, and returns
 // it open. The calling thread is left where it was.
-func New() (*NS, error) {
+func New() (*NS, error) { return NewWith(nil) }
+
+// NewWith creates a namespace as New does and, unless fn is nil, runs fn
+// inside it on the thread that made it, before that thread goes back: a
+// socket fn makes is bound to the new namespace without a second trip into
+// it (Do's). fn must start no goroutine (it would run elsewhere). If fn
+// fails, the namespace is closed and its error returned.
+func NewWith(fn func() error) (*NS, error) {
 	fd := -1
 	err := inFresh("create", "", func() error {
 		var err error
 		if fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 			return &OpError{Op: "create", Err: err}
+		}
+		if fn != nil {
+			return fn()
 		}
 		return nil
 	})

@@ -109,6 +109,41 @@ func TestNewIsDistinct(t *testing.T) {
 	}
 }
 
+// TestNewWith: fn runs inside the new namespace (what it opens there is of
+// that namespace), the caller's thread stays where it was, and a failing fn
+// is New's failure.
+func TestNewWith(t *testing.T) {
+	sandbox.Require(t)
+	cur, err := netns.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	var inside unix.Stat_t
+	n, err := netns.NewWith(func() error { return unix.Stat("/proc/thread-self/ns/net", &inside) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	id, _ := n.ID()
+	if id != (netns.ID{Dev: inside.Dev, Ino: inside.Ino}) {
+		t.Errorf("fn ran in %d:%d, the new namespace is %d:%d", inside.Dev, inside.Ino, id.Dev, id.Ino)
+	}
+	again, err := netns.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	a, _ := cur.ID()
+	if c, _ := again.ID(); c != a {
+		t.Fatal("calling thread changed namespace")
+	}
+	boom := errors.New("boom")
+	if n, err := netns.NewWith(func() error { return boom }); !errors.Is(err, boom) || n != nil {
+		t.Errorf("failing fn: %v, %v", n, err)
+	}
+}
+
 func TestDirAddListOpenDelete(t *testing.T) {
 	d := tempDir(t)
 	ns, err := d.Add("red")
