@@ -31,7 +31,8 @@ const (
 	CauseBacklog      = "backlog-drops"        // no reply, while the kernel's receive backlog dropped packets
 	CauseNotOnBridge  = "not-a-port"           // a bridge-side end is not a port of its bridge
 	CauseAddrMissing  = "address-missing"      // the target no longer holds the address
-	causeKindsInOrder = "probe-error node-missing partitioned faulted link-down not-a-port address-missing no-route neighbour-table-full no-neighbour echo-ignored backlog-drops no-answer"
+	CauseRemote       = "remote"               // the target is on another machine, whose kernel state is not read from here
+	causeKindsInOrder = "probe-error node-missing partitioned faulted link-down not-a-port address-missing no-route remote neighbour-table-full no-neighbour echo-ignored backlog-drops no-answer"
 )
 
 // Cause is why one pair was not reached.
@@ -83,6 +84,9 @@ type Topology struct {
 	// isolated (expect: isolated over icmp): not a failure when they do
 	// not reach.
 	Isolated map[[2]string]bool
+	// Remote maps the nodes on other machines (a lab across machines) to
+	// their hosts: their state is not read from here.
+	Remote map[string]string
 }
 
 // Failure is one ordered pair of the matrix that was not reached.
@@ -323,6 +327,9 @@ func (x *explainer) cause(i, j int) Cause {
 		return Cause{Kind: CauseProbeError, Detail: err.Error()}
 	}
 	for _, n := range []Node{src, dst} {
+		if n.Host != "" {
+			continue
+		}
 		if n.NS == nil || x.snap(n.Name).missing {
 			d := n.Name + "'s namespace is gone"
 			if n.Missing != "" {
@@ -360,6 +367,10 @@ func (x *explainer) cause(i, j int) Cause {
 	}
 	if !routed || errors.Is(perr, unix.ENETUNREACH) {
 		return Cause{Kind: CauseNoRoute, Detail: src.Name + " has no route to the target's address"}
+	}
+	if dst.Host != "" {
+		// Its namespace is on that machine: nsnet does not guess.
+		return Cause{Kind: CauseRemote, Detail: "on " + dst.Host + ": not checked from here (nsnet check --all there says why)"}
 	}
 	if inIf != "" {
 		if c, ok := x.endTrouble(End{dst.Name, inIf}); ok {
@@ -475,6 +486,14 @@ func (x *explainer) linkTrouble(e End) (Cause, bool) {
 		return Cause{Kind: CauseLinkDown, Detail: e.String() + " is down"}, true
 	}
 	peer, ok := x.topo.Peers[e]
+	if h := x.topo.Remote[peer.Node]; ok && h != "" {
+		// The peer is on another machine: this end's state is all
+		// that can be read here.
+		if l.Flags&unix.IFF_RUNNING == 0 {
+			return Cause{Kind: CauseLinkDown, Detail: e.String() + " has no carrier (its peer " + peer.String() + " is on " + h + ")"}, true
+		}
+		return Cause{}, false
+	}
 	if l.Flags&unix.IFF_RUNNING == 0 {
 		d := e.String() + " has no carrier"
 		if ok {

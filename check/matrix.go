@@ -26,13 +26,22 @@ type Node struct {
 	// Iface is the interface that holds Addr, when known (an IPv6
 	// address leaves a link taken down, so the kernel cannot tell).
 	Iface string
+	// Host is the machine the node is on when it is not this one (a lab
+	// across machines): its row is not probed from here, but it is a
+	// target (its address is reached through the links across machines),
+	// and its kernel state cannot be read to explain a failure.
+	Host string
 }
 
 // Matrix is the outcome of pinging every node from every other.
 type Matrix struct {
 	Nodes []string
-	// Reach[i][j] is true when node i got a reply from node j's address.
+	// Reach[i][j] is true when node i got a reply from node j's address;
+	// Reach[i] is nil for a node on another machine (not probed from here).
 	Reach [][]bool
+	// Skipped are the rows not probed because their nodes are on other
+	// machines, by host, in the nodes' order.
+	Skipped []Skipped
 	// Err[i][j] is set when that probe could not run.
 	Err [][]error
 	// Failures are the pairs not reached, with their causes, once Explain
@@ -52,6 +61,13 @@ type Matrix struct {
 	backlogDrops uint64
 	// timeout is the probes' own, for Explain's second asking.
 	timeout time.Duration
+}
+
+// Skipped is the nodes of one other machine, whose rows check --all
+// leaves to that machine.
+type Skipped struct {
+	Host  string   `json:"host"`
+	Nodes []string `json:"nodes"`
 }
 
 // maxRetries is how many times Explain asks again the pairs that got no
@@ -114,10 +130,14 @@ func All(ctx context.Context, nodes []Node, timeout time.Duration) Matrix {
 	var where []ij
 	for i, a := range nodes {
 		m.Nodes[i] = a.Name
-		m.Reach[i] = make([]bool, len(nodes))
 		m.Err[i] = make([]error, len(nodes))
+		if a.Host != "" {
+			m.skip(a)
+			continue
+		}
+		m.Reach[i] = make([]bool, len(nodes))
 		for j, b := range nodes {
-			if i == j || !b.Addr.IsValid() || a.NS == nil || b.NS == nil {
+			if i == j || !b.Addr.IsValid() || a.NS == nil || (b.NS == nil && b.Host == "") {
 				continue
 			}
 			pairs = append(pairs, probe.Pair{From: a.NS, To: b.Addr})
@@ -137,6 +157,26 @@ func All(ctx context.Context, nodes []Node, timeout time.Duration) Matrix {
 	return m
 }
 
+// skip records a row left to its node's machine.
+func (m *Matrix) skip(n Node) {
+	for k := range m.Skipped {
+		if m.Skipped[k].Host == n.Host {
+			m.Skipped[k].Nodes = append(m.Skipped[k].Nodes, n.Name)
+			return
+		}
+	}
+	m.Skipped = append(m.Skipped, Skipped{Host: n.Host, Nodes: []string{n.Name}})
+}
+
+// SkippedRows counts the rows left to other machines.
+func (m Matrix) SkippedRows() int {
+	n := 0
+	for _, s := range m.Skipped {
+		n += len(s.Nodes)
+	}
+	return n
+}
+
 // set records one probe's answer.
 func (m *Matrix) set(i, j int, r probe.PairResult) {
 	m.Reach[i][j] = r.Reply
@@ -149,7 +189,8 @@ func (m *Matrix) set(i, j int, r probe.PairResult) {
 	}
 }
 
-// Pairs counts the ordered pairs that were probed.
+// Pairs counts the ordered pairs that were probed (rows of nodes on
+// other machines are not).
 func (m Matrix) Pairs() (reached, total int) {
 	for i := range m.Reach {
 		for j := range m.Reach[i] {
@@ -182,6 +223,9 @@ func (m Matrix) Write(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	for i, n := range m.Nodes {
+		if m.Reach[i] == nil {
+			continue // a node on another machine: its row is checked there
+		}
 		fmt.Fprintf(w, "%-*s", width, n)
 		for j := range m.Nodes {
 			cell := "--"

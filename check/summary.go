@@ -85,6 +85,13 @@ func (m *Matrix) WriteSummary(w io.Writer) error {
 		fmt.Fprintf(w, "; %s", strings.Join(notes, ", "))
 	}
 	fmt.Fprintln(w)
+	if n := m.SkippedRows(); n > 0 {
+		var on []string
+		for _, s := range m.Skipped {
+			on = append(on, s.Host+": "+strings.Join(s.Nodes, ", "))
+		}
+		fmt.Fprintf(w, "skipped %d rows, from nodes on other machines (%s): run nsnet check --all there\n", n, strings.Join(on, "; "))
+	}
 	gs := m.Groups()
 	width := len("PAIRS")
 	if len(gs) > 0 {
@@ -133,6 +140,9 @@ type MatrixReport struct {
 	Failed   int      `json:"failed"`
 	Told     int      `json:"failed_as_told"`
 	Isolated int      `json:"isolated_as_expected"`
+	// Skipped are the rows (sources) on other machines, not probed from
+	// here; their Reach rows are null.
+	Skipped []Skipped `json:"skipped,omitempty"`
 	// Failures lists every pair not reached with its cause.
 	Failures []PairReport `json:"failures"`
 	// Causes are the failures grouped, the largest group first.
@@ -162,7 +172,7 @@ type GroupReport struct {
 // Report is m as JSON; withMatrix includes the matrix itself. addrs are
 // the nodes' probed addresses, by index.
 func (m *Matrix) Report(nodes []Node, withMatrix bool) MatrixReport {
-	rep := MatrixReport{Nodes: m.Nodes, Failures: []PairReport{}, Causes: []GroupReport{}, Isolated: m.Isolated}
+	rep := MatrixReport{Nodes: m.Nodes, Failures: []PairReport{}, Causes: []GroupReport{}, Isolated: m.Isolated, Skipped: m.Skipped}
 	rep.Reached, rep.Pairs = m.Pairs()
 	rep.Failed, rep.Told = m.Failed()
 	if withMatrix {

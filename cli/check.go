@@ -210,9 +210,28 @@ func allPairs(l *lab.Lab, led *ledger.Ledger, opt lab.Options, open map[string]*
 		return ns, nil
 	}
 	topo := check.Topology{NS: map[string]*netns.NS{}, Peers: map[check.End]check.End{}, Ports: map[check.End]string{},
-		Bridges: map[string]string{}, Static: map[string]bool{}, Faults: map[check.End]fault.Spec{}, Isolated: map[[2]string]bool{}}
+		Bridges: map[string]string{}, Static: map[string]bool{}, Faults: map[check.End]fault.Spec{}, Isolated: map[[2]string]bool{}, Remote: map[string]string{}}
 	var nodes []check.Node
-	for _, n := range l.Nodes {
+	// A lab across machines: every node of the lab is a target, in the
+	// file's order; the rows of nodes on other machines are theirs to
+	// probe.
+	for _, n := range l.Whole().Nodes {
+		if l.Node(n.Name) != nil {
+			n = l.Node(n.Name)
+		} else {
+			if n.IsHost() {
+				continue // the other machine's own namespace
+			}
+			topo.Remote[n.Name] = n.Host.Name
+			if a := n.FirstAddr(); a.IsValid() {
+				cn := check.Node{Name: n.Name, Addr: a, Host: n.Host.Name}
+				if i := n.InterfaceWith(a); i != nil {
+					cn.Iface = i.Name
+				}
+				nodes = append(nodes, cn)
+			}
+			continue
+		}
 		a := n.FirstAddr()
 		ns, err := nsOf(n.Name)
 		if !a.IsValid() {

@@ -479,3 +479,63 @@ func delGuard(t *testing.T, m *machine) {
 		t.Fatal(err)
 	}
 }
+
+const multiBridgeLab = `lab: multi
+hosts:
+  m1: {address: 192.168.51.1}
+  m2: {address: 192.168.51.2}
+nodes:
+  sw: {}
+  a: {host: m1}
+  d: {host: m1}
+  b: {host: m2}
+  c: {host: m2}
+bridges:
+  lan: {node: sw, subnets: [10.1.0.0/24]}
+links:
+  - {a: {node: a, name: lan0, addresses: [auto]}, b: {bridge: lan}}
+  - {a: {node: d, name: lan0, addresses: [auto]}, b: {bridge: lan}}
+  - {a: {node: b, name: lan0, addresses: [auto]}, b: {bridge: lan}}
+  - {a: {node: c, name: lan0, addresses: [auto]}, b: {bridge: lan}}
+`
+
+// TestCheckAllAcrossMachines: check --all on one machine of a lab across
+// two probes from its own nodes to every node of the lab, says which rows
+// it left to the other machine, exits 0 when all reach, and names a cause
+// when a link across machines is down: this machine's end by its state,
+// the other machine's as not checked from here.
+func TestCheckAllAcrossMachines(t *testing.T) {
+	ms := newMachines(t, "ulc-", [][]string{{"192.168.51.1/24"}, {"192.168.51.2/24"}})
+	m1, m2 := ms[0], ms[1]
+	e := newEnv(t)
+	file := filepath.Join(e.dir, e.write("multi.yaml", multiBridgeLab))
+	m1.must("up", file)
+	m2.must("up", file)
+	// A generous timeout: the first packets across wait for ARP over the
+	// underlay, on a loaded machine.
+	out := m1.must("check", "--all", "--matrix", "--timeout", "5", file)
+	wantIn(t, "check --all on m1", out, "6/6 ordered pairs reached", "skipped 2 rows, from nodes on other machines (m2: b, c)")
+	for _, row := range strings.Split(out, "\n") {
+		if f := strings.Fields(row); len(f) > 0 && (f[0] == "b" || f[0] == "c") {
+			t.Errorf("check --all on m1 shows a row of m2's node: %q", row)
+		}
+	}
+	js := m1.must("check", "--all", "-j", "--timeout", "5", file)
+	wantIn(t, "check --all -j on m1", js, `"skipped":[{"host":"m2","nodes":["b","c"]}]`, `"reached":6`, `"pairs":6`)
+	// c's end on m2 taken down: from m1, c no longer answers, and m1 can
+	// only say where c is.
+	if o, err := exec.Command("nsenter", "-t", m2.pid(), "-n", "-m", "--", "ip", "-n", "multi-c", "link", "set", "lan0", "down").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set down: %v\n%s", err, o)
+	}
+	out, err := m1.nsnet("check", "--all", "--timeout", "5", file)
+	if err == nil {
+		t.Errorf("check --all on m1 with c's link down on m2 passed:\n%s", out)
+	}
+	wantIn(t, "check --all on m1, c down on m2", out, "4/6 ordered pairs reached; 2 failed", "remote: on m2: not checked from here", "a -> c")
+	// a's own end on m1 taken down: named as such.
+	if o, err := exec.Command("nsenter", "-t", m1.pid(), "-n", "-m", "--", "ip", "-n", "multi-a", "link", "set", "lan0", "down").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set down: %v\n%s", err, o)
+	}
+	out, _ = m1.nsnet("check", "--all", "--timeout", "5", file)
+	wantIn(t, "check --all on m1, a down", out, "a:lan0 is down")
+}
