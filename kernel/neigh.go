@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 
 	"github.com/jsimonetti/rtnetlink/v2"
 	mnl "github.com/mdlayher/netlink"
@@ -134,4 +135,64 @@ func delNeigh(index int, n rtnetlink.NeighMessage) (request, error) {
 	data, err := m.MarshalBinary()
 	return request{typ: unix.RTM_DELNEIGH, data: data, what: "delete neighbour",
 		name: fmt.Sprintf("%s dev %d", n.Attributes.Address, index), ignore: unix.ENOENT}, err
+}
+
+// getNeigh asks for the one entry of an address on a link (ip neigh get
+// ADDR dev IF): the kernel finds it in its hash table, without walking the
+// table that all namespaces share, as a dump does.
+func getNeigh(index int, ip netip.Addr) (request, error) {
+	ip = ip.Unmap()
+	m := rtnetlink.NeighMessage{Family: uint16(family(ip)), Index: uint32(index)}
+	hdr, err := m.MarshalBinary()
+	if err != nil {
+		return request{}, err
+	}
+	// Hand-encoded attributes: rtnetlink's NeighAttributes always writes
+	// NDA_UNSPEC, NDA_LLADDR and NDA_IFINDEX, and the kernel refuses a get
+	// with any attribute but NDA_DST.
+	ae := mnl.NewAttributeEncoder()
+	ae.Bytes(unix.NDA_DST, ip.AsSlice())
+	attrs, err := ae.Encode()
+	return request{typ: unix.RTM_GETNEIGH, data: append(hdr[:unix.SizeofNdMsg:unix.SizeofNdMsg], attrs...), what: "get neighbour"}, err
+}
+
+// LookupPermanentNeighs reads, for each wanted entry (link and address; its
+// MAC is ignored), the link-layer address of the permanent entry there (nil
+// when there is none, or it is not permanent), sixty-four lookups per send,
+// after sending what is queued.
+func (b *Batch) LookupPermanentNeighs(want []Neigh) ([]net.HardwareAddr, error) {
+	out := make([]net.HardwareAddr, len(want))
+	reqs := make([]request, 0, getsPerSend)
+	for lo := 0; lo < len(want); lo += getsPerSend {
+		reqs = reqs[:0]
+		for _, w := range want[lo:min(lo+getsPerSend, len(want))] {
+			r, err := getNeigh(w.LinkIndex, w.IP)
+			if err != nil {
+				return nil, err
+			}
+			reqs = append(reqs, r)
+		}
+		var failed error
+		if err := b.exchange(reqs, func(i int, m mnl.Message, errno syscall.Errno) {
+			if errno != 0 {
+				if errno != unix.ENOENT && failed == nil {
+					failed = opErr("get neighbour", fmt.Sprintf("%s dev %d", want[lo+i].IP, want[lo+i].LinkIndex), errno)
+				}
+				return
+			}
+			var n rtnetlink.NeighMessage
+			if m.Header.Type != unix.RTM_NEWNEIGH || n.UnmarshalBinary(m.Data) != nil {
+				return
+			}
+			if n.State&unix.NUD_PERMANENT != 0 && n.Attributes != nil && n.Attributes.LLAddress != nil {
+				out[lo+i] = n.Attributes.LLAddress
+			}
+		}); err != nil {
+			return nil, err
+		}
+		if failed != nil {
+			return nil, failed
+		}
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package lab_test
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -185,6 +186,31 @@ func TestStaticNeighboursKernel(t *testing.T) {
 	}
 	if out := e.must("up", file); !strings.Contains(out, "no changes") {
 		t.Errorf("second up: %s", out)
+	}
+	// Taken down and up again by hand (the link is up when up looks), and
+	// the entries deleted by hand: up's lookups of a sample find them gone.
+	e.must("exec", "st", "h1", "--", "nsnet", "link", "set", "eth0", "down")
+	e.must("exec", "st", "h1", "--", "nsnet", "link", "set", "eth0", "up")
+	if c := count("h1"); c != 0 {
+		t.Errorf("h1 has %d permanent entries after its link went down and up", c)
+	}
+	if out := e.must("up", file); !strings.Contains(out, "3 neighbours") {
+		t.Errorf("up after the link went down and up: %s", out)
+	}
+	if c := count("h1"); c != 3 {
+		t.Errorf("h1 has %d permanent entries after up, want 3", c)
+	}
+	if _, err := exec.LookPath("ip"); err == nil {
+		e.must("exec", "st", "h3", "--", "ip", "neigh", "flush", "dev", "eth0", "nud", "permanent")
+		if c := count("h3"); c != 0 {
+			t.Errorf("h3 has %d permanent entries after ip neigh flush", c)
+		}
+		if out := e.must("up", file); !strings.Contains(out, "3 neighbours") {
+			t.Errorf("up after ip neigh flush: %s", out)
+		}
+		if c := count("h3"); c != 3 {
+			t.Errorf("h3 has %d permanent entries after up, want 3", c)
+		}
 	}
 	e.must("down", "st")
 	e.sameAs(before, "after down")

@@ -33,6 +33,7 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 	keys := map[string][]string{}
 	routes := map[string]bool{}
 	neighs := map[string]bool{}
+	static := map[string][]*Interface{}
 	want := map[string]bool{}
 	if l != nil {
 		for _, n := range l.Nodes {
@@ -44,8 +45,11 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 			}
 			routes[n.Netns] = len(n.Routes) > 0
 			for _, i := range n.Interfaces {
-				if ptp(i) || staticBridge(i) != nil {
+				if ptp(i) {
 					neighs[n.Netns] = true
+				}
+				if staticBridge(i) != nil {
+					static[n.Netns] = append(static[n.Netns], i)
 				}
 			}
 		}
@@ -66,7 +70,7 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 		}
 		st.Host, err = s.observeHostLinks(led, st, keys[""])
 	} else {
-		st.Host, err = s.observeNS(s.host, keys[""], routes[""], neighs[""])
+		st.Host, err = s.observeNS(s.host, keys[""], routes[""], neighs[""], static[""])
 	}
 	if err != nil {
 		return nil, err
@@ -88,7 +92,7 @@ func (s *System) Observe(l *Lab, led *ledger.Ledger, store ledger.Store) (*State
 			// only their mark.
 			st.Netns[name], err = s.observeMark(c)
 		} else {
-			st.Netns[name], err = s.observeNS(c, keys[name], routes[name], neighs[name])
+			st.Netns[name], err = s.observeNS(c, keys[name], routes[name], neighs[name], static[name])
 			c.dropHandle()
 		}
 		if err != nil {
@@ -131,8 +135,10 @@ func (s *System) stale(name string) (bool, error) {
 }
 
 // observeNS reads one namespace: its links with their addresses, its routes
-// when the lab has routes there, and the sysctls keys.
-func (s *System) observeNS(c *conn, keys []string, withRoutes, withNeighs bool) (*NSState, error) {
+// when the lab has routes there, its permanent neighbour entries when it
+// has point-to-point ends (a dump) or else the sample of its static
+// stations' entries (lookups, see staticneigh.go), and the sysctls keys.
+func (s *System) observeNS(c *conn, keys []string, withRoutes, withNeighs bool, static []*Interface) (*NSState, error) {
 	h, err := c.handle()
 	if err != nil {
 		return nil, err
@@ -190,6 +196,10 @@ func (s *System) observeNS(c *conn, keys []string, withRoutes, withNeighs bool) 
 	}
 	if withNeighs {
 		if ns.Neighs, err = permanentNeighs(h, names); err != nil {
+			return nil, err
+		}
+	} else if len(static) > 0 {
+		if ns.Neighs, err = sampleNeighs(c, static); err != nil {
 			return nil, err
 		}
 	}
@@ -315,6 +325,34 @@ func permanentNeighs(h *kernel.Handle, names map[int]string) (map[NeighKey]strin
 	out := map[NeighKey]string{}
 	for _, n := range ns {
 		out[NeighKey{names[n.LinkIndex], n.IP}] = n.MAC.String()
+	}
+	return out, nil
+}
+
+// sampleNeighs looks up the sample of each static station's entries whose
+// link exists.
+func sampleNeighs(c *conn, static []*Interface) (map[NeighKey]string, error) {
+	var want []kernel.Neigh
+	var keys []NeighKey
+	for _, i := range static {
+		idx, ok := c.idx[i.Name]
+		if !ok {
+			continue
+		}
+		for _, e := range neighSample(i) {
+			want = append(want, kernel.Neigh{LinkIndex: idx, IP: e.IP})
+			keys = append(keys, NeighKey{i.Name, e.IP})
+		}
+	}
+	macs, err := c.b.LookupPermanentNeighs(want)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[NeighKey]string, len(keys))
+	for k, m := range macs {
+		if m != nil {
+			out[keys[k]] = m.String()
+		}
 	}
 	return out, nil
 }

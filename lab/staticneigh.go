@@ -95,10 +95,36 @@ func onLink(i *Interface, a netip.Addr) bool {
 	return false
 }
 
-// hasNeighbours reports whether the observed permanent entries hold every
-// one that station i should have.
+// Drift repair. A second up must not read the entries back whole: the
+// kernel keeps one neighbour table for all namespaces, and a namespace's
+// dump walks every entry of every namespace (neigh_dump_table skips other
+// namespaces' entries one by one; no dump filter, NDA_IFINDEX or
+// NDA_MASTER, avoids the walk), so dumping each of a big bridge's
+// namespaces is quadratic: 1,000 stations hold a million entries and a
+// second up took minutes. Looking each entry up costs a round trip per
+// entry, more than the dumps. So up looks up a sample of each station's
+// entries (neighSample: the first and the last, a hash lookup each), and
+// gives the station all of them again (neigh replace, in its namespace's
+// batch) when one of the sample is missing or wrong, or when its link is
+// new or was down. What takes a station's entries away takes all of them
+// (its link taken down, deleted or recreated; ip neigh flush nud permanent
+// dev IF): the sample sees it. An entry deleted alone by hand, not in the
+// sample, is not noticed (down and up of the lab brings it back).
+
+// neighSample is the part of station i's entries up looks up to tell
+// whether the station still has them.
+func neighSample(i *Interface) []NeighEntry {
+	all := StaticNeighbours(i)
+	if len(all) <= 2 {
+		return all
+	}
+	return []NeighEntry{all[0], all[len(all)-1]}
+}
+
+// hasNeighbours reports whether the observed permanent entries hold the
+// sample of station i's entries.
 func hasNeighbours(have map[NeighKey]string, i *Interface) bool {
-	for _, e := range StaticNeighbours(i) {
+	for _, e := range neighSample(i) {
 		if have[NeighKey{i.Name, e.IP}] != e.MAC.String() {
 			return false
 		}

@@ -276,7 +276,7 @@ func status(led *ledger.Ledger, store ledger.Store, opt Options) (LabStatus, err
 		}
 		var st *NSState
 		if c != nil {
-			st, err = sys.observeNS(c, nil, false, false)
+			st, err = sys.observeNS(c, nil, false, false, nil)
 			c.dropHandle()
 			if err != nil {
 				return ls, err
