@@ -275,8 +275,40 @@ func Set(opt lab.Options, name string, end fault.End, spec fault.Spec, so SetOpt
 	if err != nil {
 		return nil, err
 	}
+	if err := s.expire(); err != nil {
+		return nil, s.done(err)
+	}
 	f, err := s.set(end, spec, so)
 	return f, s.done(err)
+}
+
+// expire clears the faults whose --for deadline has passed with no reverter
+// left to clear them (one killed, or a machine suspended past it): a fault
+// set for a while never outlives the next change of the lab's faults.
+func (s *session) expire() error {
+	now := time.Now()
+	var links []backend.Link
+	for _, f := range s.led.Faults {
+		if f.Until.IsZero() || f.Until.After(now) {
+			continue
+		}
+		end := fault.End{Node: f.Node, Iface: f.Iface}
+		alive := slices.ContainsFunc(s.led.Procs, func(p ledger.Proc) bool {
+			return p.Role == RoleReverter && len(p.Argv) >= 7 && p.Argv[6] == end.String() && lab.HelperAlive(p)
+		})
+		if alive {
+			continue
+		}
+		l, err := s.link(end)
+		if err != nil {
+			return err
+		}
+		links = append(links, l)
+	}
+	if len(links) == 0 {
+		return nil
+	}
+	return s.clear(links)
 }
 
 func (s *session) set(end fault.End, spec fault.Spec, so SetOptions) (*ledger.Fault, error) {
@@ -310,6 +342,15 @@ func (s *session) set(end fault.End, spec fault.Spec, so SetOptions) (*ledger.Fa
 	if err := s.store.Write(s.led); err != nil {
 		return nil, err
 	}
+	if so.For > 0 {
+		// The reverter starts before the fault is made: this process may
+		// die at any moment from here on and the fault still goes at its
+		// deadline (the reverter waits for the lab's lock if this session
+		// still holds it then).
+		if err := s.startReverter(end, f.Until); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.syncDelayer(); err != nil {
 		return nil, err
 	}
@@ -319,16 +360,11 @@ func (s *session) set(end fault.End, spec fault.Spec, so SetOptions) (*ledger.Fa
 	if l.WasDown && !spec.Down {
 		s.raised = append(s.raised, end)
 	}
-	if f.Down != spec.Down || so.For > 0 {
+	if f.Down != spec.Down {
 		// What the first record overstated (a link that was down and is
-		// up now) and the reverter are written once they are true.
+		// up now) is written once it is true.
 		f.Down = spec.Down
 		s.putFault(f)
-		if so.For > 0 {
-			if err := s.startReverter(end, f.Until); err != nil {
-				return nil, err
-			}
-		}
 		if err := s.store.Write(s.led); err != nil {
 			return nil, err
 		}
@@ -353,6 +389,9 @@ func Clear(opt lab.Options, name string, ends ...fault.End) error {
 	s, err := begin(opt, name)
 	if err != nil {
 		return err
+	}
+	if err := s.expire(); err != nil {
+		return s.done(err)
 	}
 	return s.done(s.clearEnds(ends))
 }

@@ -19,6 +19,8 @@ import (
 
 	"github.com/nsnet/nsnet/internal/sandbox"
 	"github.com/nsnet/nsnet/lab"
+	"github.com/nsnet/nsnet/lab/faults"
+	"github.com/nsnet/nsnet/lab/ledger"
 	"github.com/nsnet/nsnet/netns"
 	"github.com/nsnet/nsnet/probe"
 )
@@ -447,6 +449,36 @@ func TestForReverts(t *testing.T) {
 	}
 	if r := e.rtts("h1", "h2", 5, time.Second); len(r) != 5 || median(r) > 10*time.Millisecond {
 		t.Errorf("after revert: %v", r)
+	}
+	// A reverter killed (as a crash or a kill -9 of the wrong process
+	// would): the next change of the lab's faults clears the expired fault.
+	e.must("fault", "set", "flt", "h1:eth0", "loss", "100%", "--for", "1s")
+	led, err := ledger.Store{Dir: e.state}.Read("flt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, p := range led.Procs {
+		if p.Role == faults.RoleReverter {
+			syscall.Kill(p.PID, syscall.SIGKILL)
+			killed++
+		}
+	}
+	if killed != 1 {
+		t.Fatalf("%d reverters in the ledger, want 1", killed)
+	}
+	for time.Now().Before(led.Faults[0].Until.Add(200 * time.Millisecond)) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(e.must("fault", "show", "flt"), "h1:eth0") {
+		t.Fatalf("the fault went without its reverter: the test proves nothing")
+	}
+	e.must("fault", "set", "flt", "h2:eth0", "delay", "1ms")
+	if show := e.must("fault", "show", "flt"); strings.Contains(show, "h1:eth0") {
+		t.Errorf("the expired fault outlived the next fault set:\n%s", show)
+	}
+	if n := len(e.rtts("h1", "h3", 3, time.Second)); n != 3 {
+		t.Errorf("after the expired fault went: %d/3 replies h1 -> h3", n)
 	}
 }
 
