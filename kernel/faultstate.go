@@ -195,6 +195,9 @@ func families(src []netip.Addr) [][]netip.Addr {
 // chance and its verdict, as ruleExprs makes them.
 func ruleSig(c FaultChain, r FaultRule) []expr.Any {
 	var e []expr.Any
+	if r.Verdict == VerdictDup {
+		e = append(e, markBit(0)...)
+	}
 	if r.Chance > 0 && r.Chance < 100 {
 		e = append(e, &expr.Numgen{Register: 1, Modulus: chanceScale, Type: 0},
 			&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.BigEndian.PutUint32(chanceOf(r.Chance))})
@@ -206,15 +209,18 @@ func ruleSig(c FaultChain, r FaultRule) []expr.Any {
 		e = append(e, &expr.Verdict{Kind: expr.VerdictDrop})
 	case VerdictDup:
 		// The library does not read a dup back: its device is the
-		// immediate before it.
+		// immediate before it. The marks around it say a copy is
+		// never copied again (a rule from before them is rewritten).
+		e = append(e, setMark(^uint32(0), CopyMark)...)
 		e = append(e, &expr.Immediate{Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(c.Ifindex))})
+		e = append(e, setMark(^CopyMark, 0)...)
 	case VerdictQueue:
 		e = append(e, nfqueueTarget(r.Queue))
 	}
 	return e
 }
 
-// signature writes the chance, verdict, copy and queue of a rule.
+// signature writes the chance, verdict, marks, copy and queue of a rule.
 func signature(es []expr.Any) string {
 	var b strings.Builder
 	numgen := false
@@ -229,6 +235,8 @@ func signature(es []expr.Any) string {
 			}
 		case *expr.Verdict:
 			fmt.Fprintf(&b, "verdict %d;", x.Kind)
+		case *expr.Bitwise:
+			fmt.Fprintf(&b, "bitwise %s %s;", hex.EncodeToString(x.Mask), hex.EncodeToString(x.Xor))
 		case *expr.Immediate:
 			if x.Register != 0 {
 				fmt.Fprintf(&b, "immediate %s;", hex.EncodeToString(x.Data))

@@ -83,6 +83,15 @@ type FaultChain struct {
 	Rules    []FaultRule
 }
 
+// CopyMark is the packet mark bit a dup rule sets on what it copies, for
+// the time of the copy only: the copy leaves by the same device, so it meets
+// the same egress chain again, and a copy that could be copied again would
+// make duplicate p come out as p/(1-p) (31% for 25%). Netem never
+// duplicates a duplicate; a dup rule takes only packets without this bit.
+// The original gets its mark back after the copy. The mark does not cross a
+// veth into the peer's namespace (it is scrubbed there).
+const CopyMark uint32 = 0x20000000
+
 // chanceScale is the modulus of the random number a Chance is compared
 // with: a millionth of the packets is the finest share.
 const chanceScale = 1_000_000
@@ -127,6 +136,9 @@ func (c FaultChain) Lines(table string) []string {
 		if r.Neighbour {
 			w = append(w, "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }")
 		}
+		if r.Verdict == VerdictDup {
+			w = append(w, fmt.Sprintf("meta mark and %#08x == 0", CopyMark))
+		}
 		if r.Chance > 0 && r.Chance < 100 {
 			w = append(w, fmt.Sprintf("numgen random mod %d < %d", chanceScale, chanceOf(r.Chance)))
 		}
@@ -135,7 +147,7 @@ func (c FaultChain) Lines(table string) []string {
 		}
 		switch r.Verdict {
 		case VerdictDup:
-			w = append(w, "dup to", c.Dev)
+			w = append(w, fmt.Sprintf("meta mark set meta mark or %#08x dup to %s meta mark set meta mark and %#08x", CopyMark, c.Dev, ^CopyMark))
 		case VerdictQueue:
 			w = append(w, fmt.Sprintf("queue num %d", r.Queue))
 		default:
@@ -350,6 +362,10 @@ func (n *NFT) ruleExprs(t *nftables.Table, c FaultChain, r FaultRule, src []neti
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 			&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{135}, ToData: []byte{136}})
 	}
+	if r.Verdict == VerdictDup {
+		// Only packets that are not themselves a copy (see CopyMark).
+		e = append(e, markBit(0)...)
+	}
 	if r.Chance > 0 && r.Chance < 100 {
 		e = append(e,
 			&expr.Numgen{Register: 1, Modulus: chanceScale, Type: unix.NFT_NG_RANDOM},
@@ -366,15 +382,39 @@ func (n *NFT) ruleExprs(t *nftables.Table, c FaultChain, r FaultRule, src []neti
 	case VerdictDrop:
 		e = append(e, &expr.Verdict{Kind: expr.VerdictDrop})
 	case VerdictDup:
+		// The bit is clear here (the rule matched only such packets):
+		// xor sets it, and the mask after the copy clears it again.
+		e = append(e, setMark(^uint32(0), CopyMark)...)
 		e = append(e,
 			&expr.Immediate{Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(c.Ifindex))},
 			&expr.Dup{RegDev: 1, IsRegDevSet: true})
+		e = append(e, setMark(^CopyMark, 0)...)
 	case VerdictQueue:
 		e = append(e, nfqueueTarget(r.Queue))
 	default:
 		return nil, fmt.Errorf("unknown verdict %q", r.Verdict)
 	}
 	return e, nil
+}
+
+// markBit matches packets whose CopyMark bit is want (0 or CopyMark).
+func markBit(want uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(CopyMark), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(want)},
+	}
+}
+
+// setMark sets the packet's mark to (mark & mask) ^ xor.
+func setMark(mask, xor uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(mask), Xor: binaryutil.NativeEndian.PutUint32(xor)},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
+	}
 }
 
 // nfqueueTarget queues to the delayer through the xtables NFQUEUE target
