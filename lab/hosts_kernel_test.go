@@ -513,6 +513,9 @@ func TestCheckAllAcrossMachines(t *testing.T) {
 	m2.must("up", file)
 	// A generous timeout: the first packets across wait for ARP over the
 	// underlay, on a loaded machine.
+	// labs says which host's part each machine holds.
+	wantIn(t, "labs on m2", m2.must("labs"), "HOST", "multi", "m2")
+	wantIn(t, "labs -j on m1", m1.must("labs", "-j"), `"host": "m1"`)
 	out := m1.must("check", "--all", "--matrix", "--timeout", "5", file)
 	wantIn(t, "check --all on m1", out, "6/6 ordered pairs reached", "skipped 2 rows, from nodes on other machines (m2: b, c)")
 	for _, row := range strings.Split(out, "\n") {

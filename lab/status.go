@@ -380,8 +380,26 @@ func WriteLabs(w io.Writer, labs []Summary, asJSON bool) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "LAB\tSTATE\tNODES\tLINKS\tPROCESSES\tFILE")
+	// HOST, the host whose part of a lab across machines this machine
+	// holds, only when there is one: labs on one machine have none.
+	hosts := false
 	for _, s := range labs {
+		hosts = hosts || s.Host != ""
+	}
+	if hosts {
+		fmt.Fprintln(tw, "LAB\tSTATE\tHOST\tNODES\tLINKS\tPROCESSES\tFILE")
+	} else {
+		fmt.Fprintln(tw, "LAB\tSTATE\tNODES\tLINKS\tPROCESSES\tFILE")
+	}
+	for _, s := range labs {
+		if hosts {
+			h := s.Host
+			if h == "" {
+				h = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", s.Lab, s.State, h, s.Nodes, s.Links, s.Processes, s.File)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", s.Lab, s.State, s.Nodes, s.Links, s.Processes, s.File)
 	}
 	if err := tw.Flush(); err != nil {
