@@ -70,17 +70,23 @@ func StaticNeighbours(i *Interface) []NeighEntry {
 	}
 	var out []NeighEntry
 	for _, t := range b.stations() {
-		if t == i {
-			continue
+		out = entriesFor(out, i, t)
+	}
+	return out
+}
+
+// entriesFor appends station i's entries for station t (none for itself).
+func entriesFor(out []NeighEntry, i, t *Interface) []NeighEntry {
+	if t == i {
+		return out
+	}
+	for _, a := range t.Addrs {
+		if onLink(i, a.Addr()) {
+			out = append(out, NeighEntry{a.Addr(), t.MAC})
 		}
-		for _, a := range t.Addrs {
-			if onLink(i, a.Addr()) {
-				out = append(out, NeighEntry{a.Addr(), t.MAC})
-			}
-		}
-		if i.IPv6() && t.IPv6() {
-			out = append(out, NeighEntry{t.LinkLocal().Addr(), t.MAC})
-		}
+	}
+	if i.IPv6() && t.IPv6() {
+		out = append(out, NeighEntry{t.LinkLocal().Addr(), t.MAC})
 	}
 	return out
 }
@@ -114,11 +120,28 @@ func onLink(i *Interface, a netip.Addr) bool {
 // neighSample is the part of station i's entries up looks up to tell
 // whether the station still has them.
 func neighSample(i *Interface) []NeighEntry {
-	all := StaticNeighbours(i)
-	if len(all) <= 2 {
-		return all
+	b := staticBridge(i)
+	if b == nil {
+		return nil
 	}
-	return []NeighEntry{all[0], all[len(all)-1]}
+	// The first and the last of StaticNeighbours(i), without making the
+	// others: a station of a big bridge has thousands.
+	st := b.stations()
+	var first, last []NeighEntry
+	for k := 0; k < len(st) && len(first) == 0; k++ {
+		first = entriesFor(nil, i, st[k])
+	}
+	for k := len(st) - 1; k >= 0 && len(last) == 0; k-- {
+		last = entriesFor(nil, i, st[k])
+	}
+	if len(first) == 0 {
+		return nil
+	}
+	a, z := first[0], last[len(last)-1]
+	if a.IP == z.IP {
+		return []NeighEntry{a}
+	}
+	return []NeighEntry{a, z}
 }
 
 // hasNeighbours reports whether the observed permanent entries hold the
