@@ -499,13 +499,30 @@ func ProcessRunning(p ledger.Proc) bool { return procAlive(p) && !atGate(p.PID) 
 
 // atGate reports whether the process is still an nsnet gate (it has not
 // become its command).
+//
+// A process in the middle of execve shows an empty cmdline for a moment
+// (its new memory has no argument pages yet, though exec has already
+// closed its close-on-exec descriptors, which is when exec.Cmd.Start
+// returns): that is neither the gate nor the command, so it is read again
+// until the exec is over, for 200 ms at most. A zombie's cmdline is empty
+// for good: it is no gate.
 func atGate(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-	if err != nil {
-		return false
+	path := filepath.Join("/proc", strconv.Itoa(pid), "cmdline")
+	for range 200 {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		if len(b) > 0 {
+			args := strings.Split(string(b), "\x00")
+			return len(args) > 2 && args[1] == "exec" && args[2] == GateArg
+		}
+		if _, state, err := procStat(pid); err != nil || state == 'Z' || state == 'X' {
+			return false
+		}
+		time.Sleep(time.Millisecond)
 	}
-	args := strings.Split(string(b), "\x00")
-	return len(args) > 2 && args[1] == "exec" && args[2] == GateArg
+	return false
 }
 
 // stopProc stops a ledger process and its process group: SIGTERM, then
