@@ -418,6 +418,17 @@ func (s *System) ifaceConn(i *Interface) (*conn, int, error) {
 	return c, idx, err
 }
 
+// ifaceStep is the start of every step about one interface: its
+// namespace's connection and index, and the step registered on it.
+func (s *System) ifaceStep(st Step) (*conn, int, int, error) {
+	c, idx, err := s.ifaceConn(st.Iface)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	tag, err := s.tag(c, st)
+	return c, idx, tag, err
+}
+
 // StepError is a step that failed, with the command it stands for.
 type StepError struct {
 	Step string
@@ -557,41 +568,25 @@ func (s *System) run(st Step) error {
 		}
 		return c.b.SetLink(idx, ch, tag)
 	case OpAddAddr, OpLinkLocal:
-		c, idx, err := s.ifaceConn(st.Iface)
-		if err != nil {
-			return err
-		}
-		tag, err := s.tag(c, st)
+		c, idx, tag, err := s.ifaceStep(st)
 		if err != nil {
 			return err
 		}
 		return c.b.AddAddr(idx, st.Addr(), kernel.AddrOptions{NoDAD: true}, tag)
 	case OpDelAddr:
-		c, idx, err := s.ifaceConn(st.Iface)
-		if err != nil {
-			return err
-		}
-		tag, err := s.tag(c, st)
+		c, idx, tag, err := s.ifaceStep(st)
 		if err != nil {
 			return err
 		}
 		return c.b.DelAddr(idx, st.Addr(), tag)
 	case OpAddNeigh:
-		c, idx, err := s.ifaceConn(st.Iface)
-		if err != nil {
-			return err
-		}
-		tag, err := s.tag(c, st)
+		c, idx, tag, err := s.ifaceStep(st)
 		if err != nil {
 			return err
 		}
 		return c.b.SetNeigh(idx, *st.Neigh, st.Iface.Peer.MAC, tag)
 	case OpAddBridgeNeighs:
-		c, idx, err := s.ifaceConn(st.Iface)
-		if err != nil {
-			return err
-		}
-		tag, err := s.tag(c, st)
+		c, idx, tag, err := s.ifaceStep(st)
 		if err != nil {
 			return err
 		}
