@@ -560,14 +560,20 @@ func part(l *Lab, opt Options, sys *System) (*Lab, error) {
 	return l.ForHost(h), nil
 }
 
+// hostNFT opens an nftables connection in the machine's namespace, where
+// the lab's VXLAN guard lives.
+func (s *System) hostNFT() (*kernel.NFT, error) {
+	ns, err := s.host.netns()
+	if err != nil {
+		return nil, err
+	}
+	return kernel.OpenNFT(ns)
+}
+
 // guard makes or deletes the lab's VXLAN guard table in the machine's
 // namespace.
 func (s *System) guard(st Step) error {
-	ns, err := s.host.netns()
-	if err != nil {
-		return err
-	}
-	n, err := kernel.OpenNFT(ns)
+	n, err := s.hostNFT()
 	if err != nil {
 		return err
 	}
@@ -591,11 +597,7 @@ func (s *System) observeGuard(st *State, l *Lab, led *ledger.Ledger) error {
 	} else {
 		name = led.Lab
 	}
-	ns, err := s.host.netns()
-	if err != nil {
-		return err
-	}
-	n, err := kernel.OpenNFT(ns)
+	n, err := s.hostNFT()
 	if err != nil {
 		return err
 	}
