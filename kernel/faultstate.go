@@ -11,7 +11,6 @@ import (
 	tc "github.com/florianl/go-tc"
 	"github.com/florianl/go-tc/core"
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/xt"
 )
@@ -135,8 +134,12 @@ func (n *NFT) chainDrift(table string, c FaultChain) (string, error) {
 	}
 	var wantSigs []string
 	for _, r := range c.Rules {
+		f, err := faultExprs(c, r)
+		if err != nil {
+			return "", err
+		}
 		for range families(r.Src) {
-			wantSigs = append(wantSigs, signature(ruleSig(c, r)))
+			wantSigs = append(wantSigs, signature(f))
 		}
 	}
 	var gotSigs []string
@@ -191,36 +194,10 @@ func families(src []netip.Addr) [][]netip.Addr {
 	return out
 }
 
-// ruleSig is the part of a rule's expressions that says what it does: its
-// chance and its verdict, as ruleExprs makes them.
-func ruleSig(c FaultChain, r FaultRule) []expr.Any {
-	var e []expr.Any
-	if r.Verdict == VerdictDup {
-		e = append(e, markBit(0)...)
-	}
-	if r.Chance > 0 && r.Chance < 100 {
-		e = append(e, &expr.Numgen{Register: 1, Modulus: chanceScale, Type: 0},
-			&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.BigEndian.PutUint32(chanceOf(r.Chance))})
-	}
-	switch r.Verdict {
-	case VerdictAccept:
-		e = append(e, &expr.Verdict{Kind: expr.VerdictAccept})
-	case VerdictDrop:
-		e = append(e, &expr.Verdict{Kind: expr.VerdictDrop})
-	case VerdictDup:
-		// The library does not read a dup back: its device is the
-		// immediate before it. The marks around it say a copy is
-		// never copied again (a rule from before them is rewritten).
-		e = append(e, setMark(^uint32(0), CopyMark)...)
-		e = append(e, &expr.Immediate{Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(c.Ifindex))})
-		e = append(e, setMark(^CopyMark, 0)...)
-	case VerdictQueue:
-		e = append(e, nfqueueTarget(r.Queue))
-	}
-	return e
-}
-
 // signature writes the chance, verdict, marks, copy and queue of a rule.
+// It skips what the library does not read back the same way (numgen's
+// type, byteorder, counter, dup, the matches before them), so the
+// expressions faultExprs makes for a rule serve as what is expected of it.
 func signature(es []expr.Any) string {
 	var b strings.Builder
 	numgen := false

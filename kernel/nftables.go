@@ -362,6 +362,18 @@ func (n *NFT) ruleExprs(t *nftables.Table, c FaultChain, r FaultRule, src []neti
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 			&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{135}, ToData: []byte{136}})
 	}
+	f, err := faultExprs(c, r)
+	if err != nil {
+		return nil, err
+	}
+	return append(e, f...), nil
+}
+
+// faultExprs are the expressions of a rule that say what it does to the
+// packets it matched: its chance, its counter and its verdict. Drift
+// checks compare their signature with the rules read back.
+func faultExprs(c FaultChain, r FaultRule) ([]expr.Any, error) {
+	var e []expr.Any
 	if r.Verdict == VerdictDup {
 		// Only packets that are not themselves a copy (see CopyMark).
 		e = append(e, markBit(0)...)
