@@ -43,12 +43,12 @@ type expectSpec struct {
 func (p *parser) expect(n *yaml.Node, path string) *expectSpec {
 	e := &expectSpec{At: at(n, path)}
 	f := p.fields(n, path, "from", "to", "proto", "expect", "latency", "loss", "rate", "probes")
-	if v, ok := f["probes"]; ok {
+	if v, ok := f.get("probes"); ok {
 		e.Probes = p.int(v, path+".probes")
 	}
 	for key, dst := range map[string]*sval{"from": &e.From, "to": &e.To, "proto": &e.Proto, "expect": &e.Want,
 		"latency": &e.Latency, "loss": &e.Loss, "rate": &e.Rate} {
-		if v, ok := f[key]; ok {
+		if v, ok := f.get(key); ok {
 			*dst = p.str(v, path+"."+key)
 		} else if (key == "from" || key == "to") && n.Kind == yaml.MappingNode {
 			p.add(e.At, "missing %q", key)
@@ -138,12 +138,12 @@ func (p *parser) responders(n *yaml.Node, path string, ns *nodeSpec) {
 		return
 	}
 	f := p.fields(n, path, "serve", "always")
-	if v, ok := f["serve"]; ok {
+	if v, ok := f.get("serve"); ok {
 		ns.Resps = p.strs(v, path+".serve")
 	} else {
 		p.add(at(n, path), "missing \"serve\" (the responders: a list such as [tcp:5432, http:80])")
 	}
-	if v, ok := f["always"]; ok {
+	if v, ok := f.get("always"); ok {
 		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
 			p.add(at(v, path+".always"), "must be true (run while the lab is up) or false (only during check), not %s", kindName(v))
 		} else {

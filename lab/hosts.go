@@ -111,7 +111,7 @@ func (p *parser) hosts(n *yaml.Node) []*hostSpec {
 	for _, kv := range p.entries(n, "hosts") {
 		h := &hostSpec{Name: kv.Key}
 		f := p.fields(kv.Value, kv.Key.At.Path, "address")
-		if v, ok := f["address"]; ok {
+		if v, ok := f.get("address"); ok {
 			h.Address = p.str(v, kv.Key.At.Path+".address")
 		} else if kv.Value.Kind == yaml.MappingNode || isNull(kv.Value) {
 			p.add(kv.Key.At, "missing address: the underlay address nsnet uses on this machine (address: 192.168.50.1)")
@@ -124,13 +124,13 @@ func (p *parser) hosts(n *yaml.Node) []*hostSpec {
 func (p *parser) vxlan(n *yaml.Node) *vxlanSpec {
 	v := &vxlanSpec{}
 	f := p.fields(n, "vxlan", "port", "vni", "underlay-mtu")
-	if x, ok := f["port"]; ok {
+	if x, ok := f.get("port"); ok {
 		v.Port = p.int(x, "vxlan.port")
 	}
-	if x, ok := f["vni"]; ok {
+	if x, ok := f.get("vni"); ok {
 		v.VNI = p.str(x, "vxlan.vni")
 	}
-	if x, ok := f["underlay-mtu"]; ok {
+	if x, ok := f.get("underlay-mtu"); ok {
 		v.UnderlayMTU = p.int(x, "vxlan.underlay-mtu")
 	}
 	return v

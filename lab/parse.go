@@ -166,20 +166,20 @@ func (p *parser) read(text []byte, sp *split) (*spec, error) {
 	}
 	s := &spec{At: at(root, "")}
 	fields := p.fields(root, "", "lab", "nodes", "bridges", "links", "expect", "hosts", "vxlan")
-	if f, ok := fields["lab"]; ok {
+	if f, ok := fields.get("lab"); ok {
 		s.Name = p.str(f, "lab")
 	} else if root.Kind == yaml.MappingNode {
 		p.add(at(root, "lab"), "missing: every lab needs a name (lab: NAME)")
 	}
-	if f, ok := fields["hosts"]; ok {
+	if f, ok := fields.get("hosts"); ok {
 		s.Hosts = p.hosts(f)
 	}
-	if f, ok := fields["vxlan"]; ok {
+	if f, ok := fields.get("vxlan"); ok {
 		s.VXLAN = p.vxlan(f)
 	}
 	// The YAML tree is the biggest thing nsnet ever holds (about 3 KB per
 	// node of a big lab): each part is dropped as soon as it is read.
-	if f, ok := fields["nodes"]; ok {
+	if f, ok := fields.get("nodes"); ok {
 		seen := map[string]loc{}
 		err := parts(sp, "nodes", f, yaml.MappingNode, func(n *yaml.Node) {
 			kvs := p.entriesSeen(n, "nodes", seen)
@@ -193,12 +193,12 @@ func (p *parser) read(text []byte, sp *split) (*spec, error) {
 			return nil, err
 		}
 	}
-	if f, ok := fields["bridges"]; ok {
+	if f, ok := fields.get("bridges"); ok {
 		for _, kv := range p.entries(f, "bridges") {
 			s.Bridges = append(s.Bridges, p.bridge(kv))
 		}
 	}
-	if f, ok := fields["links"]; ok {
+	if f, ok := fields.get("links"); ok {
 		err := parts(sp, "links", f, yaml.SequenceNode, func(n *yaml.Node) {
 			items := p.seq(n, "links")
 			for i, n := range items {
@@ -210,7 +210,7 @@ func (p *parser) read(text []byte, sp *split) (*spec, error) {
 			return nil, err
 		}
 	}
-	if f, ok := fields["expect"]; ok {
+	if f, ok := fields.get("expect"); ok {
 		for i, n := range p.seq(f, "expect") {
 			s.Expect = append(s.Expect, p.expect(n, fmt.Sprintf("expect[%d]", i)))
 		}
@@ -219,14 +219,14 @@ func (p *parser) read(text []byte, sp *split) (*spec, error) {
 }
 
 // parts passes a section to fn: the section's own node, or, when sp split
-// it, each of its entries in turn.
+// it, each batch of its entries in turn.
 func parts(sp *split, name string, f *yaml.Node, want yaml.Kind, fn func(*yaml.Node)) error {
 	if sp == nil || sp.entries[name] == nil {
 		fn(f)
 		return nil
 	}
-	for _, pc := range sp.entries[name] {
-		n, err := sp.decode(pc, want)
+	for _, run := range batches(sp.entries[name]) {
+		n, err := sp.decode(run, want)
 		if err != nil {
 			return err
 		}
@@ -304,10 +304,29 @@ func (p *parser) entriesSeen(n *yaml.Node, path string, seen map[string]loc) []k
 	return out
 }
 
+// fieldSet is a mapping's known fields, as fields read them.
+type fieldSet struct {
+	names []string
+	vals  [maxFields]*yaml.Node
+}
+
+// maxFields is the most fields a mapping of a lab file knows.
+const maxFields = 12
+
+// get is the value of the named field, if the mapping has it.
+func (f *fieldSet) get(name string) (*yaml.Node, bool) {
+	for i, n := range f.names {
+		if n == name {
+			return f.vals[i], f.vals[i] != nil
+		}
+	}
+	return nil, false
+}
+
 // fields reads a mapping with a fixed set of keys, reporting unknown and
-// duplicate ones.
-func (p *parser) fields(n *yaml.Node, path string, allowed ...string) map[string]*yaml.Node {
-	out := map[string]*yaml.Node{}
+// duplicate ones. It makes no map: it runs for every entry of a big file.
+func (p *parser) fields(n *yaml.Node, path string, allowed ...string) fieldSet {
+	out := fieldSet{names: allowed[:min(len(allowed), maxFields)]}
 	if !p.plain(n, path) || isNull(n) {
 		return out
 	}
@@ -321,26 +340,25 @@ func (p *parser) fields(n *yaml.Node, path string, allowed ...string) map[string
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		kp := join(path, echo.Clip(k.Value))
 		if k.Kind != yaml.ScalarNode {
 			p.add(at(k, path), "keys must be plain strings, not %s", kindName(k))
 			continue
 		}
-		known := false
-		for _, a := range allowed {
+		known := -1
+		for j, a := range out.names {
 			if a == k.Value {
-				known = true
+				known = j
 			}
 		}
-		if !known {
-			p.add(at(k, kp), "unknown field %s (known: %s)", echo.Quote(k.Value), strings.Join(allowed, ", "))
+		if known < 0 {
+			p.add(at(k, join(path, echo.Clip(k.Value))), "unknown field %s (known: %s)", echo.Quote(k.Value), strings.Join(allowed, ", "))
 			continue
 		}
-		if _, dup := out[k.Value]; dup {
-			p.add(at(k, kp), "field %q given twice", k.Value)
+		if out.vals[known] != nil {
+			p.add(at(k, join(path, echo.Clip(k.Value))), "field %q given twice", k.Value)
 			continue
 		}
-		out[k.Value] = v
+		out.vals[known] = v
 	}
 	return out
 }
@@ -428,40 +446,40 @@ func (p *parser) node(kv keyValue) *nodeSpec {
 	path := kv.Key.At.Path
 	ns := &nodeSpec{Name: kv.Key}
 	f := p.fields(kv.Value, path, "netns", "routes", "sysctls", "processes", "responders", "host", "count")
-	if v, ok := f["count"]; ok {
+	if v, ok := f.get("count"); ok {
 		if ns.Count = p.int(v, path+".count"); !ns.Count.set() {
 			ns.Count = ival{V: countBad, At: at(v, path+".count")} // reported
 		}
 	}
-	if v, ok := f["host"]; ok {
+	if v, ok := f.get("host"); ok {
 		ns.Host = p.str(v, path+".host")
 	}
-	if v, ok := f["responders"]; ok {
+	if v, ok := f.get("responders"); ok {
 		p.responders(v, path+".responders", ns)
 	}
-	if v, ok := f["netns"]; ok {
+	if v, ok := f.get("netns"); ok {
 		ns.Netns = p.str(v, path+".netns")
 	}
-	if v, ok := f["routes"]; ok {
+	if v, ok := f.get("routes"); ok {
 		for i, r := range p.seq(v, path+".routes") {
 			rp := fmt.Sprintf("%s.routes[%d]", path, i)
 			rs := &routeSpec{At: at(r, rp)}
 			rf := p.fields(r, rp, "to", "via", "dev")
-			if x, ok := rf["to"]; ok {
+			if x, ok := rf.get("to"); ok {
 				rs.To = p.str(x, rp+".to")
 			} else if r.Kind == yaml.MappingNode {
 				p.add(rs.At, "missing \"to\" (a prefix such as 10.2.0.0/24, or default)")
 			}
-			if x, ok := rf["via"]; ok {
+			if x, ok := rf.get("via"); ok {
 				rs.Via = p.str(x, rp+".via")
 			}
-			if x, ok := rf["dev"]; ok {
+			if x, ok := rf.get("dev"); ok {
 				rs.Dev = p.str(x, rp+".dev")
 			}
 			ns.Routes = append(ns.Routes, rs)
 		}
 	}
-	if v, ok := f["sysctls"]; ok {
+	if v, ok := f.get("sysctls"); ok {
 		for _, e := range p.entries(v, path+".sysctls") {
 			val := p.scalar(e.Value, e.Key.At.Path)
 			if val.set() {
@@ -469,12 +487,12 @@ func (p *parser) node(kv keyValue) *nodeSpec {
 			}
 		}
 	}
-	if v, ok := f["processes"]; ok {
+	if v, ok := f.get("processes"); ok {
 		for i, e := range p.seq(v, path+".processes") {
 			pp := fmt.Sprintf("%s.processes[%d]", path, i)
 			ps := &procSpec{At: at(e, pp)}
 			pf := p.fields(e, pp, "cmd")
-			c, ok := pf["cmd"]
+			c, ok := pf.get("cmd")
 			if !ok {
 				if e.Kind == yaml.MappingNode {
 					p.add(ps.At, "missing \"cmd\" (the command and its arguments)")
@@ -520,19 +538,19 @@ func (p *parser) bridge(kv keyValue) *bridgeSpec {
 	path := kv.Key.At.Path
 	b := &bridgeSpec{Name: kv.Key}
 	f := p.fields(kv.Value, path, "node", "subnets", "mtu", "addresses", "static_neighbours")
-	if v, ok := f["node"]; ok {
+	if v, ok := f.get("node"); ok {
 		b.Node = p.str(v, path+".node")
 	}
-	if v, ok := f["subnets"]; ok {
+	if v, ok := f.get("subnets"); ok {
 		b.Subnets = p.strs(v, path+".subnets")
 	}
-	if v, ok := f["mtu"]; ok {
+	if v, ok := f.get("mtu"); ok {
 		b.MTU = p.int(v, path+".mtu")
 	}
-	if v, ok := f["addresses"]; ok {
+	if v, ok := f.get("addresses"); ok {
 		b.Addresses = p.strs(v, path+".addresses")
 	}
-	if v, ok := f["static_neighbours"]; ok {
+	if v, ok := f.get("static_neighbours"); ok {
 		b.Static = p.str(v, path+".static_neighbours")
 	}
 	return b
@@ -541,11 +559,11 @@ func (p *parser) bridge(kv keyValue) *bridgeSpec {
 func (p *parser) link(n *yaml.Node, path string) *linkSpec {
 	l := &linkSpec{At: at(n, path)}
 	f := p.fields(n, path, "a", "b", "mtu", "vni", "faults")
-	if v, ok := f["vni"]; ok {
+	if v, ok := f.get("vni"); ok {
 		l.VNI = p.int(v, path+".vni")
 	}
 	for _, side := range []string{"a", "b"} {
-		v, ok := f[side]
+		v, ok := f.get(side)
 		if !ok {
 			if n.Kind == yaml.MappingNode {
 				p.add(l.At, "missing %q: a link has two ends, a and b", side)
@@ -559,10 +577,10 @@ func (p *parser) link(n *yaml.Node, path string) *linkSpec {
 			l.B = e
 		}
 	}
-	if v, ok := f["mtu"]; ok {
+	if v, ok := f.get("mtu"); ok {
 		l.MTU = p.int(v, path+".mtu")
 	}
-	if v, ok := f["faults"]; ok {
+	if v, ok := f.get("faults"); ok {
 		l.Faults = p.faults(v, path+".faults")
 	}
 	return l
@@ -571,19 +589,19 @@ func (p *parser) link(n *yaml.Node, path string) *linkSpec {
 func (p *parser) end(n *yaml.Node, path string) *endSpec {
 	e := &endSpec{At: at(n, path)}
 	f := p.fields(n, path, "node", "bridge", "name", "addresses", "faults")
-	if v, ok := f["node"]; ok {
+	if v, ok := f.get("node"); ok {
 		e.Node = p.str(v, path+".node")
 	}
-	if v, ok := f["bridge"]; ok {
+	if v, ok := f.get("bridge"); ok {
 		e.Bridge = p.str(v, path+".bridge")
 	}
-	if v, ok := f["name"]; ok {
+	if v, ok := f.get("name"); ok {
 		e.Name = p.str(v, path+".name")
 	}
-	if v, ok := f["addresses"]; ok {
+	if v, ok := f.get("addresses"); ok {
 		e.Addresses = p.strs(v, path+".addresses")
 	}
-	if v, ok := f["faults"]; ok {
+	if v, ok := f.get("faults"); ok {
 		e.Faults = p.faults(v, path+".faults")
 	}
 	return e

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -576,18 +577,19 @@ func (r *resolver) overlaps() {
 		at   loc
 		node *Node // of an interface address; nil for a bridge subnet
 	}
+	type segKey struct {
+		seg *Interface
+		p   netip.Prefix
+	}
 	var all []segPrefix
-	seen := map[*Interface]map[netip.Prefix]bool{}
+	seen := map[segKey]bool{}
 	note := func(i *Interface, p netip.Prefix, at loc, node *Node) {
 		seg := r.segs.root(i)
 		p = p.Masked()
-		if seen[seg] == nil {
-			seen[seg] = map[netip.Prefix]bool{}
-		}
-		if seen[seg][p] {
+		if seen[segKey{seg, p}] {
 			return
 		}
-		seen[seg][p] = true
+		seen[segKey{seg, p}] = true
 		all = append(all, segPrefix{p, seg, at, node})
 	}
 	for _, b := range r.lab.Bridges {
@@ -602,6 +604,7 @@ func (r *resolver) overlaps() {
 			}
 		}
 	}
+	seen = nil
 	// Sorting by start address makes the check O(n log n): only
 	// neighbours in this order can overlap the next one.
 	sort.Slice(all, func(i, j int) bool {
@@ -610,19 +613,24 @@ func (r *resolver) overlaps() {
 		}
 		return all[i].p.Bits() < all[j].p.Bits()
 	})
-	var open []segPrefix
+	// open holds the prefixes that contain the current one, each with
+	// the repeats of a shared host address (see sharedHostAddr) that
+	// followed it: the host address a node shares over 10,000
+	// point-to-point links is one open entry, not 10,000 to compare.
+	type group struct {
+		first   segPrefix
+		repeats []segPrefix
+	}
+	var open []*group
 	for _, cur := range all {
 		kept := open[:0]
 		for _, o := range open {
-			if o.p.Contains(cur.p.Addr()) {
+			if o.first.p.Contains(cur.p.Addr()) {
 				kept = append(kept, o)
 			}
 		}
 		open = kept
-		for _, o := range open {
-			if o.p == cur.p && cur.p.IsSingleIP() && o.node != nil && o.node == cur.node {
-				continue // a shared host address (see sharedHostAddr)
-			}
+		check := func(o segPrefix) {
 			if o.seg != cur.seg {
 				first, second := o, cur
 				if second.at.Line < first.at.Line {
@@ -631,7 +639,22 @@ func (r *resolver) overlaps() {
 				r.add(second.at, "subnet %s overlaps %s of another segment (%s, line %d)", second.p, first.p, first.at.Path, first.at.Line)
 			}
 		}
-		open = append(open, cur)
+		var same *group
+		for _, g := range open {
+			if g.first.p == cur.p && cur.p.IsSingleIP() && g.first.node != nil && g.first.node == cur.node {
+				same = g // all of g is cur's address, shared on cur's node
+				continue
+			}
+			check(g.first)
+			for _, o := range g.repeats {
+				check(o)
+			}
+		}
+		if same != nil {
+			same.repeats = append(same.repeats, cur)
+			continue
+		}
+		open = append(open, &group{first: cur})
 	}
 }
 
@@ -676,7 +699,11 @@ func (r *resolver) mtus(s *spec) {
 }
 
 func (r *resolver) routes(n *Node, ns *nodeSpec) {
-	seen := map[netip.Prefix]loc{}
+	var seen map[netip.Prefix]loc // made for the second route: most nodes have one or two
+	if len(ns.Routes) > 1 {
+		seen = make(map[netip.Prefix]loc, len(ns.Routes))
+	}
+	n.Routes = slices.Grow(n.Routes, len(ns.Routes))
 	for _, rs := range ns.Routes {
 		rt := Route{at: rs.At}
 		ok := true
@@ -712,7 +739,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 		}
 		if rs.Dev.set() {
 			rt.Dev = rs.Dev.V
-			if n.Interface(rt.Dev) == nil {
+			if r.ifaces[n][rt.Dev] == nil {
 				r.add(rs.Dev.At, "node %s has no interface named %s", n.Name, echo.Quote(rt.Dev))
 				ok = false
 			}
@@ -748,7 +775,9 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 			r.add(rs.At, "node %s already has a route to %s (line %d)", n.Name, rs.To.V, prev.Line)
 			continue
 		}
-		seen[key] = rs.At
+		if seen != nil {
+			seen[key] = rs.At
+		}
 		n.Routes = append(n.Routes, rt)
 	}
 }

@@ -1,9 +1,11 @@
 package lab
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/nsnet/nsnet/bench"
@@ -100,6 +102,105 @@ func TestNameInFile(t *testing.T) {
 		}
 		if got, err := nameInFile(path); err != nil || got != want {
 			t.Errorf("%s: name %q, %v; want %q", name, got, err, want)
+		}
+	}
+}
+
+// batchFile is a file of n nodes and n links whose entry bad (counted from
+// 0) of each section has an unknown field, and the line of that node's bad
+// key.
+func batchFile(n, bad int) (text string, line int) {
+	var b strings.Builder
+	b.WriteString("lab: x\nnodes:\n")
+	lines := 2
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "  n%d:\n    routes:\n      - {to: 10.0.0.0/8, dev: e0}\n", i)
+		lines += 3
+		if i == bad {
+			b.WriteString("    bogus: 1\n")
+			lines++
+			line = lines
+		}
+	}
+	b.WriteString("links:\n")
+	for i := 0; i < n; i++ {
+		if i == bad {
+			fmt.Fprintf(&b, "  - {a: {node: n%d, name: e0, bogus: 2}, b: {node: n%d, name: e1}}\n", i, (i+1)%n)
+			continue
+		}
+		fmt.Fprintf(&b, "  - {a: {node: n%d, name: e0}, b: {node: n%d, name: e1}}\n", i, (i+1)%n)
+	}
+	return b.String(), line
+}
+
+// TestSplitBatches: entries are decoded in batches of many, and a problem in
+// the 40th entry of a batch (or the 70th entry of the file, in the second
+// batch) is said at its place in the file, as when the file is read whole.
+func TestSplitBatches(t *testing.T) {
+	for _, bad := range []int{39, 69} {
+		text, line := batchFile(150, bad)
+		sp, ok := splitFile([]byte(text))
+		if !ok {
+			t.Fatal("not split")
+		}
+		if n := len(batches(sp.entries["nodes"])); n < 3 || n > 10 {
+			t.Errorf("150 nodes in %d batches, want 3 to 10", n)
+		}
+		if n := len(batches(sp.entries["links"])); n < 3 {
+			t.Errorf("150 links in %d batches, want 3 or more", n)
+		}
+		pieces := &parser{problems{file: "f"}}
+		got, err := pieces.read(sp.skeleton, sp)
+		if err != nil {
+			t.Fatalf("bad %d: %v", bad, err)
+		}
+		whole := &parser{problems{file: "f"}}
+		want, _ := whole.read([]byte(text), nil)
+		if msg(pieces.err()) != msg(whole.err()) {
+			t.Errorf("bad %d: read in batches:\n%s\nread whole:\n%s", bad, msg(pieces.err()), msg(whole.err()))
+		} else if !reflect.DeepEqual(got, want) {
+			t.Errorf("bad %d: read in batches differs from read whole", bad)
+		}
+		if len(got.Nodes) != 150 || len(got.Links) != 150 {
+			t.Errorf("bad %d: %d nodes, %d links, want 150 each", bad, len(got.Nodes), len(got.Links))
+		}
+		// lab, nodes, the nodes' 3 lines each and the bad key, links.
+		linkLine := 2 + 3*150 + 1 + 1 + bad + 1
+		linkCol := len(fmt.Sprintf("  - {a: {node: n%d, name: e0, ", bad)) + 1
+		wantMsg := fmt.Sprintf("f:%d:5: nodes.n%d.bogus: unknown field \"bogus\" (known: netns, routes, sysctls, processes, responders, host, count)\n"+
+			"f:%d:%d: links[%d].a.bogus: unknown field \"bogus\" (known: node, bridge, name, addresses, faults)", line, bad, linkLine, linkCol, bad)
+		if m := msg(pieces.err()); m != wantMsg {
+			t.Errorf("bad %d:\n%s\nwant\n%s", bad, m, wantMsg)
+		}
+	}
+}
+
+// TestSplitBatchRejected: a batch the YAML library reads as other than the
+// entries the splitter found (here a quoted string over two lines, the
+// second of which looks like an entry), or cannot read at all (a syntax
+// error in the 40th entry), sends the file to be read whole, with the whole
+// file's result.
+func TestSplitBatchRejected(t *testing.T) {
+	text, _ := batchFile(100, -1)
+	at := strings.Index(text, "  n39:\n")
+	for name, insert := range map[string]string{
+		"two lines": "  q: \"x\n  r: y\"\n",
+		"syntax":    "  q: {\n",
+	} {
+		file := text[:at] + insert + text[at:]
+		sp, ok := splitFile([]byte(file))
+		if !ok {
+			t.Fatalf("%s: not split", name)
+		}
+		if _, err := (&parser{problems{file: "f"}}).read(sp.skeleton, sp); err != errWhole {
+			t.Errorf("%s: read in batches: %v, want errWhole", name, err)
+		}
+		s, pr := parseSpec("f", []byte(file))
+		if got, want := msg(pr.err()), mustWhole(t, file); got != want {
+			t.Errorf("%s: %s\nwant %s", name, got, want)
+		}
+		if name == "two lines" && (s == nil || len(s.Nodes) != 101) {
+			t.Errorf("%s: not read whole", name)
 		}
 	}
 }
