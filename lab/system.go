@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"container/list"
 	"errors"
 	"fmt"
@@ -8,7 +9,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -835,44 +838,52 @@ func routeState(r kernel.Route, names map[int]string) RouteState {
 // carrier (Plan.Carrier: veths, and bridges with ports). A bridge port must
 // forward, too. It returns the links still not up after d.
 func (s *System) AwaitCarrier(p *Plan, d time.Duration) ([]string, error) {
-	byNS := map[string][]*Interface{}
-	var order []string
-	seen := map[*Interface]bool{}
-	wait := p.Carrier
+	// The ends and their peers, grouped by namespace and without
+	// repeats by sorting: at 10,000 nodes, maps of them (by namespace,
+	// and of those seen) cost more than everything else up holds then.
+	var wait []*Interface
+	add := func(i *Interface) {
+		wait = append(wait, i)
+		if i.Peer != nil {
+			wait = append(wait, i.Peer)
+		}
+	}
+	for _, i := range p.Carrier {
+		add(i)
+	}
 	for _, st := range p.Steps {
 		if st.Op == OpSetUp && st.Iface.Kind == KindVeth {
-			wait = append(wait, st.Iface)
+			add(st.Iface)
 		}
 	}
-	for _, w := range wait {
-		for _, i := range []*Interface{w, w.Peer} {
-			if i == nil || seen[i] {
-				continue
-			}
-			seen[i] = true
-			ns := i.Node.Netns
-			if _, ok := byNS[ns]; !ok {
-				order = append(order, ns)
-			}
-			byNS[ns] = append(byNS[ns], i)
-		}
-	}
+	slices.SortFunc(wait, func(a, b *Interface) int {
+		return cmp.Or(strings.Compare(a.Node.Netns, b.Node.Netns), strings.Compare(a.Name, b.Name))
+	})
+	wait = slices.Compact(wait)
 	deadline := time.Now().Add(d)
 	var late []string
-	for _, ns := range order {
+	for len(wait) > 0 {
+		// A namespace's ends, at most carrierChunk at a time (the host of
+		// 10,000 point-to-point links holds 10,000 of them).
+		ns := wait[0].Node.Netns
+		n := 1
+		for n < len(wait) && n < carrierChunk && wait[n].Node.Netns == ns {
+			n++
+		}
+		want := wait[:n:n]
+		wait = wait[n:]
 		c, err := s.conn(ns)
 		if err != nil {
 			return nil, err
 		}
-		want := byNS[ns]
 		for delay := 200 * time.Microsecond; ; delay *= 2 {
 			running, err := runningLinks(c, want)
 			if err != nil {
 				return nil, err
 			}
 			var left []*Interface
-			for _, i := range want {
-				if !running[i.Name] {
+			for k, i := range want {
+				if !running[k] {
 					left = append(left, i)
 				}
 			}
@@ -891,11 +902,15 @@ func (s *System) AwaitCarrier(p *Plan, d time.Duration) ([]string, error) {
 	return late, nil
 }
 
+// carrierChunk bounds the links AwaitCarrier reads in one go, and so the
+// requests and answers it holds.
+const carrierChunk = 256
+
 // runningLinks reports which of the links are up with carrier, reading them
 // by index, many per send: a namespace with a big bridge (or the host of
 // 10,000 point-to-point links) holds thousands of links, and a dump of them
-// is megabytes.
-func runningLinks(c *conn, want []*Interface) (map[string]bool, error) {
+// is megabytes. running[k] is about want[k].
+func runningLinks(c *conn, want []*Interface) (running []bool, err error) {
 	if err := c.sys.flush(c); err != nil {
 		return nil, err
 	}
@@ -910,11 +925,11 @@ func runningLinks(c *conn, want []*Interface) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	running := make(map[string]bool, len(want))
+	running = make([]bool, len(want))
 	for k, l := range links {
 		// A bridge port passes frames once the link watch that turned
 		// its carrier on has also enabled it.
-		running[want[k].Name] = l.Flags&unix.IFF_RUNNING != 0 && l.OperState == kernel.OperUp &&
+		running[k] = l.Flags&unix.IFF_RUNNING != 0 && l.OperState == kernel.OperUp &&
 			(!l.BridgePort || l.PortState == kernel.PortForwarding)
 	}
 	return running, nil

@@ -10,9 +10,12 @@
 package ledger
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -260,10 +263,6 @@ func (s Store) Write(l *Ledger) error {
 	l.Version = Version
 	l.Updated = time.Now().UTC().Truncate(time.Millisecond)
 	dir := s.LabDir(l.Lab)
-	b, err := json.Marshal(l)
-	if err != nil {
-		return &FileError{Op: "write", Path: dir, Err: err}
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return &FileError{Op: "write", Path: dir, Err: unwrapPath(err)}
 	}
@@ -272,7 +271,7 @@ func (s Store) Write(l *Ledger) error {
 		return &FileError{Op: "write", Path: dir, Err: unwrapPath(err)}
 	}
 	tmp := f.Name()
-	_, werr := f.Write(append(b, '\n'))
+	werr := l.encode(f)
 	if werr == nil {
 		werr = f.Sync()
 	}
@@ -294,6 +293,62 @@ func (s Store) Write(l *Ledger) error {
 			return &FileError{Op: "write", Path: dir, Err: err}
 		}
 	}
+	return nil
+}
+
+// listsAt is where encode puts the nodes and links, in the JSON of a
+// ledger marshalled without them (field order is struct order; a string
+// value holding these bytes would have its quotes escaped).
+var listsAt = []byte(`"nodes":null,"links":null`)
+
+// encode writes the ledger as json.Marshal does, followed by a newline, but
+// marshals its nodes and links one at a time into a small buffer: a lab of
+// 10,000 nodes has a ledger of 2.5 MB, and json.Marshal would hold it twice
+// over (its buffer, which it also keeps in a pool for the next call, and the
+// copy it returns) while up holds everything else.
+func (l *Ledger) encode(f io.Writer) error {
+	rest := *l
+	rest.Nodes, rest.Links = nil, nil
+	b, err := json.Marshal(&rest)
+	if err != nil {
+		return err
+	}
+	at := bytes.Index(b, listsAt)
+	if at < 0 {
+		return errors.New("ledger: no place for the nodes and links in its JSON")
+	}
+	w := bufio.NewWriterSize(f, 32<<10)
+	w.Write(b[:at])
+	if err := writeList(w, `"nodes":`, l.Nodes); err != nil {
+		return err
+	}
+	if err := writeList(w, `,"links":`, l.Links); err != nil {
+		return err
+	}
+	w.Write(b[at+len(listsAt):])
+	w.WriteByte('\n')
+	return w.Flush()
+}
+
+// writeList writes key and the list's JSON, element by element.
+func writeList[E any](w *bufio.Writer, key string, list []E) error {
+	w.WriteString(key)
+	if list == nil {
+		w.WriteString("null")
+		return nil
+	}
+	w.WriteByte('[')
+	for i := range list {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		b, err := json.Marshal(&list[i])
+		if err != nil {
+			return err
+		}
+		w.Write(b)
+	}
+	w.WriteByte(']')
 	return nil
 }
 

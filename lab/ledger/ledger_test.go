@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -216,5 +217,40 @@ func TestBusy(t *testing.T) {
 	// Busy's own probe does not keep the lock.
 	if _, ok, err := s.TryLock("a"); !ok || err != nil {
 		t.Errorf("TryLock after Busy: %v, %v", ok, err)
+	}
+}
+
+// TestWriteIsMarshal: the ledger Write streams (its nodes and links one at a
+// time) is byte for byte what json.Marshal makes of it, every field set, with
+// and without nodes and links, and with a string that holds the bytes Write
+// splices at.
+func TestWriteIsMarshal(t *testing.T) {
+	s := ledger.Store{Dir: t.TempDir()}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	full := &ledger.Ledger{Lab: "a", File: `/x/"nodes":null,"links":null.yaml`, Mark: "nsnet:a", Host: ledger.NSID{Dev: 1, Ino: 2}, Complete: true,
+		Nodes:     []ledger.Node{{Name: "host"}, {Name: "x", Netns: "a-x"}},
+		Links:     []ledger.Link{{Node: "x", Netns: "a-x", Name: "eth0", Kind: "veth", MAC: "02:00:00:00:00:01", Peer: "host:v0"}, {Node: "host", Name: "vx", Kind: "vxlan", MAC: "02:00:00:00:00:02", VNI: 7}},
+		Sysctls:   []ledger.Sysctl{{Node: "host", Key: "net.ipv4.ip_forward", Old: "0", New: "1"}},
+		Procs:     []ledger.Proc{{Node: "x", Netns: "a-x", Argv: []string{"sleep", "<1>"}, PID: 10, Start: 20, Log: "l", Role: "r", Restarts: 1, Reaper: 3, ReaperStart: 4}},
+		Faults:    []ledger.Fault{{Node: "x", Iface: "eth0", Spec: "delay 1ms", Backend: "netem", Delayer: "d", Queue: 1, Down: true, Set: at, Until: at, File: true}},
+		Partition: &ledger.Partition{Groups: [][]string{{"x"}, {"host"}}, OneWay: true, Set: at},
+		Files:     []ledger.File{{Node: "x", Path: "/etc/netns/a-x/hosts", Dirs: []string{"/etc/netns/a-x"}}},
+		Guard:     "nsnet-a", HostName: "h1", VXLAN: &ledger.VXLAN{Port: 4789, IPv6: true, Allow: []string{"::1"}},
+	}
+	for _, l := range []*ledger.Ledger{full, {Lab: "a", Mark: "nsnet:a"}, {Lab: "a", Nodes: []ledger.Node{}, Links: []ledger.Link{}}} {
+		if err := s.Write(l); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(s.Path("a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want)+"\n" {
+			t.Errorf("Write wrote\n%s\njson.Marshal makes\n%s", got, want)
+		}
 	}
 }
