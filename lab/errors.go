@@ -63,9 +63,11 @@ func (e *InvalidError) Unwrap() []error {
 // Is makes an InvalidError match ErrInvalid even when it is empty.
 func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
 
-// loc is where a value sits in the file.
+// loc is where a value sits in the file. Line and Col are 32 bits: a lab
+// file is at most MaxFileSize, and a big lab holds hundreds of thousands
+// of locations.
 type loc struct {
-	Line, Col int
+	Line, Col int32
 	Path      string
 }
 
@@ -92,7 +94,7 @@ func (p *problems) inCompact(path string) bool {
 // they are formatted; the rule is bounded again here, for what reaches it
 // through other errors (a YAML parser's message, say).
 func (p *problems) add(at loc, format string, a ...any) {
-	p.errs = append(p.errs, &FieldError{File: p.file, Line: at.Line, Col: at.Col, Path: at.Path, Rule: echo.Lines(fmt.Sprintf(format, a...))})
+	p.errs = append(p.errs, &FieldError{File: p.file, Line: int(at.Line), Col: int(at.Col), Path: at.Path, Rule: echo.Lines(fmt.Sprintf(format, a...))})
 }
 
 // err returns the collected problems sorted by position, or nil.

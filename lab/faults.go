@@ -27,7 +27,7 @@ func (p *parser) faults(n *yaml.Node, path string) *faultSpec {
 		var fe *fault.Error
 		if errors.As(err, &fe) {
 			if fe.Line > 0 {
-				where.Line, where.Col = fe.Line, fe.Col
+				where.Line, where.Col = int32(fe.Line), int32(fe.Col)
 			}
 			if fe.Field != "" {
 				where.Path = path + "." + fe.Field

@@ -109,7 +109,9 @@ type parser struct {
 	problems
 }
 
-func at(n *yaml.Node, path string) loc { return loc{Line: n.Line, Col: n.Column, Path: path} }
+func at(n *yaml.Node, path string) loc {
+	return loc{Line: int32(n.Line), Col: int32(n.Column), Path: path}
+}
 
 // parseSpec parses the YAML text. Only a document that is not YAML at all
 // stops it early; every other problem is collected. A big file is read in
@@ -242,7 +244,7 @@ var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 func yamlErrLoc(err error) loc {
 	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 		if n, err := strconv.Atoi(m[1]); err == nil {
-			return loc{Line: n, Col: 1}
+			return loc{Line: int32(n), Col: 1}
 		}
 	}
 	return loc{Line: 1, Col: 1}

@@ -98,7 +98,12 @@ func resolve(s *spec, pr *problems) *Lab {
 	r.linkFaults(s)
 	r.addresses(s)
 	r.mtus(s)
-	for _, ns := range s.Nodes {
+	// What follows needs neither the links as written nor the indexes
+	// made to check them: at 10,000 nodes they are a third of what is
+	// live, and the lab is still growing.
+	s.Links, r.linkOf, r.segs, r.addrs, r.autos = nil, nil, segments{}, nil, nil
+	for k, ns := range s.Nodes {
+		s.Nodes[k] = nil // each node's entry goes once it is read
 		if n := r.lab.nodes[ns.Name.V]; n != nil {
 			r.routes(n, ns)
 			r.sysctls(n, ns)
@@ -169,12 +174,7 @@ func (r *resolver) node(v sval) *Node {
 // addIface registers an interface in its node, refusing a second one of the
 // same name in the same namespace.
 func (r *resolver) addIface(i *Interface) bool {
-	m := r.ifaces[i.Node]
-	if m == nil {
-		m = map[string]*Interface{}
-		r.ifaces[i.Node] = m
-	}
-	if prev := m[i.Name]; prev != nil {
+	if prev := r.iface(i.Node, i.Name); prev != nil {
 		r.add(i.at, "node %s already has an interface named %q (%s, line %d)", i.Node.Name, i.Name, prev.at.Path, prev.at.Line)
 		return false
 	}
@@ -182,9 +182,31 @@ func (r *resolver) addIface(i *Interface) bool {
 		r.add(i.at, "%q is the loopback interface every namespace already has", i.Name)
 		return false
 	}
-	m[i.Name] = i
-	i.Node.Interfaces = append(i.Node.Interfaces, i)
+	n := i.Node
+	n.Interfaces = append(n.Interfaces, i)
+	if m := r.ifaces[n]; m != nil {
+		m[i.Name] = i
+	} else if len(n.Interfaces) > ifaceScan {
+		m = make(map[string]*Interface, len(n.Interfaces))
+		for _, x := range n.Interfaces {
+			m[x.Name] = x
+		}
+		r.ifaces[n] = m
+	}
 	return true
+}
+
+// ifaceScan is how many interfaces a node's list holds before the resolver
+// finds them by a map: most nodes have one or two, and a map each would
+// cost more than all their interfaces.
+const ifaceScan = 8
+
+// iface is n's interface of that name, or nil.
+func (r *resolver) iface(n *Node, name string) *Interface {
+	if m := r.ifaces[n]; m != nil {
+		return m[name]
+	}
+	return n.Interface(name)
 }
 
 func (r *resolver) bridgeDefs(s *spec) {
@@ -739,7 +761,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 		}
 		if rs.Dev.set() {
 			rt.Dev = rs.Dev.V
-			if r.ifaces[n][rt.Dev] == nil {
+			if r.iface(n, rt.Dev) == nil {
 				r.add(rs.Dev.At, "node %s has no interface named %s", n.Name, echo.Quote(rt.Dev))
 				ok = false
 			}
