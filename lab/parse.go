@@ -29,6 +29,14 @@ type sval struct {
 
 func (s sval) set() bool { return s.At.Line > 0 }
 
+// in is where a value read without its path (see strIn) is: inside the
+// entry at parent, as its field leaf (".to").
+func (s sval) in(parent loc, leaf string) loc {
+	at := s.At
+	at.Path = parent.Path + leaf
+	return at
+}
+
 type ival struct {
 	V  int
 	At loc
@@ -64,7 +72,9 @@ type nodeSpec struct {
 }
 
 type routeSpec struct {
-	At           loc
+	At loc
+	// To, Via and Dev hold no path: a big lab has tens of thousands of
+	// routes, and their fields' paths are At's and a field name (see in).
 	To, Via, Dev sval
 }
 
@@ -396,6 +406,15 @@ func (p *parser) str(n *yaml.Node, path string) sval {
 	return sval{V: n.Value, At: at(n, path)}
 }
 
+// strIn is str for the field leaf of the entry at path, the value kept
+// without its path (see sval.in), which is built only for a message.
+func (p *parser) strIn(n *yaml.Node, path, leaf string) sval {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		return p.str(n, path+leaf)
+	}
+	return sval{V: n.Value, At: at(n, "")}
+}
+
 func (p *parser) int(n *yaml.Node, path string) ival {
 	if !p.plain(n, path) {
 		return ival{}
@@ -468,15 +487,15 @@ func (p *parser) node(kv keyValue) *nodeSpec {
 			rs := &routeSpec{At: at(r, rp)}
 			rf := p.fields(r, rp, "to", "via", "dev")
 			if x, ok := rf.get("to"); ok {
-				rs.To = p.str(x, rp+".to")
+				rs.To = p.strIn(x, rp, ".to")
 			} else if r.Kind == yaml.MappingNode {
 				p.add(rs.At, "missing \"to\" (a prefix such as 10.2.0.0/24, or default)")
 			}
 			if x, ok := rf.get("via"); ok {
-				rs.Via = p.str(x, rp+".via")
+				rs.Via = p.strIn(x, rp, ".via")
 			}
 			if x, ok := rf.get("dev"); ok {
-				rs.Dev = p.str(x, rp+".dev")
+				rs.Dev = p.strIn(x, rp, ".dev")
 			}
 			ns.Routes = append(ns.Routes, rs)
 		}

@@ -96,12 +96,16 @@ func resolve(s *spec, pr *problems) *Lab {
 	r.links(s)
 	r.crossHost(s)
 	r.linkFaults(s)
-	r.addresses(s)
-	r.mtus(s)
-	// What follows needs neither the links as written nor the indexes
-	// made to check them: at 10,000 nodes they are a third of what is
-	// live, and the lab is still growing.
-	s.Links, r.linkOf, r.segs, r.addrs, r.autos = nil, nil, segments{}, nil, nil
+	// The links as written are read once their addresses and MTUs are
+	// taken out: at 10,000 nodes they are a third of what is live, and
+	// the lab is still growing.
+	specs, linkMTUs := r.addrSpecs(s), r.linkMTUs(s)
+	s.Links, r.linkOf = nil, nil
+	r.addresses(specs)
+	specs = nil
+	r.mtus(s, linkMTUs)
+	// What follows needs none of the indexes made to check addresses.
+	r.segs, r.addrs, r.autos = segments{}, nil, nil
 	for k, ns := range s.Nodes {
 		s.Nodes[k] = nil // each node's entry goes once it is read
 		if n := r.lab.nodes[ns.Name.V]; n != nil {
@@ -460,8 +464,7 @@ func (r *resolver) addrSpecs(s *spec) []addrList {
 	return out
 }
 
-func (r *resolver) addresses(s *spec) {
-	specs := r.addrSpecs(s)
+func (r *resolver) addresses(specs []addrList) {
 	// Static addresses first: they are reserved before any automatic one
 	// is handed out.
 	for _, sp := range specs {
@@ -680,9 +683,26 @@ func (r *resolver) overlaps() {
 	}
 }
 
+// linkMTU is a link whose entry sets its MTU.
+type linkMTU struct {
+	l   *Link
+	mtu ival
+}
+
+// linkMTUs lists the links whose entries set their MTU, in file order.
+func (r *resolver) linkMTUs(s *spec) []linkMTU {
+	var out []linkMTU
+	for _, ls := range s.Links {
+		if l := r.linkOf[ls]; l != nil && ls.MTU.set() {
+			out = append(out, linkMTU{l, ls.MTU})
+		}
+	}
+	return out
+}
+
 // mtus checks link and bridge MTUs, with IPv6's higher minimum where a
 // segment carries IPv6.
-func (r *resolver) mtus(s *spec) {
+func (r *resolver) mtus(s *spec, links []linkMTU) {
 	v6 := map[*Interface]bool{}
 	for _, n := range r.lab.Nodes {
 		for _, i := range n.Interfaces {
@@ -709,13 +729,9 @@ func (r *resolver) mtus(s *spec) {
 			r.add(bs.MTU.At, "%v", err)
 		}
 	}
-	for _, ls := range s.Links {
-		l := r.linkOf[ls]
-		if l == nil || !ls.MTU.set() {
-			continue
-		}
-		if err := kernel.ValidateMTU(ls.MTU.V, v6[r.segs.root(l.A)]); err != nil {
-			r.add(ls.MTU.At, "%v", err)
+	for _, lm := range links {
+		if err := kernel.ValidateMTU(lm.mtu.V, v6[r.segs.root(lm.l.A)]); err != nil {
+			r.add(lm.mtu.At, "%v", err)
 		}
 	}
 }
@@ -738,14 +754,14 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 			if err != nil {
 				a, aerr := netip.ParseAddr(rs.To.V)
 				if aerr != nil || a.Zone() != "" {
-					r.add(rs.To.At, "invalid destination %s: expected a prefix such as 10.2.0.0/24, or default", echo.Quote(rs.To.V))
+					r.add(rs.To.in(rs.At, ".to"), "invalid destination %s: expected a prefix such as 10.2.0.0/24, or default", echo.Quote(rs.To.V))
 					ok = false
 					break
 				}
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 			if p != p.Masked() {
-				r.add(rs.To.At, "destination %s has host bits set: did you mean %s?", p, p.Masked())
+				r.add(rs.To.in(rs.At, ".to"), "destination %s has host bits set: did you mean %s?", p, p.Masked())
 				ok = false
 				break
 			}
@@ -754,7 +770,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 		if rs.Via.set() {
 			a, err := netip.ParseAddr(rs.Via.V)
 			if err != nil || a.Zone() != "" || a.Is4In6() {
-				r.add(rs.Via.At, "invalid gateway %s: expected an IPv4 or IPv6 address", echo.Quote(rs.Via.V))
+				r.add(rs.Via.in(rs.At, ".via"), "invalid gateway %s: expected an IPv4 or IPv6 address", echo.Quote(rs.Via.V))
 				ok = false
 			}
 			rt.Via = a
@@ -762,7 +778,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 		if rs.Dev.set() {
 			rt.Dev = rs.Dev.V
 			if r.iface(n, rt.Dev) == nil {
-				r.add(rs.Dev.At, "node %s has no interface named %s", n.Name, echo.Quote(rt.Dev))
+				r.add(rs.Dev.in(rs.At, ".dev"), "node %s has no interface named %s", n.Name, echo.Quote(rt.Dev))
 				ok = false
 			}
 		}
@@ -774,7 +790,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 			continue
 		}
 		if rt.To.IsValid() && rt.Via.IsValid() && rt.To.Addr().Is4() != rt.Via.Is4() {
-			r.add(rs.Via.At, "gateway %s and destination %s are different address families", rt.Via, rt.To)
+			r.add(rs.Via.in(rs.At, ".via"), "gateway %s and destination %s are different address families", rt.Via, rt.To)
 			continue
 		}
 		if rt.Via.IsValid() && gatewayDev(n, rt) == nil {
@@ -782,7 +798,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 			if rt.Dev != "" {
 				where = fmt.Sprintf("an address of %s in node %s", rt.Dev, n.Name)
 			}
-			r.add(rs.Via.At, "gateway %s is not in the subnet of %s, nor in an earlier route with dev and no via, so it cannot be reached", rt.Via, where)
+			r.add(rs.Via.in(rs.At, ".via"), "gateway %s is not in the subnet of %s, nor in an earlier route with dev and no via, so it cannot be reached", rt.Via, where)
 			continue
 		}
 		key := rt.To
