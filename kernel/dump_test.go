@@ -8,7 +8,6 @@ import (
 	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
 	"github.com/mdlayher/netlink/nlenc"
-	"github.com/mdlayher/netlink/nltest"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,14 +23,15 @@ type scriptedDump struct {
 
 func newScriptedDump(t *testing.T, answer func(attempt int, seq uint32) [][]netlink.Message) *scriptedDump {
 	s := &scriptedDump{}
-	c := nltest.Dial(func(req []netlink.Message) ([]netlink.Message, error) {
+	s.b = &Batch{wrote: func(out []byte) {
+		req, err := splitMessages(out)
+		if err != nil || len(req) != 1 || req[0].Header.Flags&netlink.Dump == 0 {
+			t.Fatalf("dump request %v (%v), want one dump", req, err)
+		}
 		s.seq = req[0].Header.Sequence
 		s.queue = answer(s.attempts, s.seq)
 		s.attempts++
-		return nil, nil
-	})
-	t.Cleanup(func() { c.Close() })
-	s.b = &Batch{c: c, read: func() ([]netlink.Message, error) {
+	}, read: func() ([]netlink.Message, error) {
 		if len(s.queue) == 0 {
 			return nil, errors.New("read past the scripted answer")
 		}

@@ -31,34 +31,40 @@ import (
 // Queued requests fail late, at Flush, which reports the first failure with
 // the tag given when it was queued.
 //
-// The socket is mdlayher/netlink's (made inside the namespace, used from any
-// goroutine, dumps through its Execute), but a Batch writes its requests and
-// reads the answers itself, through the socket's syscall.RawConn: an up of
-// 1,000 nodes sends and reads about 6,000 times, and the library's Receive
-// peeks at each answer before reading it (two system calls) into a fresh
-// page-sized buffer, and SendMessages encodes the queued messages into
-// another. Done here, requests are encoded once, into the send buffer, as
-// they are queued, and answers are read in one call into receive space that
-// a lab's thousands of Batches share (Buffers). BenchmarkBatchFlush measures
-// both ways.
+// The messages are mdlayher/netlink's types, but a Batch writes its requests
+// and reads the answers itself: an up of 1,000 nodes sends and reads about
+// 6,000 times, and the library's Receive peeks at each answer before reading
+// it (two system calls) into a fresh page-sized buffer, and SendMessages
+// encodes the queued messages into another. Done here, requests are encoded
+// once, into the send buffer, as they are queued, and answers are read in
+// one call into receive space that a lab's thousands of Batches share
+// (Buffers). BenchmarkBatchFlush measures both ways.
+//
+// The socket is a bare descriptor (made inside the namespace, used from any
+// goroutine), blocking, without the runtime's poller: rtnetlink answers a
+// request while it is sent, so a read after a send never waits. A lab keeps
+// a Batch per namespace, 10,000 of them at once, and the library's Conn
+// (with its socket.Conn, os.File and poller registration) cost about 600
+// bytes each, a third of what up held besides the lab.
 type Batch struct {
-	c    *netlink.Conn
-	rc   syscall.RawConn
+	fd   int
+	open bool   // fd is the Batch's socket (0 may be one: a caller closed stdin)
 	out  []byte // queued requests, encoded
 	last int    // offset of the last queued request's header in out
 	pend []pending
-	// seq is the last sequence number a request written here used. Dumps
-	// go through the library's Send, with its own numbers (which start
-	// at a random one): each answer is matched to its request either way.
+	// seq is the last sequence number a request written here used (dumps
+	// included): each answer is matched to its request by it.
 	seq  uint32
 	bufs *Buffers
 	rx   []byte // receive space of a Batch that shares none
 	// OneAtATime sends every request as soon as it is queued and waits for
 	// the kernel's answer: the same requests, one round trip each.
 	OneAtATime bool
-	// read, when set, stands in for the socket's datagrams in a dump's
-	// answer (tests script an interrupted dump with it).
-	read func() ([]netlink.Message, error)
+	// wrote and read, when set, stand in for the socket in a dump: wrote
+	// is given the request, read returns the answer's datagrams (tests
+	// script an interrupted dump with them).
+	wrote func(out []byte)
+	read  func() ([]netlink.Message, error)
 }
 
 type pending struct {
@@ -115,19 +121,36 @@ func (bs *Buffers) put(b []byte) {
 // OpenBatch opens a Batch bound to ns: its socket is created inside ns and
 // stays there.
 func OpenBatch(ns *netns.NS) (*Batch, error) {
-	var c *netlink.Conn
-	// Created by netns.Do rather than netlink.Config.NetNS: Do skips the
-	// namespace switch when the thread is already in ns, which an
-	// unprivileged process could not make.
+	fd := -1
+	// Created by netns.Do, which skips the namespace switch when the
+	// thread is already in ns (an unprivileged process could not make
+	// it).
 	err := ns.Do(func() error {
 		var err error
-		c, err = netlink.Dial(unix.NETLINK_ROUTE, nil)
+		fd, err = dialRoute()
 		return err
 	})
 	if err != nil {
 		return nil, &OpError{Op: "open netlink", Name: ns.String(), Err: err}
 	}
-	return newBatch(c, ns.String())
+	return &Batch{fd: fd, open: true}, nil
+}
+
+// dialRoute opens an rtnetlink socket in the calling thread's namespace, as
+// netlink.Dial does (bound, the kernel choosing the port) but blocking and
+// without the poller, and with error replies that carry no copy of the
+// request.
+func dialRoute() (int, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("bind", err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
+	return fd, nil
 }
 
 // NewNetnsBatch creates a network namespace (netns.NewWith) with a Batch
@@ -135,38 +158,21 @@ func OpenBatch(ns *netns.NS) (*Batch, error) {
 // it is there: a lab makes a namespace per node, and a second trip into each
 // (OpenBatch's) would cost a locked thread's hand-over and two setns.
 func NewNetnsBatch() (*netns.NS, *Batch, error) {
-	var c *netlink.Conn
+	fd := -1
 	ns, err := netns.NewWith(func() error {
 		var err error
-		if c, err = netlink.Dial(unix.NETLINK_ROUTE, nil); err != nil {
+		if fd, err = dialRoute(); err != nil {
 			return &OpError{Op: "open netlink", Name: "new namespace", Err: err}
 		}
 		return nil
 	})
 	if err != nil {
-		if c != nil {
-			c.Close()
+		if fd >= 0 {
+			unix.Close(fd)
 		}
 		return nil, nil, err
 	}
-	b, err := newBatch(c, ns.String())
-	if err != nil {
-		ns.Close()
-		return nil, nil, err
-	}
-	return ns, b, nil
-}
-
-// newBatch wraps a connection made inside the Batch's namespace.
-func newBatch(c *netlink.Conn, name string) (*Batch, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		c.Close()
-		return nil, &OpError{Op: "open netlink", Name: name, Err: err}
-	}
-	// Error replies without a copy of the request.
-	_ = c.SetOption(netlink.CapAcknowledge, true)
-	return &Batch{c: c, rc: rc}, nil
+	return ns, &Batch{fd: fd, open: true}, nil
 }
 
 // ShareBuffers makes the Batch borrow its receive space from bs while it
@@ -175,9 +181,9 @@ func (b *Batch) ShareBuffers(bs *Buffers) { b.bufs = bs }
 
 // Close releases the socket; queued requests are dropped.
 func (b *Batch) Close() {
-	if b.c != nil {
-		b.c.Close()
-		b.c = nil
+	if b.open {
+		unix.Close(b.fd)
+		b.open = false
 	}
 	b.out, b.pend, b.rx = nil, nil, nil
 }
@@ -272,30 +278,31 @@ func (b *Batch) Flush() error {
 // send writes what is encoded in out to the kernel, in one system call; it
 // leaves out as it is.
 func (b *Batch) send() error {
-	if b.c == nil {
+	if b.wrote != nil {
+		b.wrote(b.out)
+		return nil
+	}
+	if !b.open {
 		return netns.ErrClosed
 	}
-	var werr error
-	err := b.rc.Write(func(fd uintptr) bool {
+	for {
 		// Unconnected, a netlink socket writes to the kernel.
-		var n int
-		n, werr = unix.Write(int(fd), b.out)
-		if werr == nil && n != len(b.out) {
-			werr = fmt.Errorf("short write (%d of %d bytes)", n, len(b.out))
+		n, err := unix.Write(b.fd, b.out)
+		if err == unix.EINTR {
+			continue
 		}
-		return werr != unix.EAGAIN && werr != unix.EINTR
-	})
-	if err != nil {
+		if err == nil && n != len(b.out) {
+			err = fmt.Errorf("short write (%d of %d bytes)", n, len(b.out))
+		}
 		return err
 	}
-	return werr
 }
 
 // receive passes each message the kernel sends to fn, with the error code of
 // an error message (0 for an acknowledgement or another message), until fn
 // returns true. A message's data is valid only during the call.
 func (b *Batch) receive(fn func(m netlink.Message, errno syscall.Errno) bool) error {
-	if b.c == nil {
+	if !b.open {
 		return netns.ErrClosed
 	}
 	var rx []byte
@@ -309,14 +316,9 @@ func (b *Batch) receive(fn func(m netlink.Message, errno syscall.Errno) bool) er
 		rx = b.rx
 	}
 	for {
-		var n int
-		var rerr error
-		err := b.rc.Read(func(fd uintptr) bool {
-			n, rerr = recvTrunc(int(fd), rx)
-			return rerr != unix.EAGAIN && rerr != unix.EINTR
-		})
-		if err == nil {
-			err = rerr
+		n, err := recvTrunc(b.fd, rx)
+		if err == unix.EINTR {
+			continue
 		}
 		if err != nil {
 			return err
@@ -437,9 +439,11 @@ func (b *Batch) dump(op string, r request, fn func(m netlink.Message)) error {
 // the kernel may flag only that one (a change that lands after the last
 // object was written).
 func (b *Batch) dumpOnce(r request) (msgs []netlink.Message, intr bool, err error) {
-	sent, err := b.c.Send(netlink.Message{Header: netlink.Header{Type: r.typ, Flags: r.flags | netlink.Request | netlink.Dump}, Data: r.data})
+	seq := b.encode(r, netlink.Dump)
+	err = b.send()
+	b.out = b.out[:0]
 	if err != nil {
-		return nil, false, unwrapNetlink(err)
+		return nil, false, err
 	}
 	read := b.read
 	if read == nil {
@@ -451,7 +455,7 @@ func (b *Batch) dumpOnce(r request) (msgs []netlink.Message, intr bool, err erro
 			return nil, false, err
 		}
 		for _, m := range dg {
-			if m.Header.Sequence != sent.Header.Sequence {
+			if m.Header.Sequence != seq {
 				continue // the late answer of an earlier request
 			}
 			intr = intr || m.Header.Flags&netlink.DumpInterrupted != 0
@@ -474,38 +478,29 @@ func (b *Batch) dumpOnce(r request) (msgs []netlink.Message, intr bool, err erro
 
 // datagram reads the socket's next datagram and splits it into messages.
 func (b *Batch) datagram() ([]netlink.Message, error) {
-	rc, err := b.c.SyscallConn()
-	if err != nil {
-		return nil, err
+	if !b.open {
+		return nil, netns.ErrClosed
 	}
-	var buf []byte
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
+	for {
 		// The datagram's size first (MSG_TRUNC reports it whole), so
 		// that the buffer is made to fit.
-		var n int
-		n, _, rerr = unix.Recvfrom(int(fd), nil, unix.MSG_PEEK|unix.MSG_TRUNC)
-		if rerr == unix.EAGAIN || rerr == unix.EINTR {
-			return false
+		n, _, err := unix.Recvfrom(b.fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if err == unix.EINTR {
+			continue
 		}
-		if rerr != nil {
-			return true
+		if err != nil {
+			return nil, os.NewSyscallError("recvmsg", err)
 		}
-		buf = make([]byte, n)
-		n, rerr = unix.Read(int(fd), buf)
-		if rerr == unix.EAGAIN || rerr == unix.EINTR {
-			return false
+		buf := make([]byte, n)
+		n, err = unix.Read(b.fd, buf)
+		if err == unix.EINTR {
+			continue
 		}
-		buf = buf[:max(n, 0)]
-		return true
-	})
-	if err == nil {
-		err = rerr
+		if err != nil {
+			return nil, os.NewSyscallError("recvmsg", err)
+		}
+		return splitMessages(buf[:n])
 	}
-	if err != nil {
-		return nil, os.NewSyscallError("recvmsg", err)
-	}
-	return splitMessages(buf)
 }
 
 // splitMessages cuts a datagram into its netlink messages.
@@ -523,14 +518,4 @@ func splitMessages(buf []byte) ([]netlink.Message, error) {
 		}
 	}
 	return msgs, nil
-}
-
-// unwrapNetlink is the system call error inside the library's error, so
-// that messages read as the kernel's ("no such device").
-func unwrapNetlink(err error) error {
-	var oe *netlink.OpError
-	if errors.As(err, &oe) {
-		return oe.Err
-	}
-	return err
 }

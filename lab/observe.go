@@ -173,7 +173,7 @@ func (s *System) observeNS(c *conn, keys []string, withRoutes, withNeighs bool, 
 		}
 		ns.Links[l.Name] = ls
 		byIndex[l.Index] = ls
-		c.idx[l.Name] = l.Index
+		c.idx.set(l.Name, l.Index)
 	}
 	for _, a := range addrs {
 		ls := byIndex[a.LinkIndex]
@@ -262,7 +262,7 @@ func (s *System) observeHostLinks(led *ledger.Ledger, st *State, keys []string) 
 		}
 		li := infos[i]
 		ns.Links[name] = &LinkState{Index: li.Index, Alias: li.Alias, MAC: li.MAC.String(), Up: li.Flags&unix.IFF_UP != 0}
-		s.host.idx[name] = li.Index
+		s.host.idx.set(name, li.Index)
 	}
 	return ns, readSysctls(s.host, ns, keys)
 }
@@ -335,7 +335,7 @@ func sampleNeighs(c *conn, static []*Interface) (map[NeighKey]string, error) {
 	var want []kernel.Neigh
 	var keys []NeighKey
 	for _, i := range static {
-		idx, ok := c.idx[i.Name]
+		idx, ok := c.idx.get(i.Name)
 		if !ok {
 			continue
 		}

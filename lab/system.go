@@ -88,7 +88,7 @@ type conn struct {
 	ns   *netns.NS
 	b    *kernel.Batch
 	h    *kernel.Handle
-	idx  map[string]int
+	idx  linkIndexes
 	sys  *System
 	// loUp is set once the loopback was brought up with its mark.
 	loUp bool
@@ -159,7 +159,7 @@ func (c *conn) dropHandle() {
 
 // index returns a link's ifindex, from the cache or the kernel.
 func (c *conn) index(name string) (int, error) {
-	if i, ok := c.idx[name]; ok {
+	if i, ok := c.idx.get(name); ok {
 		return i, nil
 	}
 	h, err := c.handle()
@@ -170,7 +170,7 @@ func (c *conn) index(name string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	c.idx[name] = l.Index
+	c.idx.set(name, l.Index)
 	return l.Index, nil
 }
 
@@ -196,7 +196,7 @@ func NewSystem(dir netns.Dir, exe, logDir, mark string) (*System, error) {
 	b.OneAtATime = s.plain
 	s.bufs = &kernel.Buffers{}
 	b.ShareBuffers(s.bufs)
-	s.host = &conn{ns: self, h: h, b: b, idx: map[string]int{}, sys: s}
+	s.host = &conn{ns: self, h: h, b: b, sys: s}
 	// Two descriptors per namespace (nsfs and netlink), and room for
 	// everything else. A plan touches every node's namespace in three
 	// passes (namespaces, links, routes): keeping them all open spares
@@ -272,7 +272,7 @@ func (s *System) conn(name string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.newConn(name, ns, map[string]int{})
+	c, err := s.newConn(name, ns)
 	if err != nil {
 		return nil, err
 	}
@@ -280,20 +280,20 @@ func (s *System) conn(name string) (*conn, error) {
 }
 
 // newConn wraps ns, which it takes over, with a request batch of its own.
-func (s *System) newConn(name string, ns *netns.NS, idx map[string]int) (*conn, error) {
+func (s *System) newConn(name string, ns *netns.NS) (*conn, error) {
 	b, err := kernel.OpenBatch(ns)
 	if err != nil {
 		ns.Close()
 		return nil, err
 	}
-	return s.wrap(name, ns, b, idx), nil
+	return s.wrap(name, ns, b), nil
 }
 
 // wrap makes a connection of a namespace and its Batch.
-func (s *System) wrap(name string, ns *netns.NS, b *kernel.Batch, idx map[string]int) *conn {
+func (s *System) wrap(name string, ns *netns.NS, b *kernel.Batch) *conn {
 	b.OneAtATime = s.plain
 	b.ShareBuffers(s.bufs)
-	return &conn{name: name, ns: ns, b: b, idx: idx, sys: s}
+	return &conn{name: name, ns: ns, b: b, sys: s}
 }
 
 func (s *System) keep(c *conn) (*conn, error) {
@@ -486,7 +486,7 @@ func (s *System) run(st Step) error {
 		if err != nil {
 			return err
 		}
-		delete(c.idx, name)
+		c.idx.del(name)
 		return ignore(h.DelLink(name), fs.ErrNotExist)
 	case OpAwaitGone:
 		return s.awaitGone(st.Old.Links)
@@ -532,7 +532,7 @@ func (s *System) run(st Step) error {
 			return s.sent(c, err)
 		}
 		s.sent(c, nil)
-		c.idx[st.Iface.Name] = idx
+		c.idx.set(st.Iface.Name, idx)
 		return nil
 	case OpAddVeth:
 		return s.addVeth(st.Iface)
@@ -587,7 +587,7 @@ func (s *System) run(st Step) error {
 		if err != nil {
 			return err
 		}
-		return c.b.SetNeigh(idx, *st.Neigh, st.Iface.Peer.MAC, tag)
+		return c.b.SetNeigh(idx, st.Neigh(), st.Iface.Peer.MAC, tag)
 	case OpAddBridgeNeighs:
 		c, idx, tag, err := s.ifaceStep(st)
 		if err != nil {
@@ -631,7 +631,8 @@ func (s *System) makeNetns(name string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := s.wrap(name, ns, b, map[string]int{"lo": loIndex})
+	c := s.wrap(name, ns, b)
+	c.idx.set("lo", loIndex)
 	if err := c.b.SetLink(loIndex, kernel.LinkChange{Alias: s.mark, Up: true}, 0); err == nil {
 		err = c.b.Flush()
 	}
@@ -664,15 +665,15 @@ func (s *System) addVeth(a *Interface) error {
 		}
 	}
 	nl := kernel.NewLink{Name: a.Name, MTU: a.MTU, MAC: a.MAC, Kind: peer}
-	delete(pc.idx, b.Name)
+	pc.idx.del(b.Name)
 	delete(s.dirty, c)
 	idx, peerIdx, err := c.b.AddLink(nl)
 	if err != nil {
 		return s.sent(c, err)
 	}
 	s.sent(c, nil)
-	c.idx[a.Name] = idx
-	pc.idx[b.Name] = peerIdx
+	c.idx.set(a.Name, idx)
+	pc.idx.set(b.Name, peerIdx)
 	return nil
 }
 
@@ -710,9 +711,9 @@ func (s *System) addVXLAN(i *Interface) error {
 	}
 	s.sent(c, nil)
 	if idx != 0 && i.Node.IsHost() {
-		pc.idx[i.Name] = idx
+		pc.idx.set(i.Name, idx)
 	} else {
-		delete(pc.idx, i.Name) // looked up by name in the node when next needed
+		pc.idx.del(i.Name) // looked up by name in the node when next needed
 	}
 	return nil
 }
@@ -726,7 +727,7 @@ func (s *System) awaitGone(links []*ledger.Link) error {
 	s.release()
 	deadline := time.Now().Add(s.Settle)
 	for _, lk := range links {
-		delete(s.host.idx, lk.Name) // gone, or not the lab's: not to be used
+		s.host.idx.del(lk.Name) // gone, or not the lab's: not to be used
 	}
 	// The kernel destroys the devices of namespaces dropped together in
 	// batches: wait for the first link still there to go, then ask about
