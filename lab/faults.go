@@ -68,7 +68,7 @@ func (r *resolver) linkFaults(s *spec) {
 				r.add(at, "with the link's faults: %v", err)
 				continue
 			}
-			e.i.Faults = spec
+			e.i.faults = &spec
 		}
 	}
 }
@@ -114,7 +114,7 @@ func (l *Lab) Faulted() []*Interface {
 	var out []*Interface
 	for _, k := range l.Links {
 		for _, i := range []*Interface{k.A, k.B} {
-			if !i.Faults.IsZero() {
+			if i.faults != nil {
 				out = append(out, i)
 			}
 		}

@@ -29,16 +29,16 @@ func TestFaultsResolved(t *testing.T) {
 	a, b := l.Node("a").Interface("e0"), l.Node("b").Interface("e0")
 	// The end's own delay over the link's; the rest of the link's kept.
 	want := fault.Spec{Delay: 5 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: fault.Loss{P: 10}, Rate: fault.Rate{Bits: 10e6}}
-	if a.Faults != want {
-		t.Errorf("a:e0 = %v, want %v", a.Faults, want)
+	if a.Faults() != want {
+		t.Errorf("a:e0 = %v, want %v", a.Faults(), want)
 	}
-	if want := (fault.Spec{Delay: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Rate: fault.Rate{Bits: 10e6}}); b.Faults != want {
-		t.Errorf("b:e0 = %v, want %v", b.Faults, want)
+	if want := (fault.Spec{Delay: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Rate: fault.Rate{Bits: 10e6}}); b.Faults() != want {
+		t.Errorf("b:e0 = %v, want %v", b.Faults(), want)
 	}
-	if got := l.Node("a").Interface("e1").Faults.String(); got != "delay 10ms duplicate 1% reorder 25%" {
+	if got := l.Node("a").Interface("e1").Faults().String(); got != "delay 10ms duplicate 1% reorder 25%" {
 		t.Errorf("a:e1 = %q", got)
 	}
-	if !l.Node("b").Interface("e1").Faults.IsZero() {
+	if !l.Node("b").Interface("e1").Faults().IsZero() {
 		t.Errorf("b:e1 has faults")
 	}
 	var names []string

@@ -46,17 +46,19 @@ const (
 // instead of copying names: a plan of 100,000 steps takes 3 MB.
 type Step struct {
 	Op Op
-	// Index is the route, sysctl or process number within Node, or the
-	// address number within Iface.Addrs.
+	// Index is the route, sysctl or process number within Node, the
+	// address number within Iface.Addrs, or where an OpAddNeigh step's
+	// address is (Neigh).
 	Index int32
 	Node  *Node      // namespace, sysctl, route and process steps
 	Iface *Interface // link steps; for OpAddVeth the end that creates the pair
 	Old   *Removal   // removal steps
-	// Neigh is the address an OpAddNeigh step maps to Iface.Peer's MAC
-	// (shared with the other steps of the interface: a pointer costs a
-	// third of an address in a plan of 100,000 steps).
-	Neigh *netip.Addr
 }
+
+// Neigh is the address an OpAddNeigh step maps to Iface.Peer's MAC. The
+// step's Index says where it is in the lab (neighAddr): a plan of 100,000
+// steps would spend 3 MB on a field for it and the addresses it points at.
+func (s Step) Neigh() netip.Addr { return neighAddr(s.Iface, s.Index) }
 
 // Removal is what the ledger recorded of an object a step removes.
 type Removal struct {
@@ -147,7 +149,7 @@ type planner struct {
 	// Per node, the addresses of its interfaces and the single-address
 	// destinations of its routes by device (built when first needed).
 	nodeAddrs map[*Node]map[netip.Addr]bool
-	devHosts  map[*Node]map[string][]netip.Addr
+	devHosts  map[*Node]map[string][]int32
 	// What the lab wants, by namespace name and by (netns, interface name).
 	wantNS map[string]bool
 	wantIf map[[2]string]*Interface
@@ -647,7 +649,7 @@ func (p *planner) configure(i *Interface, ls *LinkState) {
 	// An end the file's faults take down (down: true) stays down: the
 	// faults are made after the lab's steps, and bringing it up first
 	// would be a change on every up.
-	if (ls == nil || !ls.Up) && !i.Faults.Down {
+	if (ls == nil || !ls.Up) && !i.Faults().Down {
 		p.add(Step{Op: OpSetUp, Iface: i})
 	} else if !ls.Running && i.Kind == KindVeth {
 		p.carrier = append(p.carrier, i)
@@ -659,10 +661,9 @@ func (p *planner) configure(i *Interface, ls *LinkState) {
 			have = ns.Neighs
 		}
 	}
-	ns := p.neighbours(i)
-	for k, a := range ns {
-		if ls == nil || !ls.Up || have[NeighKey{i.Name, a}] != i.Peer.MAC.String() {
-			p.add(Step{Op: OpAddNeigh, Iface: i, Neigh: &ns[k]})
+	for _, r := range p.neighbours(i) {
+		if ls == nil || !ls.Up || have[NeighKey{i.Name, neighAddr(i, r)}] != i.Peer.MAC.String() {
+			p.add(Step{Op: OpAddNeigh, Iface: i, Index: r})
 		}
 	}
 	if staticBridge(i) != nil && (ls == nil || !ls.Up || !hasNeighbours(have, i)) {

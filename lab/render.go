@@ -106,7 +106,7 @@ func (s Step) Lines(mark string) []string {
 	case OpSetUp:
 		return []string{fmt.Sprintf("ip%s link set %s up", n, s.Iface.Name)}
 	case OpAddNeigh:
-		return []string{fmt.Sprintf("ip%s neigh replace %s lladdr %s dev %s nud permanent", n, *s.Neigh, s.Iface.Peer.MAC, s.Iface.Name)}
+		return []string{fmt.Sprintf("ip%s neigh replace %s lladdr %s dev %s nud permanent", n, s.Neigh(), s.Iface.Peer.MAC, s.Iface.Name)}
 	case OpAddBridgeNeighs:
 		var out []string
 		for _, e := range StaticNeighbours(s.Iface) {

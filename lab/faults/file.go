@@ -111,11 +111,11 @@ func (s *session) syncFile(l *lab.Lab, want []*lab.Interface, so SyncOptions, re
 			if err != nil {
 				return err
 			}
-			p, err := backend.For(i.Faults, lk, caps)
+			p, err := backend.For(i.Faults(), lk, caps)
 			if err != nil {
 				return fmt.Errorf("%s: faults of %s: %w", l.Name, end, err)
 			}
-			items[k] = fileItem{end: end, spec: i.Faults, link: lk, plan: p}
+			items[k] = fileItem{end: end, spec: i.Faults(), link: lk, plan: p}
 			return nil
 		}); err != nil {
 			return err
@@ -257,7 +257,7 @@ func FileLines(l *lab.Lab, caps backend.Caps) ([]string, error) {
 	var out []string
 	for _, i := range l.Faulted() {
 		lk := ModelLink(i)
-		p, err := backend.For(i.Faults, lk, caps)
+		p, err := backend.For(i.Faults(), lk, caps)
 		if err != nil {
 			return nil, fmt.Errorf("%s: faults of %s: %w", l.Name, lk.End, err)
 		}

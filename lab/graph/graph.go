@@ -113,10 +113,10 @@ func Of(l *lab.Lab, d *Drift) *Graph {
 		return out
 	}
 	faults := func(i *lab.Interface) string {
-		if i.Faults.IsZero() {
+		if i.Faults().IsZero() {
 			return ""
 		}
-		return i.Faults.String()
+		return i.Faults().String()
 	}
 	missing := func(n *lab.Node) bool { return d != nil && d.missingNode[n.Name] }
 	down := func(i *lab.Interface) bool {

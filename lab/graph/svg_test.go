@@ -188,8 +188,8 @@ func TestSVGMatchesLab(t *testing.T) {
 				}
 				text := strings.Join(e.Texts, " ")
 				for _, end := range []*lab.Interface{lk.A, lk.B} {
-					if !end.Faults.IsZero() && !strings.Contains(text, end.Faults.String()) {
-						t.Errorf("link %d: faults %q of %s not written in %q", k, end.Faults, end.Name, text)
+					if !end.Faults().IsZero() && !strings.Contains(text, end.Faults().String()) {
+						t.Errorf("link %d: faults %q of %s not written in %q", k, end.Faults(), end.Name, text)
 					}
 					for _, w := range append([]string{end.Name}, addrStrings(end)...) {
 						if !slices.Contains(strings.Fields(text), w) {
