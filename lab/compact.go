@@ -124,11 +124,11 @@ func (r *resolver) linkCount(ls *linkSpec, counts map[string]int) (int, bool) {
 		}
 		c, ok := counts[e.Node.V]
 		if !ok {
-			r.add(e.Node.At, "no compact node entry %s (with count:) in this lab", e.Node.V)
+			r.add(e.Node.in(e.At, ".node"), "no compact node entry %s (with count:) in this lab", e.Node.V)
 			return 0, false
 		}
 		if first != nil && c != n {
-			r.add(e.Node.At, "%s has %d nodes and %s %d: a link between two compact entries pairs them one to one", e.Node.V, c, first.Node.V, n)
+			r.add(e.Node.in(e.At, ".node"), "%s has %d nodes and %s %d: a link between two compact entries pairs them one to one", e.Node.V, c, first.Node.V, n)
 			return 0, false
 		}
 		n, first = c, e

@@ -29,12 +29,20 @@ type sval struct {
 
 func (s sval) set() bool { return s.At.Line > 0 }
 
-// in is where a value read without its path (see strIn) is: inside the
-// entry at parent, as its field leaf (".to").
-func (s sval) in(parent loc, leaf string) loc {
-	at := s.At
-	at.Path = parent.Path + leaf
-	return at
+// fval is a field's value read without its path (see strIn): a big lab
+// has tens of thousands of routes and link ends, and a field's path is its
+// entry's and the field's name.
+type fval struct {
+	V         string
+	Line, Col int32
+}
+
+func (f fval) set() bool { return f.Line > 0 }
+
+// in is where the value is: inside the entry at parent, as its field leaf
+// (".to").
+func (f fval) in(parent loc, leaf string) loc {
+	return loc{Line: f.Line, Col: f.Col, Path: parent.Path + leaf}
 }
 
 type ival struct {
@@ -72,10 +80,8 @@ type nodeSpec struct {
 }
 
 type routeSpec struct {
-	At loc
-	// To, Via and Dev hold no path: a big lab has tens of thousands of
-	// routes, and their fields' paths are At's and a field name (see in).
-	To, Via, Dev sval
+	At           loc
+	To, Via, Dev fval
 }
 
 type sysctlSpec struct {
@@ -106,8 +112,8 @@ type linkSpec struct {
 
 type endSpec struct {
 	At        loc
-	Node      sval
-	Bridge    sval
+	Node      fval // see in: path At's and ".node"
+	Bridge    fval
 	Name      sval
 	Addresses []sval
 	Faults    *faultSpec
@@ -407,12 +413,13 @@ func (p *parser) str(n *yaml.Node, path string) sval {
 }
 
 // strIn is str for the field leaf of the entry at path, the value kept
-// without its path (see sval.in), which is built only for a message.
-func (p *parser) strIn(n *yaml.Node, path, leaf string) sval {
+// without its path (see fval), which is built only for a message.
+func (p *parser) strIn(n *yaml.Node, path, leaf string) fval {
 	if n.Kind != yaml.ScalarNode || isNull(n) {
-		return p.str(n, path+leaf)
+		p.str(n, path+leaf) // says what it is instead
+		return fval{}
 	}
-	return sval{V: n.Value, At: at(n, "")}
+	return fval{V: n.Value, Line: int32(n.Line), Col: int32(n.Column)}
 }
 
 func (p *parser) int(n *yaml.Node, path string) ival {
@@ -611,10 +618,10 @@ func (p *parser) end(n *yaml.Node, path string) *endSpec {
 	e := &endSpec{At: at(n, path)}
 	f := p.fields(n, path, "node", "bridge", "name", "addresses", "faults")
 	if v, ok := f.get("node"); ok {
-		e.Node = p.str(v, path+".node")
+		e.Node = p.strIn(v, path, ".node")
 	}
 	if v, ok := f.get("bridge"); ok {
-		e.Bridge = p.str(v, path+".bridge")
+		e.Bridge = p.strIn(v, path, ".bridge")
 	}
 	if v, ok := f.get("name"); ok {
 		e.Name = p.str(v, path+".name")

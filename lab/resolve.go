@@ -325,10 +325,13 @@ func (r *resolver) links(s *spec) {
 func (r *resolver) end(e, other *endSpec) *Interface {
 	switch {
 	case e.Node.set() && e.Bridge.set():
-		r.add(e.Bridge.At, "an end is on a node or on a bridge, not both")
+		r.add(e.Bridge.in(e.At, ".bridge"), "an end is on a node or on a bridge, not both")
 		return nil
 	case e.Node.set():
-		n := r.node(e.Node)
+		n := r.lab.nodes[e.Node.V]
+		if n == nil {
+			r.node(sval{V: e.Node.V, At: e.Node.in(e.At, ".node")}) // says so
+		}
 		if n == nil {
 			return nil
 		}
@@ -351,10 +354,10 @@ func (r *resolver) end(e, other *endSpec) *Interface {
 				names = append(names, x.Name)
 			}
 			if len(names) == 0 {
-				r.add(e.Bridge.At, "no bridge named %s: the lab defines no bridges", echo.Quote(e.Bridge.V))
+				r.add(e.Bridge.in(e.At, ".bridge"), "no bridge named %s: the lab defines no bridges", echo.Quote(e.Bridge.V))
 				return nil
 			}
-			r.add(e.Bridge.At, "no bridge named %s (bridges: %s)", echo.Quote(e.Bridge.V), strings.Join(names, ", "))
+			r.add(e.Bridge.in(e.At, ".bridge"), "no bridge named %s (bridges: %s)", echo.Quote(e.Bridge.V), strings.Join(names, ", "))
 			return nil
 		}
 		for _, a := range e.Addresses {
