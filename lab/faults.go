@@ -50,8 +50,8 @@ func (r *resolver) linkFaults(s *spec) {
 		}
 		for _, e := range []struct {
 			i  *Interface
-			es *endSpec
-		}{{l.A, ls.A}, {l.B, ls.B}} {
+			es *endRest
+		}{{l.A, &ls.Ends[0]}, {l.B, &ls.Ends[1]}} {
 			var spec fault.Spec
 			at := loc{}
 			if ls.Faults != nil {

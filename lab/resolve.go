@@ -270,55 +270,61 @@ func (r *resolver) bridgeDefs(s *spec) {
 
 func (r *resolver) links(s *spec) {
 	for _, ls := range s.Links {
-		if ls.A == nil || ls.B == nil {
-			continue
-		}
-		a := r.end(ls.A, ls.B)
-		b := r.end(ls.B, ls.A)
-		if a == nil || b == nil {
-			continue
-		}
-		l := &Link{A: a, B: b, MTU: ls.MTU.V}
-		a.Peer, b.Peer, a.Link, b.Link = b, a, l, l
-		if !ls.MTU.set() {
-			// A port defaults to its bridge's MTU.
-			for _, e := range []*Interface{a, b} {
-				if e.Master != nil && e.Master.MTU != 0 && (l.MTU == 0 || e.Master.MTU < l.MTU) {
-					l.MTU = e.Master.MTU
-				}
-			}
-		}
-		a.MTU, b.MTU = l.MTU, l.MTU
-		okA, okB := r.addIface(a), r.addIface(b)
-		if !okA || !okB {
-			continue
-		}
-		// One end creates the pair, the other is created directly in its
-		// namespace. The host's end creates, since iproute2 can only name
-		// the host's namespace by a PID; otherwise a bridge port does:
-		// bridges' namespaces are few and stay open while every node
-		// attaches to them.
-		switch {
-		case a.Node.IsHost():
-			a.Creator = true
-		case b.Node.IsHost(), a.Master == nil && b.Master != nil:
-			b.Creator = true
-		default:
-			a.Creator = true
-		}
-		for _, e := range []*Interface{a, b} {
-			if e.Master != nil {
-				br := e.Master.Bridge
-				br.Ports = append(br.Ports, e)
-				if len(br.Ports) == MaxBridgePorts+1 {
-					r.add(ls.At, "bridge %s would have more than %d ports, the most a Linux bridge holds: spread the nodes over more bridges", br.Name, MaxBridgePorts)
-				}
-			}
-		}
-		r.segs.link(a, b)
-		r.lab.Links = append(r.lab.Links, l)
-		r.linkOf[ls] = l
+		r.link(ls)
+		ls.keepEnds()
 	}
+}
+
+// link resolves one link of the file.
+func (r *resolver) link(ls *linkSpec) {
+	if ls.A == nil || ls.B == nil {
+		return
+	}
+	a := r.end(ls.A, ls.B)
+	b := r.end(ls.B, ls.A)
+	if a == nil || b == nil {
+		return
+	}
+	l := &Link{A: a, B: b, MTU: ls.MTU.V}
+	a.Peer, b.Peer, a.Link, b.Link = b, a, l, l
+	if !ls.MTU.set() {
+		// A port defaults to its bridge's MTU.
+		for _, e := range []*Interface{a, b} {
+			if e.Master != nil && e.Master.MTU != 0 && (l.MTU == 0 || e.Master.MTU < l.MTU) {
+				l.MTU = e.Master.MTU
+			}
+		}
+	}
+	a.MTU, b.MTU = l.MTU, l.MTU
+	okA, okB := r.addIface(a), r.addIface(b)
+	if !okA || !okB {
+		return
+	}
+	// One end creates the pair, the other is created directly in its
+	// namespace. The host's end creates, since iproute2 can only name
+	// the host's namespace by a PID; otherwise a bridge port does:
+	// bridges' namespaces are few and stay open while every node
+	// attaches to them.
+	switch {
+	case a.Node.IsHost():
+		a.Creator = true
+	case b.Node.IsHost(), a.Master == nil && b.Master != nil:
+		b.Creator = true
+	default:
+		a.Creator = true
+	}
+	for _, e := range []*Interface{a, b} {
+		if e.Master != nil {
+			br := e.Master.Bridge
+			br.Ports = append(br.Ports, e)
+			if len(br.Ports) == MaxBridgePorts+1 {
+				r.add(ls.At, "bridge %s would have more than %d ports, the most a Linux bridge holds: spread the nodes over more bridges", br.Name, MaxBridgePorts)
+			}
+		}
+	}
+	r.segs.link(a, b)
+	r.lab.Links = append(r.lab.Links, l)
+	r.linkOf[ls] = l
 }
 
 // end resolves one end of a link; other is the opposite end as written.
@@ -458,10 +464,10 @@ func (r *resolver) addrSpecs(s *spec) []addrList {
 			continue
 		}
 		if l.A.Master == nil {
-			out = append(out, addrList{l.A, ls.A.Addresses})
+			out = append(out, addrList{l.A, ls.Ends[0].Addresses})
 		}
 		if l.B.Master == nil {
-			out = append(out, addrList{l.B, ls.B.Addresses})
+			out = append(out, addrList{l.B, ls.Ends[1].Addresses})
 		}
 	}
 	return out
