@@ -71,7 +71,7 @@ func (e *Env) lab(c Command) (int, error) {
 			return 1, err
 		}
 		printNotes(e, res.Plan)
-		fr, err := faults.SyncFile(opt, l, faults.SyncOptions{})
+		fr, err := faults.SyncFile(opt, l, faults.SyncOptions{Ledger: res.Ledger})
 		if err != nil {
 			return 1, fmt.Errorf("up %s: the lab is up, its faults are not: %w", l.Name, err)
 		}

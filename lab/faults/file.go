@@ -43,6 +43,11 @@ type FileResult struct {
 type SyncOptions struct {
 	// DryRun computes the changes without making them (nsnet plan).
 	DryRun bool
+	// Ledger, when set, is the lab's ledger as the up just before left it
+	// (lab.Result.Ledger): it tells whether there is anything to do
+	// instead of a read of the ledger's file, which at 10,000 nodes
+	// would hold a second copy of it beside the first.
+	Ledger *ledger.Ledger
 }
 
 type fileItem struct {
@@ -62,7 +67,10 @@ func SyncFile(opt lab.Options, l *lab.Lab, so SyncOptions) (*FileResult, error) 
 	want := l.Faulted()
 	// Read without the lock first: a plan writes nothing, and a lab
 	// without faults in the file or the ledger needs nothing more.
-	led, err := ledger.Store{Dir: opt.StateDir}.Read(l.Name)
+	led, err := so.Ledger, error(nil)
+	if led == nil {
+		led, err = ledger.Store{Dir: opt.StateDir}.Read(l.Name)
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && so.DryRun:
 		// Not up: every fault of the file would be made.
