@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/nsnet/nsnet/lab/ledger"
 )
@@ -109,18 +110,32 @@ func hostsAddrs(n *Node, near []netip.Prefix) []netip.Addr {
 	return out
 }
 
-// wantHosts is the hosts file of each node that has a namespace.
-func wantHosts(l *Lab, etc string) map[string]*Node {
-	want := map[string]*Node{}
+// hostsFile is a node's hosts file.
+type hostsFile struct {
+	path string
+	node *Node
+}
+
+// wantHosts is the hosts file of each node that has a namespace, sorted by
+// path (a slice, not a map: 10,000 of them while up holds everything else).
+func wantHosts(l *Lab, etc string) []hostsFile {
 	if etc == "" {
-		return want
+		return nil
 	}
+	want := make([]hostsFile, 0, len(l.Nodes))
 	for _, n := range l.Nodes {
 		if !n.IsHost() {
-			want[HostsPath(etc, n.Netns)] = n
+			want = append(want, hostsFile{HostsPath(etc, n.Netns), n})
 		}
 	}
+	slices.SortFunc(want, func(a, b hostsFile) int { return strings.Compare(a.path, b.path) })
 	return want
+}
+
+// wants reports whether path is one of want's.
+func wants(want []hostsFile, path string) bool {
+	_, ok := slices.BinarySearchFunc(want, path, func(h hostsFile, p string) int { return strings.Compare(h.path, p) })
+	return ok
 }
 
 // checkHosts refuses, before anything changes, a hosts file at a path up
@@ -132,7 +147,8 @@ func checkHosts(l *Lab, led *ledger.Ledger, etc string) error {
 			recorded[f.Path] = true
 		}
 	}
-	for path := range wantHosts(l, etc) {
+	for _, h := range wantHosts(l, etc) {
+		path := h.path
 		if recorded[path] {
 			continue
 		}
@@ -156,9 +172,9 @@ func checkHosts(l *Lab, led *ledger.Ledger, etc string) error {
 // in the ledger before it is made.
 func syncHosts(l *Lab, led *ledger.Ledger, w LedgerWriter, etc string) error {
 	want := wantHosts(l, etc)
-	var keep []ledger.File
+	keep := make([]ledger.File, 0, len(want))
 	for _, f := range led.Files {
-		if want[f.Path] == nil {
+		if !wants(want, f.Path) {
 			if err := removeFile(f); err != nil {
 				return err
 			}
@@ -167,21 +183,16 @@ func syncHosts(l *Lab, led *ledger.Ledger, w LedgerWriter, etc string) error {
 		keep = append(keep, f)
 	}
 	changed := len(keep) != len(led.Files)
-	paths := make([]string, 0, len(want))
-	for p := range want {
-		paths = append(paths, p)
-	}
-	slices.Sort(paths)
 	kept := make(map[string]bool, len(keep))
 	for _, f := range keep {
 		kept[f.Path] = true
 	}
-	for _, p := range paths {
-		if kept[p] {
+	for _, h := range want {
+		if kept[h.path] {
 			continue
 		}
-		f := ledger.File{Node: want[p].Name, Path: p}
-		for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+		f := ledger.File{Node: h.node.Name, Path: h.path}
+		for d := filepath.Dir(h.path); ; d = filepath.Dir(d) {
 			if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
 				break
 			}
@@ -198,8 +209,9 @@ func syncHosts(l *Lab, led *ledger.Ledger, w LedgerWriter, etc string) error {
 	}
 	var shared []byte
 	var first os.FileInfo // the shared file's first copy, once it is right
-	for _, p := range paths {
-		data := hostsFor(l, want[p], &shared)
+	for _, h := range want {
+		p := h.path
+		data := hostsFor(l, h.node, &shared)
 		if first != nil {
 			// A link to the first copy is right without reading it.
 			if fi, err := os.Stat(p); err == nil && os.SameFile(fi, first) {
@@ -209,7 +221,7 @@ func syncHosts(l *Lab, led *ledger.Ledger, w LedgerWriter, etc string) error {
 				return fmt.Errorf("lab %s: hosts file: %w", l.Name, err)
 			}
 			os.Remove(p)
-			if err := os.Link(paths[0], p); err == nil {
+			if err := os.Link(want[0].path, p); err == nil {
 				continue
 			}
 			// Another file system (EXDEV) or no links: a copy of its own.

@@ -33,7 +33,7 @@ func Neighbours(i *Interface) []netip.Addr {
 // ptp reports whether i is a veth end on a point-to-point link: neither end
 // is a bridge port and the peer's MAC is known.
 func ptp(i *Interface) bool {
-	return i.Kind == KindVeth && i.Master == nil && i.Peer != nil && i.Peer.Master == nil && i.Peer.MAC != nil
+	return i.Kind == KindVeth && i.Master == nil && i.Peer != nil && i.Peer.Master == nil && i.Peer.MAC != (MAC{})
 }
 
 // A neighbour reference says where in the lab a neighbour address of an

@@ -52,7 +52,7 @@ func (b *Bridge) stations() []*Interface {
 		out = append(out, b.Iface)
 	}
 	for _, p := range b.Ports {
-		if t := p.Peer; t != nil && t.Master == nil && len(t.Addrs) > 0 && t.MAC != nil {
+		if t := p.Peer; t != nil && t.Master == nil && len(t.Addrs) > 0 && t.MAC != (MAC{}) {
 			out = append(out, t)
 		}
 	}
@@ -82,11 +82,11 @@ func entriesFor(out []NeighEntry, i, t *Interface) []NeighEntry {
 	}
 	for _, a := range t.Addrs {
 		if onLink(i, a.Addr()) {
-			out = append(out, NeighEntry{a.Addr(), t.MAC})
+			out = append(out, NeighEntry{a.Addr(), t.MAC[:]})
 		}
 	}
 	if i.IPv6() && t.IPv6() {
-		out = append(out, NeighEntry{t.LinkLocal().Addr(), t.MAC})
+		out = append(out, NeighEntry{t.LinkLocal().Addr(), t.MAC[:]})
 	}
 	return out
 }

@@ -527,7 +527,7 @@ func (s *System) run(st Step) error {
 			return err
 		}
 		delete(s.dirty, c)
-		idx, _, err := c.b.AddLink(kernel.NewLink{Name: st.Iface.Name, MTU: st.Iface.MTU, MAC: st.Iface.MAC, Kind: kernel.Bridge{}})
+		idx, _, err := c.b.AddLink(kernel.NewLink{Name: st.Iface.Name, MTU: st.Iface.MTU, MAC: st.Iface.MAC[:], Kind: kernel.Bridge{}})
 		if err != nil {
 			return s.sent(c, err)
 		}
@@ -552,7 +552,7 @@ func (s *System) run(st Step) error {
 		case OpAddrGenNone:
 			ch.AddrGenNone = true
 		case OpSetMAC:
-			ch.MAC = st.Iface.MAC
+			ch.MAC = st.Iface.MAC[:]
 		case OpSetMaster:
 			if ch.MasterIndex, err = c.index(st.Iface.Master.Name); err != nil {
 				return err
@@ -587,7 +587,7 @@ func (s *System) run(st Step) error {
 		if err != nil {
 			return err
 		}
-		return c.b.SetNeigh(idx, st.Neigh(), st.Iface.Peer.MAC, tag)
+		return c.b.SetNeigh(idx, st.Neigh(), st.Iface.Peer.MAC[:], tag)
 	case OpAddBridgeNeighs:
 		c, idx, tag, err := s.ifaceStep(st)
 		if err != nil {
@@ -655,7 +655,7 @@ func (s *System) addVeth(a *Interface) error {
 		return err
 	}
 	pc := c
-	peer := kernel.VethPeer{Name: b.Name, MAC: b.MAC, MTU: a.MTU}
+	peer := kernel.VethPeer{Name: b.Name, MAC: b.MAC[:], MTU: a.MTU}
 	if b.Node != a.Node {
 		if pc, err = s.conn(b.Node.Netns); err != nil {
 			return err
@@ -664,7 +664,7 @@ func (s *System) addVeth(a *Interface) error {
 			return err
 		}
 	}
-	nl := kernel.NewLink{Name: a.Name, MTU: a.MTU, MAC: a.MAC, Kind: peer}
+	nl := kernel.NewLink{Name: a.Name, MTU: a.MTU, MAC: a.MAC[:], Kind: peer}
 	pc.idx.del(b.Name)
 	delete(s.dirty, c)
 	idx, peerIdx, err := c.b.AddLink(nl)
@@ -685,7 +685,7 @@ func (s *System) addVXLAN(i *Interface) error {
 	if err != nil {
 		return err
 	}
-	nl := kernel.NewLink{Name: i.Name, MTU: i.MTU, MAC: i.MAC,
+	nl := kernel.NewLink{Name: i.Name, MTU: i.MTU, MAC: i.MAC[:],
 		Kind: kernel.VXLAN{VNI: i.Link.VNI, Remote: i.Remote(), Local: i.Local(), Port: i.Link.Port}}
 	if !i.Node.IsHost() {
 		if nl.NS, err = pc.netns(); err != nil {

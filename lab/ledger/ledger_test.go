@@ -237,7 +237,7 @@ func TestWriteIsMarshal(t *testing.T) {
 		Files:     []ledger.File{{Node: "x", Path: "/etc/netns/a-x/hosts", Dirs: []string{"/etc/netns/a-x"}}},
 		Guard:     "nsnet-a", HostName: "h1", VXLAN: &ledger.VXLAN{Port: 4789, IPv6: true, Allow: []string{"::1"}},
 	}
-	for _, l := range []*ledger.Ledger{full, {Lab: "a", Mark: "nsnet:a"}, {Lab: "a", Nodes: []ledger.Node{}, Links: []ledger.Link{}}} {
+	for _, l := range []*ledger.Ledger{full, {Lab: "a", Mark: "nsnet:a"}, {Lab: "a", Nodes: []ledger.Node{}, Links: []ledger.Link{}, Files: []ledger.File{}}, {Lab: "a", Files: []ledger.File{{Node: "x", Path: "p"}}}} {
 		if err := s.Write(l); err != nil {
 			t.Fatal(err)
 		}
