@@ -67,7 +67,7 @@ func (r *resolver) expand(s *spec) {
 			r.add(ns.Count.At, "count %d: must be from 1 to %d", ns.Count.V, MaxCount)
 			continue
 		case ns.Netns.set():
-			r.add(ns.Netns.At, "a compact entry's nodes get their own namespaces (LAB-%s): drop netns", name)
+			r.add(ns.Netns.in(ns.Name.At, ".netns"), "a compact entry's nodes get their own namespaces (LAB-%s): drop netns", name)
 			continue
 		}
 		clash := false

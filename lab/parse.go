@@ -65,14 +65,14 @@ type spec struct {
 
 type nodeSpec struct {
 	Name    sval // At is the key's position, Path "nodes.NAME"
-	Netns   sval
-	Routes  []*routeSpec
+	Netns   fval // see in: path Name's and ".netns"
+	Routes  []routeSpec
 	Sysctls []sysctlSpec
 	Procs   []*procSpec
 	Resps   []sval
 	// RespAlways is responders.always (set: "true" or "false", where
 	// written), see expect.go.
-	RespAlways sval
+	RespAlways fval
 	// Count makes the entry compact: its name holds %d, and it stands for
 	// nodes 1 to Count (compact.go).
 	Count ival
@@ -507,12 +507,17 @@ func (p *parser) node(kv keyValue) *nodeSpec {
 		p.responders(v, path+".responders", ns)
 	}
 	if v, ok := f.get("netns"); ok {
-		ns.Netns = p.str(v, path+".netns")
+		ns.Netns = p.strIn(v, path, ".netns")
 	}
 	if v, ok := f.get("routes"); ok {
-		for i, r := range p.seq(v, path+".routes") {
+		rs := p.seq(v, path+".routes")
+		if len(rs) > 0 {
+			ns.Routes = make([]routeSpec, len(rs))
+		}
+		for i, r := range rs {
 			rp := fmt.Sprintf("%s.routes[%d]", path, i)
-			rs := &routeSpec{At: at(r, rp)}
+			rs := &ns.Routes[i]
+			rs.At = at(r, rp)
 			rf := p.fields(r, rp, "to", "via", "dev")
 			if x, ok := rf.get("to"); ok {
 				rs.To = p.strIn(x, rp, ".to")
@@ -525,7 +530,6 @@ func (p *parser) node(kv keyValue) *nodeSpec {
 			if x, ok := rf.get("dev"); ok {
 				rs.Dev = p.strIn(x, rp, ".dev")
 			}
-			ns.Routes = append(ns.Routes, rs)
 		}
 	}
 	if v, ok := f.get("sysctls"); ok {

@@ -80,16 +80,19 @@ type autoReq struct {
 func resolve(s *spec, pr *problems) *Lab {
 	r := &resolver{
 		problems: pr,
-		lab:      &Lab{Name: s.Name.V, nodes: map[string]*Node{}},
+		lab:      &Lab{Name: s.Name.V},
 		bridges:  map[string]*Bridge{},
 		ifaces:   map[*Node]map[string]*Interface{},
-		addrs:    map[netip.Addr]addrUse{},
-		linkOf:   map[*linkSpec]*Link{},
 	}
 	if s.Name.set() && !ledger.ValidName(s.Name.V) {
 		r.add(s.Name.At, "invalid lab name %s: %s", echo.Quote(s.Name.V), ledger.NameRule)
 	}
 	r.expand(s)
+	// The indexes of nodes and links are made at their final size (see
+	// addresses).
+	r.lab.nodes = make(map[string]*Node, len(s.Nodes)+1)
+	r.linkOf = make(map[*linkSpec]*Link, len(s.Links))
+	r.segs.parent = make(map[*Interface]*Interface, 2*len(s.Links)+len(s.Bridges))
 	r.hostDefs(s)
 	r.nodes(s)
 	r.bridgeDefs(s)
@@ -122,7 +125,7 @@ func resolve(s *spec, pr *problems) *Lab {
 }
 
 func (r *resolver) nodes(s *spec) {
-	netnsAt := map[string]loc{}
+	netnsAt := make(map[string]loc, len(s.Nodes))
 	var host *Node
 	for _, ns := range s.Nodes {
 		name := ns.Name.V
@@ -130,7 +133,7 @@ func (r *resolver) nodes(s *spec) {
 		r.nodeHost(n, ns.Host)
 		if name == HostNode {
 			if ns.Netns.set() {
-				r.add(ns.Netns.At, "the host node is the namespace nsnet runs in: it has no netns name")
+				r.add(ns.Netns.in(ns.Name.At, ".netns"), "the host node is the namespace nsnet runs in: it has no netns name")
 			}
 			host = n
 			r.lab.nodes[name] = n
@@ -142,7 +145,7 @@ func (r *resolver) nodes(s *spec) {
 		n.Netns = r.lab.Name + "-" + name
 		where := ns.Name.At
 		if ns.Netns.set() {
-			n.Netns, where = ns.Netns.V, ns.Netns.At
+			n.Netns, where = ns.Netns.V, ns.Netns.in(ns.Name.At, ".netns")
 		}
 		if err := netns.ValidateName(n.Netns); err != nil {
 			r.add(where, "%v", err)
@@ -474,6 +477,14 @@ func (r *resolver) addrSpecs(s *spec) []addrList {
 }
 
 func (r *resolver) addresses(specs []addrList) {
+	// The indexes are made at their final size: at 10,000 nodes, growing
+	// them by doubling left a table and a half of garbage at the moment
+	// the most is live.
+	n := 0
+	for _, sp := range specs {
+		n += len(sp.addrs)
+	}
+	r.addrs = make(map[netip.Addr]addrUse, n)
 	// Static addresses first: they are reserved before any automatic one
 	// is handed out.
 	for _, sp := range specs {
@@ -615,8 +626,17 @@ func (r *resolver) overlaps() {
 		seg *Interface
 		p   netip.Prefix
 	}
-	var all []segPrefix
-	seen := map[segKey]bool{}
+	n := 0
+	for _, b := range r.lab.Bridges {
+		n += len(b.Subnets)
+	}
+	for _, nd := range r.lab.Nodes {
+		for _, i := range nd.Interfaces {
+			n += len(i.Addrs)
+		}
+	}
+	all := make([]segPrefix, 0, n)
+	seen := make(map[segKey]bool, n)
 	note := func(i *Interface, p netip.Prefix, at loc, node *Node) {
 		seg := r.segs.root(i)
 		p = p.Masked()
@@ -751,7 +771,8 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 		seen = make(map[netip.Prefix]loc, len(ns.Routes))
 	}
 	n.Routes = slices.Grow(n.Routes, len(ns.Routes))
-	for _, rs := range ns.Routes {
+	for k := range ns.Routes {
+		rs := &ns.Routes[k]
 		rt := Route{at: rs.At}
 		ok := true
 		switch {
