@@ -241,7 +241,7 @@ func (p *parser) read(text []byte, sp *split) (*spec, error) {
 		err := parts(sp, "links", f, yaml.SequenceNode, func(n *yaml.Node) {
 			items := p.seq(n, "links")
 			for i, n := range items {
-				s.Links = append(s.Links, p.link(n, fmt.Sprintf("links[%d]", len(s.Links))))
+				s.Links = append(s.Links, p.link(n, index("links", len(s.Links))))
 				items[i] = nil
 			}
 		})
@@ -402,6 +402,9 @@ func (p *parser) fields(n *yaml.Node, path string, allowed ...string) fieldSet {
 	return out
 }
 
+// index is the path of a list's i-th element.
+func index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
 func join(path, key string) string {
 	if path == "" {
 		return key
@@ -462,7 +465,7 @@ func (p *parser) int(n *yaml.Node, path string) ival {
 func (p *parser) strs(n *yaml.Node, path string) []sval {
 	var out []sval
 	for i, e := range p.seq(n, path) {
-		if s := p.str(e, fmt.Sprintf("%s[%d]", path, i)); s.set() {
+		if s := p.str(e, index(path, i)); s.set() {
 			out = append(out, s)
 		}
 	}
@@ -515,7 +518,7 @@ func (p *parser) node(kv keyValue) *nodeSpec {
 			ns.Routes = make([]routeSpec, len(rs))
 		}
 		for i, r := range rs {
-			rp := fmt.Sprintf("%s.routes[%d]", path, i)
+			rp := index(path+".routes", i)
 			rs := &ns.Routes[i]
 			rs.At = at(r, rp)
 			rf := p.fields(r, rp, "to", "via", "dev")
@@ -542,7 +545,7 @@ func (p *parser) node(kv keyValue) *nodeSpec {
 	}
 	if v, ok := f.get("processes"); ok {
 		for i, e := range p.seq(v, path+".processes") {
-			pp := fmt.Sprintf("%s.processes[%d]", path, i)
+			pp := index(path+".processes", i)
 			ps := &procSpec{At: at(e, pp)}
 			pf := p.fields(e, pp, "cmd")
 			c, ok := pf.get("cmd")
