@@ -148,7 +148,7 @@ func (r *resolver) linkCount(ls *linkSpec, counts map[string]int) (int, bool) {
 			}
 		}
 		if e.Name.set() && strings.Contains(e.Name.V, "%") && !compactOK(e.Name.V) {
-			r.add(e.Name.At, "an interface name of a compact link holds %s once, for the node's index", countMark)
+			r.add(e.Name.in(e.At, ".name"), "an interface name of a compact link holds %s once, for the node's index", countMark)
 			ok = false
 		}
 		if e.Node.set() && !strings.Contains(e.Node.V, "%") && !strings.Contains(e.Name.V, countMark) {

@@ -241,7 +241,7 @@ func (r *resolver) crossHost(s *spec) {
 	if len(r.lab.Hosts) == 0 {
 		for _, ls := range s.Links {
 			if ls.VNI.set() {
-				r.add(ls.VNI.At, "a VNI is for a link across machines, in a lab with hosts:")
+				r.add(ls.VNI.in(ls.At, ".vni"), "a VNI is for a link across machines, in a lab with hosts:")
 			}
 		}
 		return
@@ -253,7 +253,7 @@ func (r *resolver) crossHost(s *spec) {
 		l := r.linkOf[ls]
 		if l == nil || l.A.Node.Host == nil || l.B.Node.Host == nil || l.A.Node.Host == l.B.Node.Host {
 			if ls.VNI.set() {
-				r.add(ls.VNI.At, "a VNI is for a link across machines; both ends of this one are on the same host")
+				r.add(ls.VNI.in(ls.At, ".vni"), "a VNI is for a link across machines; both ends of this one are on the same host")
 			}
 			continue
 		}
@@ -268,7 +268,7 @@ func (r *resolver) crossHost(s *spec) {
 		max := c.MaxLinkMTU(ha.Address.Is6())
 		switch {
 		case ls.MTU.set() && ls.MTU.V > max:
-			r.add(ls.MTU.At, "MTU %d is larger than the underlay allows: at most %d (underlay MTU %d minus %d of VXLAN over %s; set vxlan.underlay-mtu if the underlay's is larger)", ls.MTU.V, max, c.UnderlayMTU, c.UnderlayMTU-max, family(ha.Address))
+			r.add(ls.MTU.in(ls.At, ".mtu"), "MTU %d is larger than the underlay allows: at most %d (underlay MTU %d minus %d of VXLAN over %s; set vxlan.underlay-mtu if the underlay's is larger)", ls.MTU.V, max, c.UnderlayMTU, c.UnderlayMTU-max, family(ha.Address))
 		case !ls.MTU.set() && (l.MTU == 0 || l.MTU > max):
 			l.MTU = max
 		}
@@ -276,7 +276,7 @@ func (r *resolver) crossHost(s *spec) {
 		l.Port = c.Port
 		l.at, l.vniAt = ls.At, ls.At
 		if ls.VNI.set() {
-			l.vniAt = ls.VNI.At
+			l.vniAt = ls.VNI.in(ls.At, ".vni")
 		}
 		if !ls.VNI.set() {
 			derive = append(derive, ls)
@@ -284,11 +284,11 @@ func (r *resolver) crossHost(s *spec) {
 		}
 		v := ls.VNI.V
 		if v < int(c.VNIMin) || v > int(c.VNIMax) {
-			r.add(ls.VNI.At, "VNI %d is outside the lab's range %d-%d", v, c.VNIMin, c.VNIMax)
+			r.add(ls.VNI.in(ls.At, ".vni"), "VNI %d is outside the lab's range %d-%d", v, c.VNIMin, c.VNIMax)
 			continue
 		}
 		if prev, dup := used[uint32(v)]; dup {
-			r.add(ls.VNI.At, "VNI %d is already the VNI of %s (line %d): two links across machines need two VNIs", v, prev.Path, prev.Line)
+			r.add(ls.VNI.in(ls.At, ".vni"), "VNI %d is already the VNI of %s (line %d): two links across machines need two VNIs", v, prev.Path, prev.Line)
 			continue
 		}
 		used[uint32(v)] = ls.At

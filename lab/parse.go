@@ -79,8 +79,10 @@ type nodeSpec struct {
 	Host  sval
 }
 
+// routeSpec is a route as written. Its path is its node's and its index
+// (resolve builds it): a big lab has tens of thousands of routes.
 type routeSpec struct {
-	At           loc
+	Line, Col    int32
 	To, Via, Dev fval
 }
 
@@ -105,12 +107,12 @@ type bridgeSpec struct {
 type linkSpec struct {
 	At     loc
 	A, B   *endSpec
-	MTU    ival
-	VNI    ival
+	MTU    fint // see in: path At's and ".mtu"
+	VNI    fint
 	Faults *faultSpec
 	// Ends is what resolve keeps of A and B once it has made their
-	// interfaces and dropped them (see keepEnds).
-	Ends [2]endRest
+	// interfaces and dropped them (see keepEnds); nil until then.
+	Ends *[2]endRest
 }
 
 // endRest is what is read of a link end after its interface is made.
@@ -123,6 +125,7 @@ type endRest struct {
 // rest: at 10,000 links the ends are a sixth of what is live while
 // resolve makes the interfaces.
 func (ls *linkSpec) keepEnds() {
+	ls.Ends = new([2]endRest)
 	for i, e := range []*endSpec{ls.A, ls.B} {
 		if e != nil {
 			ls.Ends[i] = endRest{Addresses: e.Addresses, Faults: e.Faults}
@@ -135,7 +138,7 @@ type endSpec struct {
 	At        loc
 	Node      fval // see in: path At's and ".node"
 	Bridge    fval
-	Name      sval
+	Name      fval
 	Addresses []sval
 	Faults    *faultSpec
 }
@@ -446,6 +449,29 @@ func (p *parser) strIn(n *yaml.Node, path, leaf string) fval {
 	return fval{V: n.Value, Line: int32(n.Line), Col: int32(n.Column)}
 }
 
+// fint is a whole number read without its path, as fval is a string.
+type fint struct {
+	V         int
+	Line, Col int32
+}
+
+func (f fint) set() bool { return f.Line > 0 }
+
+// in is where the number is: inside the entry at parent, as its field leaf.
+func (f fint) in(parent loc, leaf string) loc {
+	return loc{Line: f.Line, Col: f.Col, Path: parent.Path + leaf}
+}
+
+// intIn is int for the field leaf of the entry at path, kept without its
+// path (see fint).
+func (p *parser) intIn(n *yaml.Node, path, leaf string) fint {
+	v := p.int(n, path+leaf)
+	if !v.set() {
+		return fint{}
+	}
+	return fint{V: v.V, Line: v.At.Line, Col: v.At.Col}
+}
+
 func (p *parser) int(n *yaml.Node, path string) ival {
 	if !p.plain(n, path) {
 		return ival{}
@@ -520,12 +546,12 @@ func (p *parser) node(kv keyValue) *nodeSpec {
 		for i, r := range rs {
 			rp := index(path+".routes", i)
 			rs := &ns.Routes[i]
-			rs.At = at(r, rp)
+			rs.Line, rs.Col = int32(r.Line), int32(r.Column)
 			rf := p.fields(r, rp, "to", "via", "dev")
 			if x, ok := rf.get("to"); ok {
 				rs.To = p.strIn(x, rp, ".to")
 			} else if r.Kind == yaml.MappingNode {
-				p.add(rs.At, "missing \"to\" (a prefix such as 10.2.0.0/24, or default)")
+				p.add(at(r, rp), "missing \"to\" (a prefix such as 10.2.0.0/24, or default)")
 			}
 			if x, ok := rf.get("via"); ok {
 				rs.Via = p.strIn(x, rp, ".via")
@@ -616,7 +642,7 @@ func (p *parser) link(n *yaml.Node, path string) *linkSpec {
 	l := &linkSpec{At: at(n, path)}
 	f := p.fields(n, path, "a", "b", "mtu", "vni", "faults")
 	if v, ok := f.get("vni"); ok {
-		l.VNI = p.int(v, path+".vni")
+		l.VNI = p.intIn(v, path, ".vni")
 	}
 	for _, side := range []string{"a", "b"} {
 		v, ok := f.get(side)
@@ -634,7 +660,7 @@ func (p *parser) link(n *yaml.Node, path string) *linkSpec {
 		}
 	}
 	if v, ok := f.get("mtu"); ok {
-		l.MTU = p.int(v, path+".mtu")
+		l.MTU = p.intIn(v, path, ".mtu")
 	}
 	if v, ok := f.get("faults"); ok {
 		l.Faults = p.faults(v, path+".faults")
@@ -652,7 +678,7 @@ func (p *parser) end(n *yaml.Node, path string) *endSpec {
 		e.Bridge = p.strIn(v, path, ".bridge")
 	}
 	if v, ok := f.get("name"); ok {
-		e.Name = p.str(v, path+".name")
+		e.Name = p.strIn(v, path, ".name")
 	}
 	if v, ok := f.get("addresses"); ok {
 		e.Addresses = p.strs(v, path+".addresses")

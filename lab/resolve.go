@@ -349,10 +349,10 @@ func (r *resolver) end(e, other *endSpec) *Interface {
 			return nil
 		}
 		if err := kernel.ValidateLinkName(e.Name.V); err != nil {
-			r.add(e.Name.At, "%v", err)
+			r.add(e.Name.in(e.At, ".name"), "%v", err)
 			return nil
 		}
-		i := &Interface{Node: n, Name: e.Name.V, Kind: KindVeth, at: e.Name.At}
+		i := &Interface{Node: n, Name: e.Name.V, Kind: KindVeth, at: e.Name.in(e.At, ".name")}
 		i.MAC = derivedMAC(r.lab.Name, n.Netns, i.Name)
 		return i
 	case e.Bridge.set():
@@ -372,7 +372,8 @@ func (r *resolver) end(e, other *endSpec) *Interface {
 		for _, a := range e.Addresses {
 			r.add(a.At, "a bridge port carries no addresses: put them on the bridge (bridges.%s.addresses) or on the other end", b.Name)
 		}
-		name, where := e.Name.V, e.Name.At
+		// The port's place is its name's, or the end's; its path the end's.
+		name, where := e.Name.V, loc{Line: e.Name.Line, Col: e.Name.Col}
 		if !e.Name.set() {
 			where = e.At
 			if !other.Node.set() || !other.Name.set() {
@@ -385,7 +386,7 @@ func (r *resolver) end(e, other *endSpec) *Interface {
 				return nil
 			}
 		} else if err := kernel.ValidateLinkName(name); err != nil {
-			r.add(e.Name.At, "%v", err)
+			r.add(e.Name.in(e.At, ".name"), "%v", err)
 			return nil
 		}
 		where.Path = e.At.Path
@@ -715,7 +716,8 @@ func (r *resolver) overlaps() {
 // linkMTU is a link whose entry sets its MTU.
 type linkMTU struct {
 	l   *Link
-	mtu ival
+	mtu int
+	at  loc
 }
 
 // linkMTUs lists the links whose entries set their MTU, in file order.
@@ -723,7 +725,7 @@ func (r *resolver) linkMTUs(s *spec) []linkMTU {
 	var out []linkMTU
 	for _, ls := range s.Links {
 		if l := r.linkOf[ls]; l != nil && ls.MTU.set() {
-			out = append(out, linkMTU{l, ls.MTU})
+			out = append(out, linkMTU{l, ls.MTU.V, ls.MTU.in(ls.At, ".mtu")})
 		}
 	}
 	return out
@@ -759,8 +761,8 @@ func (r *resolver) mtus(s *spec, links []linkMTU) {
 		}
 	}
 	for _, lm := range links {
-		if err := kernel.ValidateMTU(lm.mtu.V, v6[r.segs.root(lm.l.A)]); err != nil {
-			r.add(lm.mtu.At, "%v", err)
+		if err := kernel.ValidateMTU(lm.mtu, v6[r.segs.root(lm.l.A)]); err != nil {
+			r.add(lm.at, "%v", err)
 		}
 	}
 }
@@ -771,9 +773,11 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 		seen = make(map[netip.Prefix]loc, len(ns.Routes))
 	}
 	n.Routes = slices.Grow(n.Routes, len(ns.Routes))
+	base := ns.Name.At.Path + ".routes"
 	for k := range ns.Routes {
 		rs := &ns.Routes[k]
-		rt := Route{at: rs.At}
+		at := loc{Line: rs.Line, Col: rs.Col, Path: index(base, k)}
+		rt := Route{at: at}
 		ok := true
 		switch {
 		case !rs.To.set():
@@ -784,14 +788,14 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 			if err != nil {
 				a, aerr := netip.ParseAddr(rs.To.V)
 				if aerr != nil || a.Zone() != "" {
-					r.add(rs.To.in(rs.At, ".to"), "invalid destination %s: expected a prefix such as 10.2.0.0/24, or default", echo.Quote(rs.To.V))
+					r.add(rs.To.in(at, ".to"), "invalid destination %s: expected a prefix such as 10.2.0.0/24, or default", echo.Quote(rs.To.V))
 					ok = false
 					break
 				}
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 			if p != p.Masked() {
-				r.add(rs.To.in(rs.At, ".to"), "destination %s has host bits set: did you mean %s?", p, p.Masked())
+				r.add(rs.To.in(at, ".to"), "destination %s has host bits set: did you mean %s?", p, p.Masked())
 				ok = false
 				break
 			}
@@ -800,7 +804,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 		if rs.Via.set() {
 			a, err := netip.ParseAddr(rs.Via.V)
 			if err != nil || a.Zone() != "" || a.Is4In6() {
-				r.add(rs.Via.in(rs.At, ".via"), "invalid gateway %s: expected an IPv4 or IPv6 address", echo.Quote(rs.Via.V))
+				r.add(rs.Via.in(at, ".via"), "invalid gateway %s: expected an IPv4 or IPv6 address", echo.Quote(rs.Via.V))
 				ok = false
 			}
 			rt.Via = a
@@ -808,19 +812,19 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 		if rs.Dev.set() {
 			rt.Dev = rs.Dev.V
 			if r.iface(n, rt.Dev) == nil {
-				r.add(rs.Dev.in(rs.At, ".dev"), "node %s has no interface named %s", n.Name, echo.Quote(rt.Dev))
+				r.add(rs.Dev.in(at, ".dev"), "node %s has no interface named %s", n.Name, echo.Quote(rt.Dev))
 				ok = false
 			}
 		}
 		if !rs.Via.set() && !rs.Dev.set() {
-			r.add(rs.At, "a route needs via (a gateway) or dev (an interface), or both")
+			r.add(at, "a route needs via (a gateway) or dev (an interface), or both")
 			ok = false
 		}
 		if !ok {
 			continue
 		}
 		if rt.To.IsValid() && rt.Via.IsValid() && rt.To.Addr().Is4() != rt.Via.Is4() {
-			r.add(rs.Via.in(rs.At, ".via"), "gateway %s and destination %s are different address families", rt.Via, rt.To)
+			r.add(rs.Via.in(at, ".via"), "gateway %s and destination %s are different address families", rt.Via, rt.To)
 			continue
 		}
 		if rt.Via.IsValid() && gatewayDev(n, rt) == nil {
@@ -828,7 +832,7 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 			if rt.Dev != "" {
 				where = fmt.Sprintf("an address of %s in node %s", rt.Dev, n.Name)
 			}
-			r.add(rs.Via.in(rs.At, ".via"), "gateway %s is not in the subnet of %s, nor in an earlier route with dev and no via, so it cannot be reached", rt.Via, where)
+			r.add(rs.Via.in(at, ".via"), "gateway %s is not in the subnet of %s, nor in an earlier route with dev and no via, so it cannot be reached", rt.Via, where)
 			continue
 		}
 		key := rt.To
@@ -840,11 +844,11 @@ func (r *resolver) routes(n *Node, ns *nodeSpec) {
 			}
 		}
 		if prev, dup := seen[key]; dup {
-			r.add(rs.At, "node %s already has a route to %s (line %d)", n.Name, rs.To.V, prev.Line)
+			r.add(at, "node %s already has a route to %s (line %d)", n.Name, rs.To.V, prev.Line)
 			continue
 		}
 		if seen != nil {
-			seen[key] = rs.At
+			seen[key] = at
 		}
 		n.Routes = append(n.Routes, rt)
 	}
