@@ -23,7 +23,7 @@ type scriptedDump struct {
 
 func newScriptedDump(t *testing.T, answer func(attempt int, seq uint32) [][]netlink.Message) *scriptedDump {
 	s := &scriptedDump{}
-	s.b = &Batch{wrote: func(out []byte) {
+	s.b = &Batch{script: &dumpScript{wrote: func(out []byte) {
 		req, err := splitMessages(out)
 		if err != nil || len(req) != 1 || req[0].Header.Flags&netlink.Dump == 0 {
 			t.Fatalf("dump request %v (%v), want one dump", req, err)
@@ -38,7 +38,7 @@ func newScriptedDump(t *testing.T, answer func(attempt int, seq uint32) [][]netl
 		dg := s.queue[0]
 		s.queue = s.queue[1:]
 		return dg, nil
-	}}
+	}}}
 	return s
 }
 

@@ -47,22 +47,28 @@ import (
 // (with its socket.Conn, os.File and poller registration) cost about 600
 // bytes each, a third of what up held besides the lab.
 type Batch struct {
-	fd   int
-	open bool   // fd is the Batch's socket (0 may be one: a caller closed stdin)
-	out  []byte // queued requests, encoded
-	last int    // offset of the last queued request's header in out
-	pend []pending
+	// Fields ordered to pack: a lab holds a Batch per namespace.
+	fd int32
 	// seq is the last sequence number a request written here used (dumps
 	// included): each answer is matched to its request by it.
 	seq  uint32
-	bufs *Buffers
-	rx   []byte // receive space of a Batch that shares none
+	open bool // fd is the Batch's socket (0 may be one: a caller closed stdin)
 	// OneAtATime sends every request as soon as it is queued and waits for
 	// the kernel's answer: the same requests, one round trip each.
 	OneAtATime bool
-	// wrote and read, when set, stand in for the socket in a dump: wrote
-	// is given the request, read returns the answer's datagrams (tests
-	// script an interrupted dump with them).
+	out        []byte // queued requests, encoded
+	last       int    // offset of the last queued request's header in out
+	pend       []pending
+	bufs       *Buffers
+	rx         []byte // receive space of a Batch that shares none
+	// script, when set, stands in for the socket in a dump (tests script
+	// an interrupted dump with it).
+	script *dumpScript
+}
+
+// dumpScript stands in for a Batch's socket in a dump: wrote is given the
+// request, read returns the answer's datagrams.
+type dumpScript struct {
 	wrote func(out []byte)
 	read  func() ([]netlink.Message, error)
 }
@@ -133,7 +139,7 @@ func OpenBatch(ns *netns.NS) (*Batch, error) {
 	if err != nil {
 		return nil, &OpError{Op: "open netlink", Name: ns.String(), Err: err}
 	}
-	return &Batch{fd: fd, open: true}, nil
+	return &Batch{fd: int32(fd), open: true}, nil
 }
 
 // dialRoute opens an rtnetlink socket in the calling thread's namespace, as
@@ -172,7 +178,7 @@ func NewNetnsBatch() (*netns.NS, *Batch, error) {
 		}
 		return nil, nil, err
 	}
-	return ns, &Batch{fd: fd, open: true}, nil
+	return ns, &Batch{fd: int32(fd), open: true}, nil
 }
 
 // ShareBuffers makes the Batch borrow its receive space from bs while it
@@ -182,7 +188,7 @@ func (b *Batch) ShareBuffers(bs *Buffers) { b.bufs = bs }
 // Close releases the socket; queued requests are dropped.
 func (b *Batch) Close() {
 	if b.open {
-		unix.Close(b.fd)
+		unix.Close(int(b.fd))
 		b.open = false
 	}
 	b.out, b.pend, b.rx = nil, nil, nil
@@ -278,8 +284,8 @@ func (b *Batch) Flush() error {
 // send writes what is encoded in out to the kernel, in one system call; it
 // leaves out as it is.
 func (b *Batch) send() error {
-	if b.wrote != nil {
-		b.wrote(b.out)
+	if b.script != nil {
+		b.script.wrote(b.out)
 		return nil
 	}
 	if !b.open {
@@ -287,7 +293,7 @@ func (b *Batch) send() error {
 	}
 	for {
 		// Unconnected, a netlink socket writes to the kernel.
-		n, err := unix.Write(b.fd, b.out)
+		n, err := unix.Write(int(b.fd), b.out)
 		if err == unix.EINTR {
 			continue
 		}
@@ -316,7 +322,7 @@ func (b *Batch) receive(fn func(m netlink.Message, errno syscall.Errno) bool) er
 		rx = b.rx
 	}
 	for {
-		n, err := recvTrunc(b.fd, rx)
+		n, err := recvTrunc(int(b.fd), rx)
 		if err == unix.EINTR {
 			continue
 		}
@@ -445,9 +451,9 @@ func (b *Batch) dumpOnce(r request) (msgs []netlink.Message, intr bool, err erro
 	if err != nil {
 		return nil, false, err
 	}
-	read := b.read
-	if read == nil {
-		read = b.datagram
+	read := b.datagram
+	if b.script != nil {
+		read = b.script.read
 	}
 	for {
 		dg, err := read()
@@ -484,7 +490,7 @@ func (b *Batch) datagram() ([]netlink.Message, error) {
 	for {
 		// The datagram's size first (MSG_TRUNC reports it whole), so
 		// that the buffer is made to fit.
-		n, _, err := unix.Recvfrom(b.fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		n, _, err := unix.Recvfrom(int(b.fd), nil, unix.MSG_PEEK|unix.MSG_TRUNC)
 		if err == unix.EINTR {
 			continue
 		}
@@ -492,7 +498,7 @@ func (b *Batch) datagram() ([]netlink.Message, error) {
 			return nil, os.NewSyscallError("recvmsg", err)
 		}
 		buf := make([]byte, n)
-		n, err = unix.Read(b.fd, buf)
+		n, err = unix.Read(int(b.fd), buf)
 		if err == unix.EINTR {
 			continue
 		}
