@@ -169,7 +169,8 @@ func Up(l *Lab, opt Options) (*Result, error) {
 		return nil, err
 	}
 	defer s.close()
-	// Each node's namespace is kept open with its socket for the whole run.
+	// Each node's socket is kept open for the whole run (and its
+	// namespace while it is needed).
 	s.sys.growFDTable(2*len(l.Nodes) + 64)
 	if s.led != nil && s.led.File != "" && l.File != "" && s.led.File != l.File {
 		if _, err := os.Stat(s.led.File); err == nil {
