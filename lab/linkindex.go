@@ -17,7 +17,11 @@ type linkIndex struct {
 
 const fewLinks = 8
 
+// The loopback is not stored: it is loIndex in every namespace.
 func (x *linkIndexes) get(name string) (int, bool) {
+	if name == "lo" {
+		return loIndex, true
+	}
 	if x.many != nil {
 		i, ok := x.many[name]
 		return i, ok
@@ -31,6 +35,9 @@ func (x *linkIndexes) get(name string) (int, bool) {
 }
 
 func (x *linkIndexes) set(name string, index int) {
+	if name == "lo" {
+		return
+	}
 	if x.many != nil {
 		x.many[name] = index
 		return

@@ -645,7 +645,6 @@ func (s *System) makeNetns(name string) (*conn, error) {
 		return nil, err
 	}
 	c := s.wrap(name, ns, b)
-	c.idx.set("lo", loIndex)
 	if err := c.b.SetLink(loIndex, kernel.LinkChange{Alias: s.mark, Up: true}, 0); err == nil {
 		err = c.b.Flush()
 	}
