@@ -46,8 +46,14 @@ func (p *parser) expect(n *yaml.Node, path string) *expectSpec {
 	if v, ok := f.get("probes"); ok {
 		e.Probes = p.int(v, path+".probes")
 	}
-	for key, dst := range map[string]*sval{"from": &e.From, "to": &e.To, "proto": &e.Proto, "expect": &e.Want,
-		"latency": &e.Latency, "loss": &e.Loss, "rate": &e.Rate} {
+	// In a fixed order: two problems at one place are said in the same
+	// order every time.
+	for _, kd := range []struct {
+		key string
+		dst *sval
+	}{{"from", &e.From}, {"to", &e.To}, {"proto", &e.Proto}, {"expect", &e.Want},
+		{"latency", &e.Latency}, {"loss", &e.Loss}, {"rate", &e.Rate}} {
+		key, dst := kd.key, kd.dst
 		if v, ok := f.get(key); ok {
 			*dst = p.str(v, path+"."+key)
 		} else if (key == "from" || key == "to") && n.Kind == yaml.MappingNode {

@@ -45,7 +45,7 @@ type split struct {
 }
 
 var (
-	topKey   = regexp.MustCompile(`^(nodes|links):[ \t]*(#.*)?$`)
+	topKey   = regexp.MustCompile(`^(nodes|links):([ \t]+(#.*)?)?$`)
 	nodeKey  = regexp.MustCompile(`^[A-Za-z0-9_][^:#'"]*:([ \t]|$)`)
 	linkItem = regexp.MustCompile(`^-([ \t]|$)`)
 )

@@ -204,3 +204,38 @@ func TestSplitBatchRejected(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSplit: whenever a file is read in batches, the spec and every message
+// are those of the file read whole.
+func FuzzSplit(f *testing.F) {
+	files, _ := filepath.Glob("../examples/*.yaml")
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	text, _ := batchFile(70, 40)
+	f.Add([]byte(text))
+	f.Add(bench.LabYAML(bench.Workload{Mode: bench.PTP, N: 70, Prefix: "b"}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sp, ok := splitFile(data)
+		if !ok {
+			return
+		}
+		pieces := &parser{problems{file: "f"}}
+		got, err := pieces.read(sp.skeleton, sp)
+		if err != nil {
+			return // read whole instead
+		}
+		whole := &parser{problems{file: "f"}}
+		want, _ := whole.read(data, nil)
+		if msg(pieces.err()) != msg(whole.err()) {
+			t.Fatalf("read in batches:\n%s\nread whole:\n%s", msg(pieces.err()), msg(whole.err()))
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("read in batches differs from read whole")
+		}
+	})
+}
