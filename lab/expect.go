@@ -153,7 +153,7 @@ func (p *parser) responders(n *yaml.Node, path string, ns *nodeSpec) {
 		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
 			p.add(at(v, path+".always"), "must be true (run while the lab is up) or false (only during check), not %s", kindName(v))
 		} else {
-			b := fval{V: "false", Line: int32(v.Line), Col: int32(v.Column)}
+			b := fval{V: "false", pos: posOf(v)}
 			if strings.EqualFold(v.Value, "true") || strings.EqualFold(v.Value, "yes") || strings.EqualFold(v.Value, "on") {
 				b.V = "true"
 			}

@@ -29,20 +29,25 @@ type sval struct {
 
 func (s sval) set() bool { return s.At.Line > 0 }
 
-// fval is a field's value read without its path (see strIn): a big lab
-// has tens of thousands of routes and link ends, and a field's path is its
-// entry's and the field's name.
-type fval struct {
-	V         string
-	Line, Col int32
-}
+// pos is where a value read without its path sits: a big lab has tens of
+// thousands of routes and link ends, and a field's path is its entry's and
+// the field's name, built (in) only for a message.
+type pos struct{ Line, Col int32 }
 
-func (f fval) set() bool { return f.Line > 0 }
+func (p pos) set() bool { return p.Line > 0 }
 
 // in is where the value is: inside the entry at parent, as its field leaf
 // (".to").
-func (f fval) in(parent loc, leaf string) loc {
-	return loc{Line: f.Line, Col: f.Col, Path: parent.Path + leaf}
+func (p pos) in(parent loc, leaf string) loc {
+	return loc{Line: p.Line, Col: p.Col, Path: parent.Path + leaf}
+}
+
+func posOf(n *yaml.Node) pos { return pos{int32(n.Line), int32(n.Column)} }
+
+// fval is a string read without its path (see strIn).
+type fval struct {
+	V string
+	pos
 }
 
 type ival struct {
@@ -82,7 +87,7 @@ type nodeSpec struct {
 // routeSpec is a route as written. Its path is its node's and its index
 // (resolve builds it): a big lab has tens of thousands of routes.
 type routeSpec struct {
-	Line, Col    int32
+	pos
 	To, Via, Dev fval
 }
 
@@ -446,20 +451,13 @@ func (p *parser) strIn(n *yaml.Node, path, leaf string) fval {
 		p.str(n, path+leaf) // says what it is instead
 		return fval{}
 	}
-	return fval{V: n.Value, Line: int32(n.Line), Col: int32(n.Column)}
+	return fval{V: n.Value, pos: posOf(n)}
 }
 
 // fint is a whole number read without its path, as fval is a string.
 type fint struct {
-	V         int
-	Line, Col int32
-}
-
-func (f fint) set() bool { return f.Line > 0 }
-
-// in is where the number is: inside the entry at parent, as its field leaf.
-func (f fint) in(parent loc, leaf string) loc {
-	return loc{Line: f.Line, Col: f.Col, Path: parent.Path + leaf}
+	V int
+	pos
 }
 
 // intIn is int for the field leaf of the entry at path, kept without its
@@ -469,7 +467,7 @@ func (p *parser) intIn(n *yaml.Node, path, leaf string) fint {
 	if !v.set() {
 		return fint{}
 	}
-	return fint{V: v.V, Line: v.At.Line, Col: v.At.Col}
+	return fint{V: v.V, pos: pos{v.At.Line, v.At.Col}}
 }
 
 func (p *parser) int(n *yaml.Node, path string) ival {
@@ -546,7 +544,7 @@ func (p *parser) node(kv keyValue) *nodeSpec {
 		for i, r := range rs {
 			rp := index(path+".routes", i)
 			rs := &ns.Routes[i]
-			rs.Line, rs.Col = int32(r.Line), int32(r.Column)
+			rs.pos = posOf(r)
 			rf := p.fields(r, rp, "to", "via", "dev")
 			if x, ok := rf.get("to"); ok {
 				rs.To = p.strIn(x, rp, ".to")
