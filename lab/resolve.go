@@ -106,9 +106,10 @@ func resolve(s *spec, pr *problems) *Lab {
 	s.Links, r.linkOf = nil, nil
 	r.addresses(specs)
 	specs = nil
-	r.mtus(s, linkMTUs)
-	// What follows needs none of the indexes made to check addresses.
-	r.segs, r.addrs, r.autos = segments{}, nil, nil
+	// The nodes' routes, sysctls and processes need the interfaces'
+	// addresses, and the segments' checks below need none of them: read
+	// first, the nodes' entries are gone before those checks make their
+	// indexes.
 	for k, ns := range s.Nodes {
 		s.Nodes[k] = nil // each node's entry goes once it is read
 		if n := r.lab.nodes[ns.Name.V]; n != nil {
@@ -120,6 +121,9 @@ func resolve(s *spec, pr *problems) *Lab {
 			r.responders(n, ns)
 		}
 	}
+	r.overlaps()
+	r.mtus(s, linkMTUs)
+	r.segs, r.addrs, r.autos = segments{}, nil, nil
 	r.expectations(s)
 	return r.lab
 }
@@ -519,7 +523,6 @@ func (r *resolver) addresses(specs []addrList) {
 		}
 	}
 	r.allocate()
-	r.overlaps()
 }
 
 // sharedHostAddr reports whether p may repeat an address first taken by
