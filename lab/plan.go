@@ -165,14 +165,18 @@ func PlanUp(l *Lab, st *State) (*Plan, error) {
 	p := newPlanner(l.Name, st)
 	p.lab = l
 	p.probs.file = l.src
-	p.wantNS = make(map[string]bool, len(l.Nodes))
-	p.wantIf = map[[2]string]*Interface{}
-	for _, n := range l.Nodes {
-		if !n.IsHost() {
-			p.wantNS[n.Netns] = true
-		}
-		for _, i := range n.Interfaces {
-			p.wantIf[[2]string{n.Netns, i.Name}] = i
+	if len(p.led.Nodes)+len(p.led.Links) > 0 {
+		// Only prune asks (the ledger's objects the lab still wants):
+		// a first up spares maps of every namespace and interface.
+		p.wantNS = make(map[string]bool, len(l.Nodes))
+		p.wantIf = map[[2]string]*Interface{}
+		for _, n := range l.Nodes {
+			if !n.IsHost() {
+				p.wantNS[n.Netns] = true
+			}
+			for _, i := range n.Interfaces {
+				p.wantIf[[2]string{n.Netns, i.Name}] = i
+			}
 		}
 	}
 	p.conflicts()
@@ -262,6 +266,14 @@ func (p *planner) plan() *Plan {
 }
 
 func (p *planner) add(s Step) { p.steps = append(p.steps, s) }
+
+// making notes that the plan (re)creates i, which then has none of its
+// routes. Only routes asks, and only about a namespace that is not new.
+func (p *planner) making(i *Interface) {
+	if !p.fresh[i.Node.Netns] {
+		p.made[i] = true
+	}
+}
 
 // conflicts refuses names that exist, or that another lab recorded, and are
 // not this lab's.
@@ -550,7 +562,8 @@ func (p *planner) veth(l *Link) {
 			}
 		}
 		sa, sb = nil, nil
-		p.made[a], p.made[b] = true, true
+		p.making(a)
+		p.making(b)
 		p.add(Step{Op: OpAddVeth, Iface: a})
 	}
 	p.configure(a, sa)
@@ -575,7 +588,7 @@ func (p *planner) device(i *Interface, agrees func(*LinkState) bool, add Op) *Li
 		ls = nil
 	}
 	if ls == nil {
-		p.made[i] = true
+		p.making(i)
 		p.add(Step{Op: add, Iface: i})
 	}
 	p.configure(i, ls)
