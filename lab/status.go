@@ -269,8 +269,12 @@ func status(led *ledger.Ledger, store ledger.Store, opt Options) (LabStatus, err
 		var c *conn
 		if !n.Owned() {
 			c = sys.host
-		} else if opt.Netns.Exists(n.Netns) {
-			if c, err = sys.conn(n.Netns); err != nil {
+		} else if h, err := opt.Netns.Open(n.Netns); err == nil {
+			// Opened once, not checked and then opened: a down running
+			// beside this unmounts each name before it removes it, and
+			// a name opened in between is a plain file. Whatever does
+			// not open is not there, as Exists would say.
+			if c, err = sys.adopt(n.Netns, h); err != nil {
 				return ls, err
 			}
 		}

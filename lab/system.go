@@ -284,6 +284,16 @@ func (s *System) conn(name string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.adopt(name, ns)
+}
+
+// adopt is conn for a namespace the caller opened: it takes ns over.
+func (s *System) adopt(name string, ns *netns.NS) (*conn, error) {
+	if e, ok := s.conns[name]; ok {
+		ns.Close()
+		s.lru.MoveToFront(e)
+		return e.Value.(*conn), nil
+	}
 	c, err := s.newConn(name, ns)
 	if err != nil {
 		return nil, err
