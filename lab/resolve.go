@@ -343,9 +343,8 @@ func (r *resolver) end(e, other *endSpec) *Interface {
 	case e.Node.set():
 		n := r.lab.nodes[e.Node.V]
 		if n == nil {
-			r.node(sval{V: e.Node.V, At: e.Node.in(e.At, ".node")}) // says so
-		}
-		if n == nil {
+			// node says so; its path is built only then.
+			r.node(sval{V: e.Node.V, At: e.Node.in(e.At, ".node")})
 			return nil
 		}
 		if !e.Name.set() {
