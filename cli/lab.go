@@ -30,8 +30,10 @@ func (e *Env) lab(c Command) (int, error) {
 	args := c.Args
 	switch c.Object {
 	case "plan", "up":
-		if fi, err := os.Stat(args[0]); err == nil && limit {
-			debug.SetMemoryLimit(memoryLimit(fi.Size(), 0))
+		if limit {
+			if fi, err := os.Stat(args[0]); err == nil {
+				debug.SetMemoryLimit(memoryLimit(fi.Size(), 0))
+			}
 		}
 		l, err := lab.Load(args[0])
 		if err != nil {
